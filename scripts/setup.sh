@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Make this checkout runnable: system packages (scripts/setup-system.sh) and a
+# virtualenv in .venv with hotline installed (editable) plus the test tools.
+# Idempotent: a second run only checks and returns.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+bash scripts/setup-system.sh
+
+pick_python() {
+  local c
+  for c in python3.13 python3.12 python3.11 python3; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$c"; return 0
+    fi
+  done
+  return 1
+}
+
+if [[ ! -x .venv/bin/python ]]; then
+  py=$(pick_python || true)
+  if [[ -z "$py" ]]; then
+    echo "setup: no Python >= 3.11 with venv; installing python3 python3-venv" >&2
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+    $SUDO apt-get install -y -qq --no-install-recommends python3 python3-venv python3-dev >/dev/null
+    py=$(pick_python) || { echo "setup: Python >= 3.11 is required (found $(python3 --version 2>&1))" >&2; exit 1; }
+  fi
+  echo "setup: creating .venv with $py"
+  "$py" -m venv .venv
+fi
+
+stamp=.venv/.hotline-installed
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  echo "setup: installing hotline and its dependencies into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  touch "$stamp"
+fi

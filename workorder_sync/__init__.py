@@ -1,0 +1,1 @@
+"""workorder_sync"""
