@@ -1,0 +1,320 @@
+"""Pure AMI framing and parsing: bytes in, messages out. No I/O, no asyncio.
+
+AMI is a text protocol: after a one-line banner
+(``Asterisk Call Manager/5.0.0\\r\\n``) every message is a block of
+``Key: Value\\r\\n`` lines ended by an empty line. Three rules here fix what
+panoramisk 1.4 gets wrong:
+
+* framing works on BYTES and a message is decoded only once it is complete, so
+  a multibyte UTF-8 character split across two TCP reads survives;
+* a malformed message becomes a :class:`MalformedMessage` value, never an
+  exception escaping into the transport, so its neighbours are not lost;
+* an unterminated message cannot grow the buffer past ``max_message_bytes``.
+
+The "is this reply complete" rules for list actions are plain functions here
+too (:func:`starts_event_list`, :func:`ends_event_list`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import unquote
+
+from panoramisk.message import Message
+
+__all__ = [
+    "BANNER_PREFIX",
+    "FrameBuffer",
+    "MalformedMessage",
+    "OversizeMessage",
+    "encode_action",
+    "ends_event_list",
+    "parse_message",
+    "starts_event_list",
+]
+
+BANNER_PREFIX = b"Asterisk Call Manager/"
+
+# Asterisk ends messages with CRLF CRLF; some proxies and old versions send
+# bare LFs, so any mix of optional CR + LF twice is accepted.
+_SEPARATOR = re.compile(rb"\r?\n\r?\n")
+_STRICT_SEPARATOR = b"\r\n\r\n"
+# A partial separator at the end of the buffer is at most 3 bytes long; the
+# next search restarts there instead of rescanning the whole buffer.
+_SEPARATOR_TAIL = 3
+# Old Asterisk "Response: Follows" (Command) bodies are LF-separated CLI
+# output that may contain blank lines, so only CRLF CRLF ends them.
+_FOLLOWS_PREFIX = b"Response: Follows"
+
+# A header key is printable ASCII without spaces or colon; the value follows
+# "Key: " or "Key:" (both seen in the wild).
+_HEADER = re.compile(r"^([!-9;-~]+)[ \t]*:[ \t]?(.*)$", re.DOTALL)
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
+_BODY_RESPONSE = re.compile(r"^Response:[ \t]*(Follows|Fail)[ \t]*$", re.IGNORECASE)
+_END_COMMAND = "--END COMMAND--"
+# Headers that identify a message: a repeat makes routing ambiguous.
+_UNIQUE_HEADERS = ("event", "response", "actionid")
+_REPR_BYTES = 120
+
+
+def _short_repr(raw: bytes) -> str:
+    if len(raw) <= _REPR_BYTES:
+        return repr(raw)
+    return f"{raw[:_REPR_BYTES]!r}... ({len(raw)} bytes)"
+
+
+class MalformedMessage(ValueError):
+    """A framed message that cannot be used; it is skipped, never fatal.
+
+    ``raw`` holds the offending bytes (for an oversize message, only its
+    first bytes: keeping all of it would defeat the size bound) and
+    ``reason`` says why it was rejected.
+    """
+
+    def __init__(self, reason: str, raw: bytes) -> None:
+        super().__init__(f"{reason}: {_short_repr(raw)}")
+        self.reason = reason
+        self.raw = raw
+
+
+class OversizeMessage(MalformedMessage):
+    """A message that exceeded ``max_message_bytes`` and was dropped."""
+
+    def __init__(self, reason: str, raw: bytes, size: int) -> None:
+        super().__init__(reason, raw)
+        self.size = size
+
+
+class FrameBuffer:
+    """Split an AMI byte stream into raw messages.
+
+    ``feed()`` returns complete messages (bytes, trailing blank line removed)
+    in stream order, and :class:`MalformedMessage` values for messages dropped
+    for being too large. The banner line at stream start is consumed and
+    exposed as :attr:`banner`. Memory stays bounded: after every ``feed()``
+    at most ``max_message_bytes`` bytes are buffered.
+    """
+
+    def __init__(self, max_message_bytes: int = 1 << 20) -> None:
+        if max_message_bytes < 64:
+            raise ValueError(f"max_message_bytes must be >= 64, got {max_message_bytes!r}")
+        self.max_message_bytes = max_message_bytes
+        self.banner: str | None = None
+        self.banner_checked = False
+        self._buf = bytearray()
+        self._scan_from = 0
+        # After dropping an oversize message, bytes are discarded until the
+        # next separator; only a possible partial separator is kept.
+        self._discarding = False
+        self._discard_tail = b""
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes currently held (an incomplete message, or a separator tail)."""
+        return len(self._buf) + len(self._discard_tail)
+
+    def feed(self, data: bytes) -> list[bytes | MalformedMessage]:
+        """Add received bytes; return the messages they completed, in order."""
+        out: list[bytes | MalformedMessage] = []
+        if self._discarding:
+            data = self._skip_until_separator(data)
+            if self._discarding:
+                return out
+        self._buf += data
+        if not self.banner_checked and not self._take_banner():
+            return out
+        self._extract_messages(out)
+        if len(self._buf) > self.max_message_bytes:
+            size = len(self._buf)
+            out.append(
+                OversizeMessage(
+                    f"message larger than {self.max_message_bytes} bytes without "
+                    f"separator ({size} bytes so far); dropped, resynchronising at "
+                    "the next blank line",
+                    bytes(self._buf[:_REPR_BYTES]),
+                    size,
+                )
+            )
+            # The last bytes may be the start of the separator that ends it.
+            self._discard_tail = bytes(self._buf[-_SEPARATOR_TAIL:])
+            self._buf.clear()
+            self._scan_from = 0
+            self._discarding = True
+        return out
+
+    def _take_banner(self) -> bool:
+        """Consume the banner line if present; False while it may still come."""
+        buf = self._buf
+        if buf.startswith(BANNER_PREFIX):
+            end = buf.find(b"\n")
+            if end < 0:
+                if len(buf) <= self.max_message_bytes:
+                    return False
+                # Not a real banner: let the oversize rule deal with it.
+                self.banner_checked = True
+                return True
+            self.banner = bytes(buf[:end]).decode("utf-8", "replace").strip()
+            del buf[: end + 1]
+            self.banner_checked = True
+            return True
+        if BANNER_PREFIX.startswith(bytes(buf)):
+            return False
+        # Some test doubles and proxies send no banner; that is not an error.
+        self.banner_checked = True
+        return True
+
+    def _extract_messages(self, out: list[bytes | MalformedMessage]) -> None:
+        buf = self._buf
+        start = 0
+        scan = self._scan_from
+        while True:
+            match = _SEPARATOR.search(buf, scan)
+            if match is None:
+                break
+            if match.group() != _STRICT_SEPARATOR and self._is_follows(start):
+                scan = match.end()
+                continue
+            raw = bytes(buf[start : match.start()]).lstrip(b"\r\n")
+            start = scan = match.end()
+            if not raw:
+                continue
+            if len(raw) > self.max_message_bytes:
+                out.append(
+                    OversizeMessage(
+                        f"message of {len(raw)} bytes exceeds {self.max_message_bytes}"
+                        " bytes; dropped",
+                        raw[:_REPR_BYTES],
+                        len(raw),
+                    )
+                )
+                continue
+            out.append(raw)
+        del buf[:start]
+        self._scan_from = max(0, len(buf) - _SEPARATOR_TAIL)
+
+    def _is_follows(self, start: int) -> bool:
+        head = bytes(self._buf[start : start + len(_FOLLOWS_PREFIX) + 4]).lstrip(b"\r\n")
+        return head.startswith(_FOLLOWS_PREFIX)
+
+    def _skip_until_separator(self, data: bytes) -> bytes:
+        combined = self._discard_tail + data
+        match = _SEPARATOR.search(combined)
+        if match is None:
+            self._discard_tail = combined[-_SEPARATOR_TAIL:]
+            return b""
+        self._discarding = False
+        self._discard_tail = b""
+        return combined[match.end() :]
+
+
+def parse_message(raw: bytes, encoding: str = "utf-8") -> Message:
+    """Parse one complete raw AMI message into a panoramisk :class:`Message`.
+
+    The whole message is decoded at once with ``errors="replace"``: one bad
+    byte becomes U+FFFD and the rest of the message is kept. Repeated headers
+    (``Variable``, ``ChanVariable``, ``Output``...) become lists. Raises
+    :class:`MalformedMessage` for a message with neither ``Event`` nor
+    ``Response``, or with a repeated ``Event``, ``Response`` or ``ActionID``
+    (routing it would be a guess). ``Response: Follows``/``Fail`` bodies are
+    kept in ``content`` like panoramisk does (without the
+    ``--END COMMAND--`` marker).
+    """
+    text = raw.decode(encoding, "replace")
+    stripped = text.strip("\r\n")
+    if not stripped:
+        raise MalformedMessage("empty message", raw)
+    first_line = stripped.split("\n", 1)[0].rstrip("\r")
+    content = ""
+    if _BODY_RESPONSE.match(first_line):
+        lines = stripped.split("\r\n") if "\r\n" in stripped else stripped.split("\n")
+        header_count = 0
+        for line in lines:
+            if "\n" in line or not _HEADER.match(line):
+                break
+            header_count += 1
+        body = lines[header_count:]
+        if body and body[-1].rstrip().endswith(_END_COMMAND):
+            body[-1] = body[-1].rstrip()[: -len(_END_COMMAND)].rstrip("\r\n")
+        content = "\n".join(part for part in body if part)
+        lines = lines[:header_count]
+    else:
+        lines = [line.rstrip("\r") for line in stripped.split("\n")]
+
+    headers: dict[str, str | list[str]] = {}
+    spelling: dict[str, str] = {}
+    for line in lines:
+        match = _HEADER.match(line)
+        if match is None:
+            continue
+        key, value = match.group(1), match.group(2)
+        lower = key.lower()
+        if lower in Message.quoted_keys:
+            value = unquote(value).strip()
+        if lower in spelling:
+            if lower in _UNIQUE_HEADERS:
+                raise MalformedMessage(f"repeated {key} header", raw)
+            existing = headers[spelling[lower]]
+            if isinstance(existing, list):
+                existing.append(value)
+            else:
+                headers[spelling[lower]] = [existing, value]
+        else:
+            spelling[lower] = key
+            headers[key] = value
+    if "event" not in spelling and "response" not in spelling:
+        raise MalformedMessage("neither Event nor Response header", raw)
+    return Message(headers, content)
+
+
+def encode_action(action: Mapping[str, object], encoding: str = "utf-8") -> bytes:
+    """Serialise an action to wire bytes; ``Action`` first, then insertion order.
+
+    List or tuple values become repeated headers (``Variable``). Raises
+    ``ValueError`` for a CR or LF in a key or value (header injection: a
+    caller-supplied CallerID must never smuggle in a second action), a colon
+    or space in a key, or a missing value.
+    """
+    items = list(action.items())
+    items.sort(key=lambda item: item[0].lower() != "action")
+    lines: list[str] = []
+    for key, value in items:
+        if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
+            raise ValueError(f"invalid AMI header name {key!r}")
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if item is None:
+                raise ValueError(f"AMI header {key!r} has no value (None)")
+            text = item if isinstance(item, str) else str(item)
+            if "\r" in text or "\n" in text:
+                raise ValueError(
+                    f"CR/LF in the value of AMI header {key!r} (header injection): {text!r}"
+                )
+            lines.append(f"{key}: {text}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode(encoding)
+
+
+def starts_event_list(response: Message) -> bool:
+    """True when a Response opens a list (``EventList: start``, ``... will follow``).
+
+    Mirrors panoramisk's ``Action.multi`` for list actions, but not its
+    treatment of async Originate: that action completes with its Response, and
+    the later ``OriginateResponse`` event is dispatched like any other event.
+    """
+    if str(response.get("Response", "")).lower() not in ("success", "follows"):
+        return False
+    if str(response.get("EventList", "")).lower() == "start":
+        return True
+    if str(response.get("SubEvent", "")).lower() == "start":
+        return True
+    return "will follow" in str(response.get("Message", "")).lower()
+
+
+def ends_event_list(message: Message) -> bool:
+    """True for the message closing a list (``...Complete`` event, ``EventList: Complete``)."""
+    if str(message.get("Event", "")).lower().endswith("complete"):
+        return True
+    if str(message.get("EventList", "")).lower() == "complete":
+        return True
+    return str(message.get("SubEvent", "")).lower() == "end"

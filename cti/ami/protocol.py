@@ -1,0 +1,265 @@
+"""asyncio protocol for one AMI TCP connection, built on panoramisk's.
+
+The protocol only feeds bytes to :class:`~cti.ami.framing.FrameBuffer`,
+parses complete messages, and routes them: replies (and the events of a list
+reply) to the pending action they answer, every other event to the link's
+dispatch queue. It owns no tasks and makes no decisions about reconnecting;
+that is :class:`~cti.ami.link.AMILink`'s job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
+
+from .framing import (
+    FrameBuffer,
+    MalformedMessage,
+    OversizeMessage,
+    encode_action,
+    ends_event_list,
+    parse_message,
+    starts_event_list,
+)
+
+__all__ = ["AMIStats", "HardenedAMIProtocol", "PendingAction"]
+
+
+@dataclass
+class AMIStats:
+    """Counters of one link, over all its connections.
+
+    ``messages_received`` counts well-formed messages (replies and events);
+    skipped ones are in ``malformed_skipped`` / ``oversize_dropped``.
+    """
+
+    messages_received: int = 0
+    events_dispatched: int = 0
+    malformed_skipped: int = 0
+    oversize_dropped: int = 0
+    reconnects: int = 0
+    ping_timeouts: int = 0
+    actions_timed_out: int = 0
+
+
+@dataclass(eq=False)
+class PendingAction:
+    """An action waiting for its reply, keyed by ActionID in the link's table.
+
+    Completion mirrors panoramisk's ``Action``: a single Response completes
+    it, unless it opens an event list, which a ``...Complete`` event closes;
+    the result is then the list [Response, events..., Complete event].
+    """
+
+    action: str
+    action_id: str
+    protocol: HardenedAMIProtocol
+    future: asyncio.Future[Message | list[Message]]
+    replies: list[Message] = field(default_factory=list)
+
+    def offer(self, message: Message) -> bool:
+        """Take ``message`` if it belongs to this reply; True when taken."""
+        if self.future.done():
+            return False
+        if not self.replies:
+            # Only a Response starts a reply: an event carrying the ActionID
+            # (OriginateResponse even has a Response header) is a normal event.
+            if "response" not in message or "event" in message:
+                return False
+            self.replies.append(message)
+            if not starts_event_list(message):
+                self.future.set_result(message)
+            return True
+        self.replies.append(message)
+        if ends_event_list(message):
+            self.future.set_result(list(self.replies))
+        return True
+
+
+class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
+    """panoramisk's ``AMIProtocol`` with the five known defects fixed.
+
+    * bytes are framed, and decoded per complete message (split UTF-8 safe);
+    * a malformed message is logged, counted and skipped, never raised;
+    * the receive buffer is bounded (``max_message_bytes``);
+    * nothing is requeued on connection loss (the link fails pending actions);
+    * reading pauses while the dispatch queue is above ``high_watermark``.
+
+    ``connection_lost`` reports to ``on_lost(protocol, reason)``; ``reason``
+    is the transport's exception, or the reason passed to :meth:`abort`, or
+    None when the peer closed the connection.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        pending: MutableMapping[str, PendingAction],
+        events: asyncio.Queue[Message],
+        stats: AMIStats,
+        booted: asyncio.Event,
+        on_lost: Callable[[HardenedAMIProtocol, BaseException | None], None],
+        encoding: str = "utf-8",
+        max_message_bytes: int = 1 << 20,
+        high_watermark: int = 10_000,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.encoding = encoding
+        self._pending = pending
+        self._events = events
+        self._stats = stats
+        self._booted = booted
+        self._on_lost = on_lost
+        self._high_watermark = high_watermark
+        self._logger = logger or logging.getLogger(__name__)
+        self._frames = FrameBuffer(max_message_bytes)
+        self._abort_reason: BaseException | None = None
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.reading_paused = False
+        self.pause_count = 0
+        loop = asyncio.get_running_loop()
+        # Resolved with the banner line (None if the peer sent none) as soon
+        # as the first bytes show whether there is one.
+        self.banner_received: asyncio.Future[str | None] = loop.create_future()
+        # Resolved with the loss reason when the connection is gone.
+        self.lost: asyncio.Future[BaseException | None] = loop.create_future()
+        # Nobody awaits banner_received after a failed connect: mark its
+        # exception retrieved so asyncio does not log it as forgotten.
+        self.banner_received.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+
+    # -- asyncio.Protocol -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # panoramisk's connection_made installs its own logger; keep ours.
+        self.log = self._logger
+
+    def data_received(self, data: bytes) -> None:
+        for item in self._frames.feed(data):
+            if isinstance(item, MalformedMessage):
+                self._skip(item)
+                continue
+            try:
+                message = parse_message(item, self.encoding)
+            except MalformedMessage as exc:
+                self._skip(exc)
+                continue
+            self._stats.messages_received += 1
+            try:
+                self.handle_message(message)
+            except Exception:
+                # A routing bug must not kill the connection and the rest of
+                # this read with it (panoramisk defect 2).
+                self.log.exception("AMI %s: failed to route message %r", self.name, message)
+        if self._frames.banner_checked and not self.banner_received.done():
+            banner = self._frames.banner
+            if banner is not None:
+                self.version = banner.partition("/")[2].strip() or None
+            self.banner_received.set_result(banner)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport: AMI has no half-closed use
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        reason: BaseException | None = exc if exc is not None else self._abort_reason
+        if not self.banner_received.done():
+            self.banner_received.set_exception(
+                ConnectionError("connection closed before the AMI banner")
+            )
+        if not self.lost.done():
+            self.lost.set_result(reason)
+        self._on_lost(self, reason)
+
+    # -- routing ------------------------------------------------------------
+
+    def handle_message(self, message: Message) -> None:
+        """Route a reply to its pending action, anything else to the event queue."""
+        action_id = message.action_id
+        if action_id:
+            pending = self._pending.get(action_id)
+            if pending is not None and pending.protocol is self and pending.offer(message):
+                if pending.future.done():
+                    del self._pending[action_id]
+                return
+        if "event" not in message:
+            self.log.debug(
+                "AMI %s: ignoring reply for ActionID %r with no waiting action "
+                "(timed out or cancelled)",
+                self.name,
+                action_id,
+            )
+            return
+        if message.event.lower() == "fullybooted":
+            self._booted.set()
+        self._events.put_nowait(message)
+        if not self.reading_paused and self._events.qsize() >= self._high_watermark:
+            self.pause_reading()
+
+    def _skip(self, exc: MalformedMessage) -> None:
+        if isinstance(exc, OversizeMessage):
+            self._stats.oversize_dropped += 1
+            self.log.warning("AMI %s: dropped oversize message: %s", self.name, exc)
+        else:
+            self._stats.malformed_skipped += 1
+            self.log.warning("AMI %s: skipped malformed message: %s", self.name, exc)
+
+    # -- writing and transport control ----------------------------------------
+
+    def send(self, data: Mapping[str, Any], as_list: bool | None = None) -> None:
+        """Write one action. Reply tracking belongs to the link, not here."""
+        self.write_payload(encode_action(data, self.encoding))
+
+    def write_payload(self, payload: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionError("AMI transport is closed")
+        self.transport.write(payload)
+
+    def is_closing(self) -> bool:
+        return self.closed or self.transport is None or self.transport.is_closing()
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (dispatch queue above high watermark)."""
+        if self.reading_paused or self.is_closing():
+            return
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self.reading_paused = True
+        self.pause_count += 1
+        self.log.warning(
+            "AMI %s: %d events waiting for dispatch; pausing reads from Asterisk",
+            self.name,
+            self._events.qsize(),
+        )
+
+    def resume_reading(self) -> None:
+        """Read again (dispatch queue back under the low watermark)."""
+        if not self.reading_paused:
+            return
+        self.reading_paused = False
+        if self.is_closing():
+            return
+        assert self.transport is not None
+        self.transport.resume_reading()
+        self.log.info("AMI %s: dispatch caught up; resuming reads", self.name)
+
+    def close(self) -> None:
+        """Close gracefully (flush writes); never requeues pending actions."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self, reason: BaseException | None = None) -> None:
+        """Drop the connection now, without flushing: a half-open link never flushes."""
+        if reason is not None and self._abort_reason is None:
+            self._abort_reason = reason
+        if self.transport is not None:
+            self.transport.abort()

@@ -1,0 +1,114 @@
+"""``hotline demo``: the whole path on a private stack.
+
+Private Asterisk, PostgreSQL and Redis; the engine; robot agents (pyVoIP
+softphones that register and answer); a stream of citizen calls (sipp) to
+12345 and 96181. Prints each call's life and a running count; stops on Ctrl-C,
+SIGTERM or after ``--duration``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import sys
+from dataclasses import dataclass, replace
+from typing import Any, TextIO
+
+from cti.call_printer import CallPrinter
+from cti.config import AgentSpec, EngineConfig
+from cti.engine import Engine
+from cti.stack.private import PrivateStack, engine_config_for
+from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
+from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
+
+log = logging.getLogger(__name__)
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明"]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration_s: float | None = None
+    agents: int = 3
+    calls_per_minute: float = 12.0
+    abandon_share: float = 0.15
+    seed: int | None = None
+
+
+def citizen_stream(rng: random.Random, config: EngineConfig, options: DemoOptions):
+    """Endless citizen calls: line, number, name, how long they stay."""
+    while True:
+        spec = rng.choice(config.lines)
+        number = "1" + rng.choice("3456789") + "".join(rng.choice("0123456789") for _ in range(9))
+        name = rng.choice(SURNAMES) + rng.choice(GIVEN) + (rng.choice(GIVEN) if rng.random() < .5 else "")
+        if rng.random() < options.abandon_share:
+            hold_s = rng.uniform(2.0, 6.0)  # hangs up while waiting (or soon after answer)
+        else:
+            hold_s = rng.uniform(20.0, 40.0)
+        gap_s = rng.expovariate(options.calls_per_minute / 60.0)
+        yield gap_s, CitizenCall(spec.did, number, name, hold_s)
+
+
+async def run_demo(options: DemoOptions, *, base_config: EngineConfig | None = None,
+                   out: TextIO = sys.stdout) -> CallPrinter:
+    rng = random.Random(options.seed)
+    base = base_config or EngineConfig()
+    config = replace(base, agents=tuple(AgentSpec(str(1001 + n), f"坐席{n + 1:02d}")
+                                        for n in range(options.agents)))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    printer = CallPrinter(out)
+    print("hotline demo: starting private Asterisk, PostgreSQL and Redis ...", file=out, flush=True)
+    async with PrivateStack(config) as info:
+        engine = Engine(engine_config_for(config, info))
+        engine.add_listener(printer)
+        await engine.start()
+        await engine.wait_resynced()
+        assert info.sip is not None
+        robots = [RobotAgent(extension=seat.extension, password=seat.password, asterisk_sip=info.sip,
+                             behaviour=AgentBehaviour(talk_s=rng.uniform(6.0, 15.0)))
+                  for seat in info.agents]
+        citizens = SippCitizens(asterisk_sip=info.sip)
+        calls: set[asyncio.Task[Any]] = set()
+        try:
+            await asyncio.gather(*(r.start() for r in robots))
+            print(f"hotline demo: AMI 127.0.0.1:{info.ami.port}, SIP 127.0.0.1:{info.sip[1]}, "
+                  f"{len(robots)} robot agents registered; lines "
+                  + ", ".join(s.did for s in config.lines)
+                  + (f"; running {options.duration_s:.0f} s" if options.duration_s else "; Ctrl-C to stop"),
+                  file=out, flush=True)
+            stream = citizen_stream(rng, config, options)
+            ticker = asyncio.create_task(_print_counts(printer, out, stop))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(options.duration_s):
+                    while not stop.is_set():
+                        gap_s, call = next(stream)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), gap_s)
+                            break
+                        task = asyncio.create_task(citizens.call(call))
+                        calls.add(task)
+                        task.add_done_callback(calls.discard)
+            stop.set()
+            await ticker
+        finally:
+            print("hotline demo: stopping ...", file=out, flush=True)
+            await citizens.close()
+            await asyncio.gather(*calls, return_exceptions=True)
+            await asyncio.gather(*(r.stop() for r in robots), return_exceptions=True)
+            await engine.stop()
+    print("hotline demo: " + printer.summary(), file=out, flush=True)
+    return printer
+
+
+async def _print_counts(printer: CallPrinter, out: TextIO, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 10.0)
+        print("          -- " + printer.summary(), file=out, flush=True)

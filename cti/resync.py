@@ -1,0 +1,83 @@
+"""Rebuild the engine's view from Asterisk after every (re)connect.
+
+Order used by mature CTI servers: wait for FullyBooted, then CoreShowChannels,
+then the state we own (channel variables the dialplan set, agent presence),
+then Status.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from acd.presence import Presence
+from cti.ami import AMILink
+from cti.calls import CallChange, CallLost, CallModel
+
+log = logging.getLogger(__name__)
+
+STATUS_VARIABLES = ("HOTLINE_LINE", "HOTLINE_QUEUE", "HOTLINE_CALL_ID", "HOTLINE_AGENT")
+
+
+@dataclass(frozen=True)
+class ResyncReport:
+    fully_booted: bool
+    channels: int
+    calls: int
+    lost: int
+    agents_registered: int
+    seconds: float
+
+
+def _rows(reply: Any, event: str) -> list[Mapping[str, Any]]:
+    messages = reply if isinstance(reply, list) else [reply]
+    return [m for m in messages if m.get("Event") == event]
+
+
+def channel_variables(status_row: Mapping[str, Any]) -> dict[str, str]:
+    """``Variable: NAME=value`` headers of a Status event as a dict."""
+    raw = status_row.get("Variable", [])
+    values = raw if isinstance(raw, list) else [raw]
+    out = {}
+    for item in values:
+        name, sep, value = str(item).partition("=")
+        if sep:
+            out[name] = value
+    return out
+
+
+async def resync(link: AMILink, model: CallModel, presence: Presence, *,
+                 fully_booted_timeout_s: float,
+                 clock: Callable[[], float] = time.time) -> tuple[ResyncReport, list[CallChange]]:
+    started = time.monotonic()
+    log.info("AMI resync: waiting for FullyBooted")
+    booted = await link.wait_fully_booted(fully_booted_timeout_s)
+    if not booted:
+        log.warning("AMI resync: no FullyBooted within %.0f s; Asterisk may still be starting, "
+                    "resyncing anyway", fully_booted_timeout_s)
+    channels = _rows(await link.send_action({"Action": "CoreShowChannels"}), "CoreShowChannel")
+    changes = model.resync(channels, now=clock())
+    statuses = _rows(await link.send_action(
+        {"Action": "Status", "Variables": ",".join(STATUS_VARIABLES)}), "Status")
+    for row in statuses:
+        variables = channel_variables(row)
+        call = model.call_for_channel(str(row.get("Uniqueid", "")))
+        if call is None:
+            continue
+        if variables.get("HOTLINE_LINE") and not call.line:
+            call.line = variables["HOTLINE_LINE"]
+        if variables.get("HOTLINE_QUEUE") and not call.queue:
+            call.queue = variables["HOTLINE_QUEUE"]
+    presence.resync(_rows(await link.send_action({"Action": "DeviceStateList"}), "DeviceStateChange"))
+    report = ResyncReport(
+        fully_booted=booted, channels=len(channels), calls=len(model.calls),
+        lost=sum(isinstance(c, CallLost) for c in changes),
+        agents_registered=len(presence.registered), seconds=time.monotonic() - started)
+    log.info("AMI resync done in %.3f s: fully booted=%s, %d channels, %d active calls, "
+             "%d calls lost while disconnected, %d agents registered (Status checked %d channels)",
+             report.seconds, report.fully_booted, report.channels, report.calls, report.lost,
+             report.agents_registered, len(statuses))
+    return report, changes

@@ -1,0 +1,133 @@
+"""Integration fixtures: a real private Asterisk, PostgreSQL and Redis per test
+(about 0.7 s to start), the engine on it, robot agents and sipp citizens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from cti.calls import CallChange
+from cti.config import AgentSpec, EngineConfig
+from cti.engine import Engine
+from cti.stack.private import PrivateStack, StackInfo, engine_config_for
+from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
+from softphone_bridge.sipp_citizen import SippCitizens
+
+pytestmark = pytest.mark.integration
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """Live (non-zombie) direct children of *pid*, from /proc."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm_end = stat.rindex(")")
+        fields = stat[comm_end + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append((int(entry.name), stat[stat.index("(") + 1:comm_end]))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_orphans() -> Iterator[None]:
+    before = {p for p, _ in _children(os.getpid())}
+    yield
+    left = [(p, name) for p, name in _children(os.getpid()) if p not in before]
+    assert not left, f"child processes left running after the test: {left}"
+
+
+def stack_config(agents: int = 2, **changes: object) -> EngineConfig:
+    base = EngineConfig(agents=tuple(AgentSpec(str(1001 + n), f"坐席{n + 1:02d}") for n in range(agents)),
+                        ring_timeout_s=8)
+    return replace(base, **changes) if changes else base
+
+
+@pytest_asyncio.fixture
+async def stack(request: pytest.FixtureRequest) -> AsyncIterator[tuple[PrivateStack, StackInfo]]:
+    marker = request.node.get_closest_marker("stack")
+    config = stack_config(**(marker.kwargs if marker else {}))
+    private = PrivateStack(config)
+    info = await private.start()
+    try:
+        yield private, info
+    finally:
+        await private.stop()
+
+
+class ChangeLog:
+    """Every call change the engine published, awaitable by predicate."""
+
+    def __init__(self) -> None:
+        self.changes: list[CallChange] = []
+        self._cond = asyncio.Condition()
+
+    async def __call__(self, change: CallChange) -> None:
+        async with self._cond:
+            self.changes.append(change)
+            self._cond.notify_all()
+
+    async def wait_for(self, predicate: Callable[[CallChange], bool], *, count: int = 1,
+                       timeout_s: float = 30.0) -> list[CallChange]:
+        async with asyncio.timeout(timeout_s):
+            async with self._cond:
+                await self._cond.wait_for(lambda: len(self.matching(predicate)) >= count)
+        return self.matching(predicate)
+
+    def matching(self, predicate: Callable[[CallChange], bool]) -> list[CallChange]:
+        return [c for c in self.changes if predicate(c)]
+
+
+@pytest_asyncio.fixture
+async def engine(stack: tuple[PrivateStack, StackInfo]) -> AsyncIterator[tuple[Engine, ChangeLog]]:
+    private, info = stack
+    eng = Engine(engine_config_for(private.config, info))
+    log = ChangeLog()
+    eng.add_listener(log)
+    await eng.start()
+    await eng.wait_resynced()
+    try:
+        yield eng, log
+    finally:
+        await eng.stop()
+
+
+@pytest_asyncio.fixture
+async def robots(stack: tuple[PrivateStack, StackInfo], request: pytest.FixtureRequest
+                 ) -> AsyncIterator[dict[str, RobotAgent]]:
+    """One registered robot per configured agent; behaviour from @pytest.mark.robots(ext=...)."""
+    _, info = stack
+    marker = request.node.get_closest_marker("robots")
+    behaviours: dict[str, AgentBehaviour] = dict(marker.kwargs) if marker else {}
+    assert info.sip is not None
+    agents = {seat.extension: RobotAgent(extension=seat.extension, password=seat.password,
+                                         asterisk_sip=info.sip,
+                                         behaviour=behaviours.get(f"a{seat.extension}", AgentBehaviour(talk_s=None)))
+              for seat in info.agents}
+    try:
+        await asyncio.gather(*(a.start() for a in agents.values()))
+        yield agents
+    finally:
+        await asyncio.gather(*(a.stop() for a in agents.values()), return_exceptions=True)
+
+
+@pytest_asyncio.fixture
+async def citizens(stack: tuple[PrivateStack, StackInfo], tmp_path: Path) -> AsyncIterator[SippCitizens]:
+    _, info = stack
+    assert info.sip is not None
+    c = SippCitizens(asterisk_sip=info.sip, work_dir=tmp_path / "sipp")
+    try:
+        yield c
+    finally:
+        await c.close()
