@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from cti.calls import (
+    AgentConnected,
     AgentNoAnswer,
     AgentRinging,
     CallAnswered,
@@ -71,6 +72,8 @@ class CallPrinter:
             if change.wait_s is not None and change.wait_s <= 15.0:
                 c.answered_within_15s += 1
             self._print(change.call_id, f"answered by {change.agent} after {change.wait_s:.1f} s")
+        elif isinstance(change, AgentConnected):
+            self._print(change.call_id, f"now connected to agent {change.agent}")
         elif isinstance(change, CallTransferred):
             self._print(change.call_id, f"transferred {change.kind} from {change.from_agent} to {change.target}")
         elif isinstance(change, CallEnded):

@@ -100,12 +100,13 @@ class Engine:
 
     async def _on_event(self, event: Any) -> None:
         changes = self.model.apply(event)
-        presence_changed = self.presence.apply(event)
+        self.presence.apply(event)
         for change in changes:
             self._track(change)
             await self._publish(change)
-        if changes or presence_changed:
-            self._route()
+        # After every event, not only call changes: an agent leg's Hangup that
+        # follows its call's end frees the agent without changing any call.
+        self._route()
 
     async def _publish(self, change: CallChange) -> None:
         for listener in self._listeners:

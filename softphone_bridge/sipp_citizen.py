@@ -89,6 +89,10 @@ class SippCitizens:
         try:
             await proc.start()
             code = await proc.wait()
+        except asyncio.CancelledError:
+            # The caller gave up on this call: hang it up, leave no sipp behind.
+            await asyncio.shield(proc.stop(grace_s=2.0))
+            raise
         finally:
             self._running.discard(proc)
         if code != 0:

@@ -1,0 +1,129 @@
+"""What the call model reports after each event: typed, frozen "call changes".
+
+The engine fans these out (ACD, KPI tracker, event log, dashboards). Every
+change names its call and carries ``at``, Asterisk's time of the event that
+caused it, so a replay reports the same times as the live run.
+
+Two audiences read them:
+
+* per-call / KPI: :class:`CallArrived`, :class:`CallQueued`,
+  :class:`CallAnswered` (once per call: the 15 s clock stops here),
+  :class:`CallEnded`, :class:`CallLost`;
+* per-agent: :class:`AgentRinging`, :class:`AgentNoAnswer`,
+  :class:`CallAnswered` (its ``agent``) or :class:`AgentConnected` (any later
+  agent, e.g. a transfer target), :class:`AgentLeft`, :class:`CallTransferred`.
+  An agent still connected when the caller hangs up is released by
+  :class:`CallEnded` (the call's last ``agent``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "AgentConnected",
+    "AgentLeft",
+    "AgentNoAnswer",
+    "AgentRinging",
+    "CallAnswered",
+    "CallArrived",
+    "CallChange",
+    "CallEnded",
+    "CallLost",
+    "CallQueued",
+    "CallTransferred",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CallChange:
+    """Base of all changes."""
+
+    call_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallArrived(CallChange):
+    """A citizen's call reached the switch (greeting/IVR; not yet offered)."""
+
+    line: str | None
+    caller_number: str
+    caller_name: str
+    dialled: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallQueued(CallChange):
+    """The caller waits for a human. ``requeued`` is False only for the first
+    entry, the one that starts the 15 s clock."""
+
+    line: str | None
+    queue: str | None
+    requeued: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRinging(CallChange):
+    """An agent's phone is being rung for the call."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered(CallChange):
+    """The first agent answered; ``wait_s`` is the caller's queue wait (KPI)."""
+
+    agent: str
+    wait_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConnected(CallChange):
+    """A further agent (after a transfer) is now talking to the caller of an
+    already answered call. Not an answer for the KPIs."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentNoAnswer(CallChange):
+    """An agent leg rang and failed: NOANSWER, BUSY, CHANUNAVAIL or CONGESTION
+    (a RONA candidate)."""
+
+    agent: str
+    dial_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferred(CallChange):
+    """An agent transferred the caller; ``kind`` is ``"blind"`` or ``"attended"``."""
+
+    from_agent: str | None
+    target: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLeft(CallChange):
+    """An agent's leg left the caller (hung up, transferred away) while the
+    caller stays on the line."""
+
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded(CallChange):
+    """The caller's channel hung up."""
+
+    abandoned: bool
+    wait_s: float | None
+    talk_s: float | None
+    cause: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallLost(CallChange):
+    """The call vanished while the AMI link was down (found by a resync)."""
+
+    reason: str
