@@ -51,7 +51,9 @@ class CallPrinter:
     def _print(self, call_id: str, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         line = self._lines.get(call_id, "?")
-        print(f"{stamp} [{line:>5}] {call_id[-8:]:>8}  {text}", file=self.out, flush=True)
+        # Asterisk uniqueids end in a per-boot sequence number: short and unique enough here.
+        label = "#" + call_id.rsplit(".", 1)[-1]
+        print(f"{stamp} [{line:>5}] {label:>6}  {text}", file=self.out, flush=True)
 
     def __call__(self, change: CallChange) -> None:
         c = self.counts
