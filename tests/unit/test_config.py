@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cti.config import ConfigError, load_config
+
+
+def test_defaults_have_both_lines_and_four_agents():
+    config = load_config()
+    assert config.lines_by_did == {"12345": "12345", "96181": "96181"}
+    assert [a.extension for a in config.agents] == ["1001", "1002", "1003", "1004"]
+    assert config.ami.host == "127.0.0.1"
+
+
+def test_layers_file_then_env_then_overrides(tmp_path: Path):
+    path = tmp_path / "hotline.toml"
+    path.write_text('ring_timeout_s = 20\n[ami]\nport = 6001\nsecret = "from-file"\n'
+                    '[[lines]]\ndid = "0571-12345"\nline = "12345"\nqueue = "q"\n', encoding="utf-8")
+    config = load_config(path, env={"HOTLINE_AMI_SECRET": "from-env", "UNRELATED": "x"},
+                         overrides={"ring_timeout_s": 9})
+    assert config.ami.port == 6001
+    assert config.ami.secret == "from-env"
+    assert config.ring_timeout_s == 9
+    assert config.lines_by_did == {"0571-12345": "12345"}
+
+
+@pytest.mark.parametrize(("toml", "key", "words"), [
+    ("ring_timeout_s = 'soon'", "ring_timeout_s", "whole number"),
+    ("ring_timeout_s = -3", "ring_timeout_s", "greater than 0"),
+    ("[ami]\nprot = 1", "ami.prot", "unknown key"),
+    ("ami = 3", "ami", "expected a table"),
+    ("[[lines]]\ndid = '12345'\nline = '12345'", "lines[0].queue", "missing"),
+    ("[[agents]]\nextension = 'abc'\nname = 'x'", "agents[0].extension", "digits"),
+    ("[[agents]]\nextension = '1'\nname = 'x'\n[[agents]]\nextension = '1'\nname = 'y'", "agents", "twice"),
+])
+def test_bad_file_values_name_the_key(tmp_path: Path, toml: str, key: str, words: str):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == key
+    assert words in str(info.value)
+
+
+def test_bad_env_value_names_the_variable():
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"HOTLINE_AMI_PORT": "fifty"})
+    assert info.value.key == "HOTLINE_AMI_PORT"
+    assert "'fifty'" in str(info.value)
+
+
+def test_unreadable_and_invalid_files_say_so(tmp_path: Path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[ami\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(broken)
