@@ -32,12 +32,14 @@ class FirstFreeRouter:
     reserved: dict[str, str] = field(default_factory=dict)
     """agent -> call_id sent to it and not yet ringing."""
 
-    def assign(self, waiting: Iterable[WaitingCaller], *, registered: set[str],
-               busy: Callable[[str], bool]) -> list[Assignment]:
+    def assign(
+        self, waiting: Iterable[WaitingCaller], *, registered: set[str], busy: Callable[[str], bool]
+    ) -> list[Assignment]:
         """Pair waiting callers with free agents; reserves the agents it returns."""
         pending_calls = set(self.reserved.values())
-        free = [a for a in self.agents
-                if a in registered and a not in self.reserved and not busy(a)]
+        free = [
+            a for a in self.agents if a in registered and a not in self.reserved and not busy(a)
+        ]
         free.sort(key=lambda a: self.idle_since.get(a, 0.0))
         out = []
         for caller in sorted(waiting, key=lambda c: c.queued_at):

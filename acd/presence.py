@@ -41,7 +41,11 @@ class Presence:
             device = str(row.get("Device", ""))
             if not device.startswith("PJSIP/"):
                 continue
-            endpoint = device[len("PJSIP/"):]
-            if endpoint in self.agents and row.get("State") not in ("UNAVAILABLE", "INVALID", "UNKNOWN"):
+            endpoint = device[len("PJSIP/") :]
+            if endpoint in self.agents and row.get("State") not in (
+                "UNAVAILABLE",
+                "INVALID",
+                "UNKNOWN",
+            ):
                 registered.add(endpoint)
         self.registered = registered

@@ -64,11 +64,15 @@ class CallPrinter:
             self._print(change.call_id, f"arrived from {mask_number(change.caller_number)}{name}")
         elif isinstance(change, CallQueued):
             self._lines[change.call_id] = change.line or self._lines.get(change.call_id, "-")
-            self._print(change.call_id, "back in queue" if change.requeued else f"queued ({change.queue})")
+            self._print(
+                change.call_id, "back in queue" if change.requeued else f"queued ({change.queue})"
+            )
         elif isinstance(change, AgentRinging):
             self._print(change.call_id, f"ringing agent {change.agent}")
         elif isinstance(change, AgentNoAnswer):
-            self._print(change.call_id, f"agent {change.agent} did not answer ({change.dial_status})")
+            self._print(
+                change.call_id, f"agent {change.agent} did not answer ({change.dial_status})"
+            )
         elif isinstance(change, CallAnswered):
             c.answered += 1
             if change.wait_s is not None and change.wait_s <= 15.0:
@@ -77,7 +81,10 @@ class CallPrinter:
         elif isinstance(change, AgentConnected):
             self._print(change.call_id, f"now connected to agent {change.agent}")
         elif isinstance(change, CallTransferred):
-            self._print(change.call_id, f"transferred {change.kind} from {change.from_agent} to {change.target}")
+            self._print(
+                change.call_id,
+                f"transferred {change.kind} from {change.from_agent} to {change.target}",
+            )
         elif isinstance(change, CallEnded):
             c.ended += 1
             if change.abandoned:
@@ -96,5 +103,7 @@ class CallPrinter:
     def summary(self) -> str:
         c = self.counts
         rate = f"{100.0 * c.answered_within_15s / c.answered:.1f} %" if c.answered else "n/a"
-        return (f"calls: {c.arrived} arrived, {c.answered} answered ({rate} within 15 s), "
-                f"{c.abandoned} abandoned, {c.active} active, {c.lost} lost")
+        return (
+            f"calls: {c.arrived} arrived, {c.answered} answered ({rate} within 15 s), "
+            f"{c.abandoned} abandoned, {c.active} active, {c.lost} lost"
+        )

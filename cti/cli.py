@@ -13,27 +13,49 @@ from cti.config import ConfigError, load_config
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hotline", description="12345/96181 hotline CTI engine on Asterisk")
-    parser.add_argument("--log-level", default=os.environ.get("HOTLINE_LOG_LEVEL", "WARNING"),
-                        help="DEBUG, INFO, WARNING (default), ERROR")
+    parser = argparse.ArgumentParser(
+        prog="hotline", description="12345/96181 hotline CTI engine on Asterisk"
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("HOTLINE_LOG_LEVEL", "WARNING"),
+        help="DEBUG, INFO, WARNING (default), ERROR",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the whole call path on a private stack with robot agents "
-                                       "and a stream of citizen calls")
-    demo.add_argument("--duration", type=float, default=None, metavar="S",
-                      help="stop after S seconds (default: until Ctrl-C)")
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole call path on a private stack with robot agents "
+        "and a stream of citizen calls",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop after S seconds (default: until Ctrl-C)",
+    )
     demo.add_argument("--agents", type=int, default=3, help="robot agents (default 3)")
-    demo.add_argument("--calls-per-minute", type=float, default=12.0, help="citizen call rate (default 12)")
+    demo.add_argument(
+        "--calls-per-minute", type=float, default=12.0, help="citizen call rate (default 12)"
+    )
     demo.add_argument("--seed", type=int, default=None, help="random seed for a repeatable stream")
-    demo.add_argument("--config", type=Path, default=None, help="TOML config file (lines, timeouts)")
+    demo.add_argument(
+        "--config", type=Path, default=None, help="TOML config file (lines, timeouts)"
+    )
 
     events = sub.add_parser("events", help="print every AMI event as one JSON object per line")
     events.add_argument("--ami-host", default=os.environ.get("HOTLINE_AMI_HOST", "127.0.0.1"))
-    events.add_argument("--ami-port", type=int, default=int(os.environ.get("HOTLINE_AMI_PORT", "5038")))
+    events.add_argument(
+        "--ami-port", type=int, default=int(os.environ.get("HOTLINE_AMI_PORT", "5038"))
+    )
     events.add_argument("--ami-user", default=os.environ.get("HOTLINE_AMI_USER", "hotline"))
-    events.add_argument("--ami-secret", default=os.environ.get("HOTLINE_AMI_SECRET"),
-                        help="AMI secret (or HOTLINE_AMI_SECRET; prefer the variable: "
-                             "command lines are visible to other users)")
+    events.add_argument(
+        "--ami-secret",
+        default=os.environ.get("HOTLINE_AMI_SECRET"),
+        help="AMI secret (or HOTLINE_AMI_SECRET; prefer the variable: "
+        "command lines are visible to other users)",
+    )
 
     serve = sub.add_parser("serve", help="run the engine against the configured Asterisk")
     serve.add_argument("--config", type=Path, required=True, help="TOML config file")
@@ -42,8 +64,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         if args.command == "demo":
             from cti.demo import DemoOptions, run_demo
@@ -53,16 +78,30 @@ def main(argv: list[str] | None = None) -> int:
             if args.calls_per_minute <= 0:
                 raise ConfigError("--calls-per-minute", "must be greater than 0")
             base = load_config(args.config)
-            asyncio.run(run_demo(DemoOptions(duration_s=args.duration, agents=args.agents,
-                                             calls_per_minute=args.calls_per_minute, seed=args.seed),
-                                 base_config=base))
+            asyncio.run(
+                run_demo(
+                    DemoOptions(
+                        duration_s=args.duration,
+                        agents=args.agents,
+                        calls_per_minute=args.calls_per_minute,
+                        seed=args.seed,
+                    ),
+                    base_config=base,
+                )
+            )
         elif args.command == "events":
             from cti.events_cli import run_events
 
             if not args.ami_secret:
                 raise ConfigError("--ami-secret", "missing; pass it or set HOTLINE_AMI_SECRET")
-            asyncio.run(run_events(host=args.ami_host, port=args.ami_port,
-                                   username=args.ami_user, secret=args.ami_secret))
+            asyncio.run(
+                run_events(
+                    host=args.ami_host,
+                    port=args.ami_port,
+                    username=args.ami_user,
+                    secret=args.ami_secret,
+                )
+            )
         elif args.command == "serve":
             from cti.serve import run_serve
 

@@ -51,7 +51,10 @@ class AgentSpec:
 
 
 def _default_lines() -> tuple[LineSpec, ...]:
-    return (LineSpec("12345", "12345", "12345-general"), LineSpec("96181", "96181", "96181-general"))
+    return (
+        LineSpec("12345", "12345", "12345-general"),
+        LineSpec("96181", "96181", "96181-general"),
+    )
 
 
 def _default_agents() -> tuple[AgentSpec, ...]:
@@ -95,7 +98,9 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
         try:
             number = kind(value)
         except (TypeError, ValueError):
-            raise ConfigError(key, f"expected a {'whole ' if kind is int else ''}number, got {value!r}") from None
+            raise ConfigError(
+                key, f"expected a {'whole ' if kind is int else ''}number, got {value!r}"
+            ) from None
         if number <= 0:
             raise ConfigError(key, f"must be greater than 0, got {value!r}")
         return number
@@ -127,7 +132,9 @@ def _apply_flat(obj: Any, values: Mapping[str, Any], prefix: str) -> Any:
     return replace(obj, **changes)
 
 
-def _records(key: str, value: Any, required: tuple[str, ...], optional: tuple[str, ...]) -> list[dict]:
+def _records(
+    key: str, value: Any, required: tuple[str, ...], optional: tuple[str, ...]
+) -> list[dict[str, str]]:
     if not isinstance(value, list) or not value:
         raise ConfigError(key, "expected a non-empty list of tables")
     out = []
@@ -137,7 +144,9 @@ def _records(key: str, value: Any, required: tuple[str, ...], optional: tuple[st
             raise ConfigError(here, "expected a table")
         for name in item:
             if name not in required + optional:
-                raise ConfigError(f"{here}.{name}", f"unknown key; expected {', '.join(required + optional)}")
+                raise ConfigError(
+                    f"{here}.{name}", f"unknown key; expected {', '.join(required + optional)}"
+                )
         for name in required:
             if not str(item.get(name, "")).strip():
                 raise ConfigError(f"{here}.{name}", "missing")
@@ -146,7 +155,9 @@ def _records(key: str, value: Any, required: tuple[str, ...], optional: tuple[st
 
 
 def _lines(key: str, value: Any) -> tuple[LineSpec, ...]:
-    specs = tuple(LineSpec(**r) for r in _records(key, value, ("did", "line", "queue"), ("greeting",)))
+    specs = tuple(
+        LineSpec(**r) for r in _records(key, value, ("did", "line", "queue"), ("greeting",))
+    )
     dids = [s.did for s in specs]
     if len(set(dids)) != len(dids):
         raise ConfigError(key, f"a DID appears twice: {dids}")
@@ -154,7 +165,9 @@ def _lines(key: str, value: Any) -> tuple[LineSpec, ...]:
 
 
 def _agents(key: str, value: Any) -> tuple[AgentSpec, ...]:
-    specs = tuple(AgentSpec(**r) for r in _records(key, value, ("extension", "name"), ("password",)))
+    specs = tuple(
+        AgentSpec(**r) for r in _records(key, value, ("extension", "name"), ("password",))
+    )
     for i, spec in enumerate(specs):
         if not spec.extension.isdigit():
             raise ConfigError(f"{key}[{i}].extension", f"must be digits, got {spec.extension!r}")
@@ -175,8 +188,12 @@ def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: Path | None = None, *, env: Mapping[str, str] | None = None,
-                overrides: Mapping[str, Any] | None = None) -> EngineConfig:
+def load_config(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> EngineConfig:
     """Build the configuration from its layers; raise ConfigError on a bad value."""
     config = EngineConfig()
     if path is not None:

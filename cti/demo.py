@@ -27,7 +27,24 @@ from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
 log = logging.getLogger(__name__)
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明"]
+GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+]
 
 
 @dataclass(frozen=True)
@@ -44,7 +61,11 @@ def citizen_stream(rng: random.Random, config: EngineConfig, options: DemoOption
     while True:
         spec = rng.choice(config.lines)
         number = "1" + rng.choice("3456789") + "".join(rng.choice("0123456789") for _ in range(9))
-        name = rng.choice(SURNAMES) + rng.choice(GIVEN) + (rng.choice(GIVEN) if rng.random() < .5 else "")
+        name = (
+            rng.choice(SURNAMES)
+            + rng.choice(GIVEN)
+            + (rng.choice(GIVEN) if rng.random() < 0.5 else "")
+        )
         if rng.random() < options.abandon_share:
             hold_s = rng.uniform(2.0, 6.0)  # hangs up while waiting (or soon after answer)
         else:
@@ -53,12 +74,15 @@ def citizen_stream(rng: random.Random, config: EngineConfig, options: DemoOption
         yield gap_s, CitizenCall(spec.did, number, name, hold_s)
 
 
-async def run_demo(options: DemoOptions, *, base_config: EngineConfig | None = None,
-                   out: TextIO = sys.stdout) -> CallPrinter:
+async def run_demo(
+    options: DemoOptions, *, base_config: EngineConfig | None = None, out: TextIO = sys.stdout
+) -> CallPrinter:
     rng = random.Random(options.seed)
     base = base_config or EngineConfig()
-    config = replace(base, agents=tuple(AgentSpec(str(1001 + n), f"坐席{n + 1:02d}")
-                                        for n in range(options.agents)))
+    config = replace(
+        base,
+        agents=tuple(AgentSpec(str(1001 + n), f"坐席{n + 1:02d}") for n in range(options.agents)),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -71,18 +95,31 @@ async def run_demo(options: DemoOptions, *, base_config: EngineConfig | None = N
         await engine.start()
         await engine.wait_resynced()
         assert info.sip is not None
-        robots = [RobotAgent(extension=seat.extension, password=seat.password, asterisk_sip=info.sip,
-                             behaviour=AgentBehaviour(talk_s=rng.uniform(6.0, 15.0)))
-                  for seat in info.agents]
+        robots = [
+            RobotAgent(
+                extension=seat.extension,
+                password=seat.password,
+                asterisk_sip=info.sip,
+                behaviour=AgentBehaviour(talk_s=rng.uniform(6.0, 15.0)),
+            )
+            for seat in info.agents
+        ]
         citizens = SippCitizens(asterisk_sip=info.sip)
         calls: set[asyncio.Task[Any]] = set()
         try:
             await asyncio.gather(*(r.start() for r in robots))
-            print(f"hotline demo: AMI 127.0.0.1:{info.ami.port}, SIP 127.0.0.1:{info.sip[1]}, "
-                  f"{len(robots)} robot agents registered; lines "
-                  + ", ".join(s.did for s in config.lines)
-                  + (f"; running {options.duration_s:.0f} s" if options.duration_s else "; Ctrl-C to stop"),
-                  file=out, flush=True)
+            print(
+                f"hotline demo: AMI 127.0.0.1:{info.ami.port}, SIP 127.0.0.1:{info.sip[1]}, "
+                f"{len(robots)} robot agents registered; lines "
+                + ", ".join(s.did for s in config.lines)
+                + (
+                    f"; running {options.duration_s:.0f} s"
+                    if options.duration_s
+                    else "; Ctrl-C to stop"
+                ),
+                file=out,
+                flush=True,
+            )
             stream = citizen_stream(rng, config, options)
             ticker = asyncio.create_task(_print_counts(printer, out, stop))
             with contextlib.suppress(TimeoutError):

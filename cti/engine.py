@@ -32,16 +32,25 @@ Listener = Callable[[CallChange], Awaitable[None] | None]
 
 
 class Engine:
-    def __init__(self, config: EngineConfig, *, link: AMILink | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        link: AMILink | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.clock = clock
         agents = [a.extension for a in config.agents]
         self.link = link or AMILink(
-            host=config.ami.host, port=config.ami.port, username=config.ami.username,
-            secret=config.ami.secret, name="asterisk",
+            host=config.ami.host,
+            port=config.ami.port,
+            username=config.ami.username,
+            secret=config.ami.secret,
+            name="asterisk",
             action_timeout_s=config.ami.action_timeout_s,
-            ping_interval_s=config.ami.ping_interval_s)
+            ping_interval_s=config.ami.ping_interval_s,
+        )
         self.model = CallModel(lines=config.lines_by_did)
         self.presence = Presence(agents)
         self.router = FirstFreeRouter(agents=agents)
@@ -82,8 +91,12 @@ class Engine:
 
     async def _on_connect(self) -> None:
         report, changes = await resync(
-            self.link, self.model, self.presence,
-            fully_booted_timeout_s=self.config.resync_fully_booted_timeout_s, clock=self.clock)
+            self.link,
+            self.model,
+            self.presence,
+            fully_booted_timeout_s=self.config.resync_fully_booted_timeout_s,
+            clock=self.clock,
+        )
         for change in changes:
             await self._publish(change)
         async with self._resynced:
@@ -150,43 +163,64 @@ class Engine:
     def _route(self) -> None:
         if not self.link.connected:
             return
-        waiting = [WaitingCaller(c.call_id, c.queued_at or c.arrived_at, frozenset(c.no_answers))
-                   for c in self.model.calls.values() if c.phase is CallPhase.QUEUED]
+        waiting = [
+            WaitingCaller(c.call_id, c.queued_at or c.arrived_at, frozenset(c.no_answers))
+            for c in self.model.calls.values()
+            if c.phase is CallPhase.QUEUED
+        ]
         if not waiting:
             return
-        for assignment in self.router.assign(waiting, registered=self.presence.registered,
-                                             busy=self.model.agent_busy):
+        for assignment in self.router.assign(
+            waiting, registered=self.presence.registered, busy=self.model.agent_busy
+        ):
             call = self.model.calls[assignment.call_id]
             channel = self.model.channels.get(call.caller_channel)
             if channel is None:
                 self._release(assignment.agent)
                 continue
             self._reservation_timers[assignment.agent] = asyncio.get_running_loop().call_later(
-                self.reservation_timeout_s, self._reservation_expired, assignment.agent,
-                assignment.call_id)
+                self.reservation_timeout_s,
+                self._reservation_expired,
+                assignment.agent,
+                assignment.call_id,
+            )
             log.info("call %s: routing to agent %s", call.call_id, assignment.agent)
             self._spawn(self._connect(call.call_id, channel.name, assignment.agent))
 
     def _reservation_expired(self, agent: str, call_id: str) -> None:
         self._reservation_timers.pop(agent, None)
         if self.router.reserved.get(agent) == call_id:
-            log.warning("call %s: agent %s did not start ringing within %.0f s; releasing",
-                        call_id, agent, self.reservation_timeout_s)
+            log.warning(
+                "call %s: agent %s did not start ringing within %.0f s; releasing",
+                call_id,
+                agent,
+                self.reservation_timeout_s,
+            )
             self.router.release(agent)
             self._route()
 
     async def _connect(self, call_id: str, caller_channel: str, agent: str) -> None:
         try:
-            reply = await self.link.send_action({
-                "Action": "Redirect", "Channel": caller_channel, "Context": CONNECT_CONTEXT,
-                "Exten": agent, "Priority": "1"})
+            reply = await self.link.send_action(
+                {
+                    "Action": "Redirect",
+                    "Channel": caller_channel,
+                    "Context": CONNECT_CONTEXT,
+                    "Exten": agent,
+                    "Priority": "1",
+                }
+            )
         except AMIError as exc:
             log.error("call %s: redirect to agent %s failed: %s", call_id, agent, exc)
             self._release(agent)
             return
         if not getattr(reply, "success", False):
-            log.error("call %s: Asterisk refused redirect to agent %s: %s",
-                      call_id, agent, reply.get("Message", reply))
+            log.error(
+                "call %s: Asterisk refused redirect to agent %s: %s",
+                call_id,
+                agent,
+                reply.get("Message", reply),
+            )
             self._release(agent)
             self._route()
 

@@ -98,7 +98,7 @@ def channel_endpoint(name: str) -> str:
     """
     name = name.split("<", 1)[0]
     if name.startswith("AsyncGoto/"):
-        name = name[len("AsyncGoto/"):]
+        name = name[len("AsyncGoto/") :]
     _, sep, rest = name.partition("/")
     if not sep:
         return name
@@ -183,8 +183,9 @@ class ChannelInfo:
         return channel_tech(self.name)
 
 
-def _channel(message: Mapping[str, Any], event: str, prefix: str = "", *,
-             required: bool = True) -> ChannelInfo | None:
+def _channel(
+    message: Mapping[str, Any], event: str, prefix: str = "", *, required: bool = True
+) -> ChannelInfo | None:
     uniqueid = _text(message, f"{prefix}Uniqueid")
     name = _text(message, f"{prefix}Channel")
     if not uniqueid:
@@ -433,21 +434,32 @@ def _user_event(message: Mapping[str, Any], at: float) -> AmiEvent | None:
         return None
     channel = _must(_channel(message, name))
     if name == "HotlineEnqueue":
-        return HotlineEnqueue(at, channel, line=_last(message, "Line") or "",
-                              queue=_last(message, "Queue") or "",
-                              priority=_int(_last(message, "Priority")))
+        return HotlineEnqueue(
+            at,
+            channel,
+            line=_last(message, "Line") or "",
+            queue=_last(message, "Queue") or "",
+            priority=_int(_last(message, "Priority")),
+        )
     if name == "HotlineConnect":
-        return HotlineConnect(at, channel, agent=_last(message, "Agent") or "",
-                              line=_last(message, "Line") or "")
+        return HotlineConnect(
+            at, channel, agent=_last(message, "Agent") or "", line=_last(message, "Line") or ""
+        )
     if name == "HotlineDialResult":
-        return HotlineDialResult(at, channel, agent=_last(message, "Agent") or "",
-                                 dial_status=_last(message, "DialStatus") or "")
-    return HotlineFallback(at, channel, line=_last(message, "Line") or "",
-                           queue=_last(message, "Queue") or "")
+        return HotlineDialResult(
+            at,
+            channel,
+            agent=_last(message, "Agent") or "",
+            dial_status=_last(message, "DialStatus") or "",
+        )
+    return HotlineFallback(
+        at, channel, line=_last(message, "Line") or "", queue=_last(message, "Queue") or ""
+    )
 
 
-_USER_EVENTS = frozenset({"HotlineEnqueue", "HotlineConnect", "HotlineDialResult",
-                          "HotlineFallback"})
+_USER_EVENTS = frozenset(
+    {"HotlineEnqueue", "HotlineConnect", "HotlineDialResult", "HotlineFallback"}
+)
 
 
 def _build(name: str, m: Mapping[str, Any], at: float) -> AmiEvent | None:
@@ -460,20 +472,31 @@ def _build(name: str, m: Mapping[str, Any], at: float) -> AmiEvent | None:
     if name == "NewCallerid":
         return NewCallerid(at, _must(_channel(m, name)))
     if name == "Rename":
-        return Rename(at, uniqueid=_required(m, name, "Uniqueid"),
-                      new_name=_required(m, name, "Newname"))
+        return Rename(
+            at, uniqueid=_required(m, name, "Uniqueid"), new_name=_required(m, name, "Newname")
+        )
     if name in ("HangupRequest", "SoftHangupRequest"):
-        return HangupRequest(at, _must(_channel(m, name)), cause=_cause(m),
-                             soft=name == "SoftHangupRequest")
+        return HangupRequest(
+            at, _must(_channel(m, name)), cause=_cause(m), soft=name == "SoftHangupRequest"
+        )
     if name == "Hangup":
-        return Hangup(at, _must(_channel(m, name)), cause=_cause(m),
-                      cause_txt=_text(m, "Cause-txt"))
+        return Hangup(
+            at, _must(_channel(m, name)), cause=_cause(m), cause_txt=_text(m, "Cause-txt")
+        )
     if name == "DialBegin":
-        return DialBegin(at, _channel(m, name, required=False), _must(_channel(m, name, "Dest")),
-                         dial_string=_text(m, "DialString"))
+        return DialBegin(
+            at,
+            _channel(m, name, required=False),
+            _must(_channel(m, name, "Dest")),
+            dial_string=_text(m, "DialString"),
+        )
     if name == "DialEnd":
-        return DialEnd(at, _channel(m, name, required=False), _must(_channel(m, name, "Dest")),
-                       dial_status=_text(m, "DialStatus"))
+        return DialEnd(
+            at,
+            _channel(m, name, required=False),
+            _must(_channel(m, name, "Dest")),
+            dial_status=_text(m, "DialStatus"),
+        )
     if name == "BridgeCreate":
         return BridgeCreate(at, _required(m, name, "BridgeUniqueid"))
     if name == "BridgeEnter":
@@ -484,32 +507,47 @@ def _build(name: str, m: Mapping[str, Any], at: float) -> AmiEvent | None:
         return BridgeDestroy(at, _required(m, name, "BridgeUniqueid"))
     if name == "BlindTransfer":
         return BlindTransfer(
-            at, result=_text(m, "Result"),
+            at,
+            result=_text(m, "Result"),
             transferer=_channel(m, name, "Transferer", required=False),
             transferee=_channel(m, name, "Transferee", required=False),
-            extension=_text(m, "Extension"), context=_text(m, "Context"),
-            bridge_id=_text(m, "BridgeUniqueid"))
+            extension=_text(m, "Extension"),
+            context=_text(m, "Context"),
+            bridge_id=_text(m, "BridgeUniqueid"),
+        )
     if name == "AttendedTransfer":
         return AttendedTransfer(
-            at, result=_text(m, "Result"),
+            at,
+            result=_text(m, "Result"),
             orig_transferer=_channel(m, name, "OrigTransferer", required=False),
             second_transferer=_channel(m, name, "SecondTransferer", required=False),
             transferee=_channel(m, name, "Transferee", required=False),
             target=_channel(m, name, "TransferTarget", required=False),
-            dest_type=_text(m, "DestType"), dest_bridge_id=_text(m, "DestBridgeUniqueid"),
-            dest_app=_text(m, "DestApp"))
+            dest_type=_text(m, "DestType"),
+            dest_bridge_id=_text(m, "DestBridgeUniqueid"),
+            dest_app=_text(m, "DestApp"),
+        )
     if name in ("MusicOnHoldStart", "MusicOnHoldStop"):
-        return MusicOnHold(at, _must(_channel(m, name)), started=name == "MusicOnHoldStart",
-                           moh_class=_text(m, "Class"))
+        return MusicOnHold(
+            at,
+            _must(_channel(m, name)),
+            started=name == "MusicOnHoldStart",
+            moh_class=_text(m, "Class"),
+        )
     if name in ("MixMonitorStart", "MixMonitorStop"):
         return MixMonitor(at, _must(_channel(m, name)), started=name == "MixMonitorStart")
     if name == "UserEvent":
         return _user_event(m, at)
     if name == "CoreShowChannel":
         return CoreShowChannel(
-            at, _must(_channel(m, name)), bridge_id=_text(m, "BridgeId"),
-            application=_text(m, "Application"), application_data=_text(m, "ApplicationData"),
-            duration_s=parse_duration(m.get("Duration")), account_code=_text(m, "AccountCode"))
+            at,
+            _must(_channel(m, name)),
+            bridge_id=_text(m, "BridgeId"),
+            application=_text(m, "Application"),
+            application_data=_text(m, "ApplicationData"),
+            duration_s=parse_duration(m.get("Duration")),
+            account_code=_text(m, "AccountCode"),
+        )
     return None
 
 
@@ -519,12 +557,31 @@ def _must(channel: ChannelInfo | None) -> ChannelInfo:
     return channel
 
 
-KNOWN_EVENTS = frozenset({
-    "Newchannel", "Newstate", "NewCallerid", "Rename", "HangupRequest", "SoftHangupRequest",
-    "Hangup", "DialBegin", "DialEnd", "BridgeCreate", "BridgeEnter", "BridgeLeave",
-    "BridgeDestroy", "BlindTransfer", "AttendedTransfer", "MusicOnHoldStart",
-    "MusicOnHoldStop", "MixMonitorStart", "MixMonitorStop", "UserEvent", "CoreShowChannel",
-})
+KNOWN_EVENTS = frozenset(
+    {
+        "Newchannel",
+        "Newstate",
+        "NewCallerid",
+        "Rename",
+        "HangupRequest",
+        "SoftHangupRequest",
+        "Hangup",
+        "DialBegin",
+        "DialEnd",
+        "BridgeCreate",
+        "BridgeEnter",
+        "BridgeLeave",
+        "BridgeDestroy",
+        "BlindTransfer",
+        "AttendedTransfer",
+        "MusicOnHoldStart",
+        "MusicOnHoldStop",
+        "MixMonitorStart",
+        "MixMonitorStop",
+        "UserEvent",
+        "CoreShowChannel",
+    }
+)
 
 
 def normalize(message: Mapping[str, Any], *, received_at: float | None = None) -> AmiEvent | None:
@@ -544,4 +601,3 @@ def normalize(message: Mapping[str, Any], *, received_at: float | None = None) -
             raise MalformedEvent(name, "no Timestamp and no receive time")
         at = received_at
     return _build(name, message, at)
-

@@ -22,8 +22,15 @@ def event_json(event: Mapping[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-async def run_events(*, host: str, port: int, username: str, secret: str,
-                     out: TextIO = sys.stdout, stop: asyncio.Event | None = None) -> AMILink:
+async def run_events(
+    *,
+    host: str,
+    port: int,
+    username: str,
+    secret: str,
+    out: TextIO = sys.stdout,
+    stop: asyncio.Event | None = None,
+) -> AMILink:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -49,19 +49,29 @@ def channel_variables(status_row: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-async def resync(link: AMILink, model: CallModel, presence: Presence, *,
-                 fully_booted_timeout_s: float,
-                 clock: Callable[[], float] = time.time) -> tuple[ResyncReport, list[CallChange]]:
+async def resync(
+    link: AMILink,
+    model: CallModel,
+    presence: Presence,
+    *,
+    fully_booted_timeout_s: float,
+    clock: Callable[[], float] = time.time,
+) -> tuple[ResyncReport, list[CallChange]]:
     started = time.monotonic()
     log.info("AMI resync: waiting for FullyBooted")
     booted = await link.wait_fully_booted(fully_booted_timeout_s)
     if not booted:
-        log.warning("AMI resync: no FullyBooted within %.0f s; Asterisk may still be starting, "
-                    "resyncing anyway", fully_booted_timeout_s)
+        log.warning(
+            "AMI resync: no FullyBooted within %.0f s; Asterisk may still be starting, "
+            "resyncing anyway",
+            fully_booted_timeout_s,
+        )
     channels = _rows(await link.send_action({"Action": "CoreShowChannels"}), "CoreShowChannel")
     changes = model.resync(channels, now=clock())
-    statuses = _rows(await link.send_action(
-        {"Action": "Status", "Variables": ",".join(STATUS_VARIABLES)}), "Status")
+    statuses = _rows(
+        await link.send_action({"Action": "Status", "Variables": ",".join(STATUS_VARIABLES)}),
+        "Status",
+    )
     for row in statuses:
         variables = channel_variables(row)
         call = model.call_for_channel(str(row.get("Uniqueid", "")))
@@ -71,13 +81,26 @@ async def resync(link: AMILink, model: CallModel, presence: Presence, *,
             call.line = variables["HOTLINE_LINE"]
         if variables.get("HOTLINE_QUEUE") and not call.queue:
             call.queue = variables["HOTLINE_QUEUE"]
-    presence.resync(_rows(await link.send_action({"Action": "DeviceStateList"}), "DeviceStateChange"))
+    presence.resync(
+        _rows(await link.send_action({"Action": "DeviceStateList"}), "DeviceStateChange")
+    )
     report = ResyncReport(
-        fully_booted=booted, channels=len(channels), calls=len(model.calls),
+        fully_booted=booted,
+        channels=len(channels),
+        calls=len(model.calls),
         lost=sum(isinstance(c, CallLost) for c in changes),
-        agents_registered=len(presence.registered), seconds=time.monotonic() - started)
-    log.info("AMI resync done in %.3f s: fully booted=%s, %d channels, %d active calls, "
-             "%d calls lost while disconnected, %d agents registered (Status checked %d channels)",
-             report.seconds, report.fully_booted, report.channels, report.calls, report.lost,
-             report.agents_registered, len(statuses))
+        agents_registered=len(presence.registered),
+        seconds=time.monotonic() - started,
+    )
+    log.info(
+        "AMI resync done in %.3f s: fully booted=%s, %d channels, %d active calls, "
+        "%d calls lost while disconnected, %d agents registered (Status checked %d channels)",
+        report.seconds,
+        report.fully_booted,
+        report.channels,
+        report.calls,
+        report.lost,
+        report.agents_registered,
+        len(statuses),
+    )
     return report, changes

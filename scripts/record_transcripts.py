@@ -64,7 +64,9 @@ class RawAMI:
         self.writer.write("".join(f"{k}: {v}\r\n" for k, v in action.items()).encode() + b"\r\n")
         await self.writer.drain()
 
-    async def wait_for(self, pred: Callable[[dict[str, str]], bool], timeout: float = 30) -> dict[str, str]:
+    async def wait_for(
+        self, pred: Callable[[dict[str, str]], bool], timeout: float = 30
+    ) -> dict[str, str]:
         async with asyncio.timeout(timeout):
             while True:
                 ev = await self.events.get()
@@ -81,13 +83,22 @@ def user_event(name: str) -> Callable[[dict[str, str]], bool]:
     return lambda ev: ev.get("Event") == "UserEvent" and ev.get("UserEvent") == name
 
 
-async def run(name: str, script: Callable[[RawAMI, SippCitizens, dict[str, RobotAgent]], Awaitable[None]],
-              behaviours: dict[str, AgentBehaviour]) -> None:
+async def run(
+    name: str,
+    script: Callable[[RawAMI, SippCitizens, dict[str, RobotAgent]], Awaitable[None]],
+    behaviours: dict[str, AgentBehaviour],
+) -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="hotline-rec-"))
     seats = [AgentSeat(ext, f"坐席{ext}", f"pw-{ext}-secret") for ext in behaviours]
-    settings = AsteriskSettings(run_dir=run_dir, agents=seats, ring_timeout_s=4,
-                                lines=[LineConfig("12345", "12345", "12345-general"),
-                                       LineConfig("96181", "96181", "96181-general")])
+    settings = AsteriskSettings(
+        run_dir=run_dir,
+        agents=seats,
+        ring_timeout_s=4,
+        lines=[
+            LineConfig("12345", "12345", "12345-general"),
+            LineConfig("96181", "96181", "96181-general"),
+        ],
+    )
     ast = PrivateAsterisk(settings)
     ast.prepare()
     await ast.start()
@@ -97,11 +108,15 @@ async def run(name: str, script: Callable[[RawAMI, SippCitizens, dict[str, Robot
         await ami.wait_for(lambda ev: ev.get("Event") == "FullyBooted")
         for seat in seats:
             robots[seat.extension] = RobotAgent(
-                extension=seat.extension, password=seat.password,
-                asterisk_sip=("127.0.0.1", settings.sip_port), behaviour=behaviours[seat.extension])
+                extension=seat.extension,
+                password=seat.password,
+                asterisk_sip=("127.0.0.1", settings.sip_port),
+                behaviour=behaviours[seat.extension],
+            )
             await robots[seat.extension].start()
-        citizens = SippCitizens(asterisk_sip=("127.0.0.1", settings.sip_port),
-                                work_dir=run_dir / "sipp")
+        citizens = SippCitizens(
+            asterisk_sip=("127.0.0.1", settings.sip_port), work_dir=run_dir / "sipp"
+        )
         await ami.send({"Action": "CoreShowChannels"})
         await script(ami, citizens, robots)
         await asyncio.sleep(1.0)  # let the trailing Hangup/Cdr events arrive before we cut
@@ -120,11 +135,20 @@ async def run(name: str, script: Callable[[RawAMI, SippCitizens, dict[str, Robot
 
 async def normal_call(ami: RawAMI, citizens: SippCitizens, robots: dict[str, RobotAgent]) -> None:
     """12345: caller enqueued, sent to 1001, answered, caller hangs up after talking."""
-    call = asyncio.create_task(citizens.call(CitizenCall("12345", "13800138000", "张三丰", hold_s=6)))
+    call = asyncio.create_task(
+        citizens.call(CitizenCall("12345", "13800138000", "张三丰", hold_s=6))
+    )
     ev = await ami.wait_for(user_event("HotlineEnqueue"))
     await asyncio.sleep(1.0)
-    await ami.send({"Action": "Redirect", "Channel": ev["Channel"], "Context": "hotline-connect",
-                    "Exten": "1001", "Priority": "1"})
+    await ami.send(
+        {
+            "Action": "Redirect",
+            "Channel": ev["Channel"],
+            "Context": "hotline-connect",
+            "Exten": "1001",
+            "Priority": "1",
+        }
+    )
     result = await call
     assert result.completed, result
 
@@ -137,31 +161,68 @@ async def abandon(ami: RawAMI, citizens: SippCitizens, robots: dict[str, RobotAg
     assert result.completed, result
 
 
-async def agent_no_answer(ami: RawAMI, citizens: SippCitizens, robots: dict[str, RobotAgent]) -> None:
+async def agent_no_answer(
+    ami: RawAMI, citizens: SippCitizens, robots: dict[str, RobotAgent]
+) -> None:
     """12345: sent to 1002 who does not answer (ring timeout), back to hold, then 1001 answers
     and hangs up first; the caller hears goodbye."""
-    call = asyncio.create_task(citizens.call(CitizenCall("12345", "13700137000", "王五", hold_s=30)))
+    call = asyncio.create_task(
+        citizens.call(CitizenCall("12345", "13700137000", "王五", hold_s=30))
+    )
     ev = await ami.wait_for(user_event("HotlineEnqueue"))
-    await ami.send({"Action": "Redirect", "Channel": ev["Channel"], "Context": "hotline-connect",
-                    "Exten": "1002", "Priority": "1"})
-    await ami.wait_for(lambda e: user_event("HotlineDialResult")(e) and e.get("DialStatus") == "NOANSWER")
-    await ami.send({"Action": "Redirect", "Channel": ev["Channel"], "Context": "hotline-connect",
-                    "Exten": "1001", "Priority": "1"})
+    await ami.send(
+        {
+            "Action": "Redirect",
+            "Channel": ev["Channel"],
+            "Context": "hotline-connect",
+            "Exten": "1002",
+            "Priority": "1",
+        }
+    )
+    await ami.wait_for(
+        lambda e: user_event("HotlineDialResult")(e) and e.get("DialStatus") == "NOANSWER"
+    )
+    await ami.send(
+        {
+            "Action": "Redirect",
+            "Channel": ev["Channel"],
+            "Context": "hotline-connect",
+            "Exten": "1001",
+            "Priority": "1",
+        }
+    )
     result = await call
     assert result.completed, result
 
 
 async def transfer(ami: RawAMI, citizens: SippCitizens, robots: dict[str, RobotAgent]) -> None:
-    """96181: 1001 answers, then blind-transfers the caller to 1002, who answers; caller hangs up."""
-    call = asyncio.create_task(citizens.call(CitizenCall("96181", "13600136000", "赵六", hold_s=12)))
+    """96181: 1001 answers, then blind-transfers the caller to 1002, who answers;
+    the caller hangs up."""
+    call = asyncio.create_task(
+        citizens.call(CitizenCall("96181", "13600136000", "赵六", hold_s=12))
+    )
     ev = await ami.wait_for(user_event("HotlineEnqueue"))
-    await ami.send({"Action": "Redirect", "Channel": ev["Channel"], "Context": "hotline-connect",
-                    "Exten": "1001", "Priority": "1"})
-    agent = await ami.wait_for(lambda e: e.get("Event") == "BridgeEnter"
-                               and e.get("Channel", "").startswith("PJSIP/1001-"))
+    await ami.send(
+        {
+            "Action": "Redirect",
+            "Channel": ev["Channel"],
+            "Context": "hotline-connect",
+            "Exten": "1001",
+            "Priority": "1",
+        }
+    )
+    agent = await ami.wait_for(
+        lambda e: e.get("Event") == "BridgeEnter" and e.get("Channel", "").startswith("PJSIP/1001-")
+    )
     await asyncio.sleep(1.5)
-    await ami.send({"Action": "BlindTransfer", "Channel": agent["Channel"],
-                    "Context": "hotline-connect", "Exten": "1002"})
+    await ami.send(
+        {
+            "Action": "BlindTransfer",
+            "Channel": agent["Channel"],
+            "Context": "hotline-connect",
+            "Exten": "1002",
+        }
+    )
     result = await call
     assert result.completed, result
 
@@ -169,9 +230,14 @@ async def transfer(ami: RawAMI, citizens: SippCitizens, robots: dict[str, RobotA
 SCENARIOS = {
     "normal_call": (normal_call, {"1001": AgentBehaviour(talk_s=None)}),
     "abandon": (abandon, {"1001": AgentBehaviour()}),
-    "agent_no_answer": (agent_no_answer, {"1001": AgentBehaviour(talk_s=2.0),
-                                          "1002": AgentBehaviour(answers=False)}),
-    "transfer": (transfer, {"1001": AgentBehaviour(talk_s=None), "1002": AgentBehaviour(talk_s=None)}),
+    "agent_no_answer": (
+        agent_no_answer,
+        {"1001": AgentBehaviour(talk_s=2.0), "1002": AgentBehaviour(answers=False)},
+    ),
+    "transfer": (
+        transfer,
+        {"1001": AgentBehaviour(talk_s=None), "1002": AgentBehaviour(talk_s=None)},
+    ),
 }
 
 

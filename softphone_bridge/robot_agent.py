@@ -44,8 +44,15 @@ class PhoneEvent:
 class RobotAgent:
     """One registered softphone for one agent extension."""
 
-    def __init__(self, *, extension: str, password: str, asterisk_sip: tuple[str, int],
-                 behaviour: AgentBehaviour | None = None, local_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        *,
+        extension: str,
+        password: str,
+        asterisk_sip: tuple[str, int],
+        behaviour: AgentBehaviour | None = None,
+        local_host: str = "127.0.0.1",
+    ) -> None:
         self.extension = extension
         self.behaviour = behaviour or AgentBehaviour()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -54,9 +61,17 @@ class RobotAgent:
         self._stopping = threading.Event()
         rtp_low, rtp_high = free_udp_range(40, local_host)
         host, port = asterisk_sip
-        self.phone = VoIPPhone(host, port, extension, password, myIP=local_host,
-                               callCallback=self._on_call, sipPort=free_udp_port(local_host),
-                               rtpPortLow=rtp_low, rtpPortHigh=rtp_high)
+        self.phone = VoIPPhone(
+            host,
+            port,
+            extension,
+            password,
+            myIP=local_host,
+            callCallback=self._on_call,
+            sipPort=free_udp_port(local_host),
+            rtpPortLow=rtp_low,
+            rtpPortHigh=rtp_high,
+        )
 
     async def start(self, timeout_s: float = 10.0) -> None:
         """Register with Asterisk; returns once registered."""
@@ -65,8 +80,10 @@ class RobotAgent:
         deadline = time.monotonic() + timeout_s
         while self.phone.get_status() != PhoneStatus.REGISTERED:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"agent {self.extension} did not register within {timeout_s} s "
-                                   f"(status {self.phone.get_status().name})")
+                raise TimeoutError(
+                    f"agent {self.extension} did not register within {timeout_s} s "
+                    f"(status {self.phone.get_status().name})"
+                )
             await asyncio.sleep(0.05)  # pyVoIP offers no awaitable for its register thread
 
     async def stop(self) -> None:
@@ -83,8 +100,9 @@ class RobotAgent:
 
     def _report(self, kind: str, call_id: str) -> None:
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.events.put_nowait,
-                                            PhoneEvent(kind, call_id, time.time()))
+            self._loop.call_soon_threadsafe(
+                self.events.put_nowait, PhoneEvent(kind, call_id, time.time())
+            )
 
     def _on_call(self, call: VoIPCall) -> None:
         """Runs in a pyVoIP thread for each incoming call."""

@@ -49,22 +49,38 @@ class CitizenResult:
 
 
 def scenario_xml(call: CitizenCall) -> str:
-    template = resources.files("softphone_bridge").joinpath(
-        "scenarios", "citizen_uac.xml.tmpl").read_text(encoding="utf-8")
-    return render(template, {
-        "did": escape(call.did), "number": escape(call.number),
-        "name": escape(call.name.replace('"', "")), "hold_ms": max(1, int(call.hold_s * 1000)),
-        "after_answer": "",
-    }, name="citizen_uac.xml.tmpl")
+    template = (
+        resources.files("softphone_bridge")
+        .joinpath("scenarios", "citizen_uac.xml.tmpl")
+        .read_text(encoding="utf-8")
+    )
+    return render(
+        template,
+        {
+            "did": escape(call.did),
+            "number": escape(call.number),
+            "name": escape(call.name.replace('"', "")),
+            "hold_ms": max(1, int(call.hold_s * 1000)),
+            "after_answer": "",
+        },
+        name="citizen_uac.xml.tmpl",
+    )
 
 
 class SippCitizens:
     """Places citizen calls at a private Asterisk's SIP port."""
 
-    def __init__(self, *, asterisk_sip: tuple[str, int], local_host: str = "127.0.0.2",
-                 work_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        asterisk_sip: tuple[str, int],
+        local_host: str = "127.0.0.2",
+        work_dir: Path | None = None,
+    ) -> None:
         if shutil.which("sipp") is None:
-            raise RuntimeError("sipp is not installed; run scripts/setup-system.sh (package sip-tester)")
+            raise RuntimeError(
+                "sipp is not installed; run scripts/setup-system.sh (package sip-tester)"
+            )
         self.asterisk_sip = asterisk_sip
         self.local_host = local_host
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="hotline-sipp-"))
@@ -79,11 +95,31 @@ class SippCitizens:
         scenario = call_dir / "citizen.xml"
         scenario.write_text(scenario_xml(call), encoding="utf-8")
         host, port = self.asterisk_sip
-        argv = ["sipp", f"{host}:{port}", "-sf", str(scenario), "-i", self.local_host,
-                "-p", str(free_udp_port(self.local_host)), "-mi", self.local_host,
-                "-mp", str(free_udp_port(self.local_host)), "-m", "1", "-l", "1", "-nostdin",
-                "-timeout_error", "-timeout", str(int(call.hold_s + 120)) + "s",
-                "-trace_err", "-error_file", str(call_dir / "errors.log")]
+        argv = [
+            "sipp",
+            f"{host}:{port}",
+            "-sf",
+            str(scenario),
+            "-i",
+            self.local_host,
+            "-p",
+            str(free_udp_port(self.local_host)),
+            "-mi",
+            self.local_host,
+            "-mp",
+            str(free_udp_port(self.local_host)),
+            "-m",
+            "1",
+            "-l",
+            "1",
+            "-nostdin",
+            "-timeout_error",
+            "-timeout",
+            str(int(call.hold_s + 120)) + "s",
+            "-trace_err",
+            "-error_file",
+            str(call_dir / "errors.log"),
+        ]
         proc = ChildProcess(f"sipp-citizen-{n}", argv, log_path=call_dir / "sipp.log")
         self._running.add(proc)
         try:
@@ -96,11 +132,17 @@ class SippCitizens:
         finally:
             self._running.discard(proc)
         if code != 0:
-            log.warning("citizen call %s to %s ended with sipp exit %s (see %s)",
-                        call.number, call.did, code, call_dir)
+            log.warning(
+                "citizen call %s to %s ended with sipp exit %s (see %s)",
+                call.number,
+                call.did,
+                code,
+                call_dir,
+            )
         return CitizenResult(call=call, exit_code=code, log_path=call_dir)
 
     async def close(self) -> None:
         """Hang up every call still running (their sipp processes are stopped)."""
-        await asyncio.gather(*(p.stop(grace_s=2.0) for p in list(self._running)),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(p.stop(grace_s=2.0) for p in list(self._running)), return_exceptions=True
+        )

@@ -87,9 +87,23 @@ NO_ANSWER_STATUSES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"}
 HOLD_CONTEXTS = frozenset({"hotline-intake", "hotline-hold", "hotline-fallback"})
 AFTER_CALL_CONTEXTS = frozenset({"hotline-after-call"})
 # Channel drivers that are Asterisk internals, never an agent's phone.
-PSEUDO_TECHS = frozenset({"Local", "Snoop", "Announcer", "Recorder", "CBAnn", "CBRec",
-                          "Message", "Multicast", "MulticastRTP", "UnicastRTP",
-                          "AudioSocket", "ConfBridge", "Bridge"})
+PSEUDO_TECHS = frozenset(
+    {
+        "Local",
+        "Snoop",
+        "Announcer",
+        "Recorder",
+        "CBAnn",
+        "CBRec",
+        "Message",
+        "Multicast",
+        "MulticastRTP",
+        "UnicastRTP",
+        "AudioSocket",
+        "ConfBridge",
+        "Bridge",
+    }
+)
 LOST_REASON = "lost during disconnect"
 ENDED_CALLS_KEPT = 1000
 # The dial is still in progress on an agent leg in these states (resync).
@@ -100,12 +114,12 @@ _RESYNC = "CoreShowChannels"
 class CallPhase(Enum):
     """Where a citizen's call is, from the caller's point of view."""
 
-    ARRIVED = "ARRIVED"        # trunk channel exists, not yet queued (greeting / IVR)
-    QUEUED = "QUEUED"          # waiting for a human (first entry, after a failed ring, ...)
-    RINGING = "RINGING"        # an agent leg is ringing for it
-    CONNECTED = "CONNECTED"    # caller bridged with an agent
+    ARRIVED = "ARRIVED"  # trunk channel exists, not yet queued (greeting / IVR)
+    QUEUED = "QUEUED"  # waiting for a human (first entry, after a failed ring, ...)
+    RINGING = "RINGING"  # an agent leg is ringing for it
+    CONNECTED = "CONNECTED"  # caller bridged with an agent
     AFTER_CALL = "AFTER_CALL"  # agent hung up first, caller still on the line (survey)
-    ENDED = "ENDED"            # caller channel hung up
+    ENDED = "ENDED"  # caller channel hung up
 
 
 @dataclass
@@ -119,11 +133,11 @@ class Channel:
     uniqueid: str
     linkedid: str
     name: str
-    endpoint: str        # "1001" for PJSIP/1001-00000001, "trunk" for PJSIP/trunk-...
-    state: str           # ChannelStateDesc
+    endpoint: str  # "1001" for PJSIP/1001-00000001, "trunk" for PJSIP/trunk-...
+    state: str  # ChannelStateDesc
     caller_number: str
     caller_name: str
-    exten: str           # current dialplan position, not the dialled number
+    exten: str  # current dialplan position, not the dialled number
     context: str
     created_at: float
     answered_at: float | None = None
@@ -156,16 +170,16 @@ class Call:
     caller_channel: str
     caller_number: str
     caller_name: str
-    dialled: str            # the DID (Exten of the trunk channel's Newchannel)
-    line: str | None        # from the DID, overridden by HotlineEnqueue's Line
+    dialled: str  # the DID (Exten of the trunk channel's Newchannel)
+    line: str | None  # from the DID, overridden by HotlineEnqueue's Line
     queue: str | None = None
     phase: CallPhase = CallPhase.ARRIVED
     arrived_at: float
-    queued_at: float | None = None     # FIRST queue entry: the 15 s clock starts here
-    ringing_at: float | None = None    # first DialBegin of an agent leg
-    answered_at: float | None = None   # first DialEnd ANSWER (or bridge with an agent)
+    queued_at: float | None = None  # FIRST queue entry: the 15 s clock starts here
+    ringing_at: float | None = None  # first DialBegin of an agent leg
+    answered_at: float | None = None  # first DialEnd ANSWER (or bridge with an agent)
     ended_at: float | None = None
-    agent: str | None = None           # agent currently / last connected
+    agent: str | None = None  # agent currently / last connected
     agents_tried: list[str] = field(default_factory=list)
     no_answers: list[str] = field(default_factory=list)
     transfers: list[tuple[str | None, str]] = field(default_factory=list)
@@ -174,10 +188,10 @@ class Call:
     # Beyond the summary: the model's working state, public for inspection.
     talk_ended_at: float | None = None  # caller last stopped being bridged with an agent
     legs: set[str] = field(default_factory=set)  # live channels of the call, caller's included
-    ringing_legs: dict[str, str] = field(default_factory=dict)    # uniqueid -> agent
+    ringing_legs: dict[str, str] = field(default_factory=dict)  # uniqueid -> agent
     connected_legs: dict[str, str] = field(default_factory=dict)  # uniqueid -> agent
     transferring: bool = False  # an agent transferred it; the target has not rung yet
-    adopted: bool = False       # found by a resync, times estimated from Duration
+    adopted: bool = False  # found by a resync, times estimated from Duration
     history: list[tuple[float, CallPhase, str]] = field(default_factory=list)  # (at, phase, event)
 
     @property
@@ -210,11 +224,15 @@ class CallModel:
     ``trunk_endpoints`` are the endpoints citizens' calls arrive on.
     """
 
-    def __init__(self, *, lines: Mapping[str, str],
-                 trunk_endpoints: Collection[str] = ("trunk",),
-                 hold_contexts: Collection[str] = HOLD_CONTEXTS,
-                 after_call_contexts: Collection[str] = AFTER_CALL_CONTEXTS,
-                 ended_kept: int = ENDED_CALLS_KEPT) -> None:
+    def __init__(
+        self,
+        *,
+        lines: Mapping[str, str],
+        trunk_endpoints: Collection[str] = ("trunk",),
+        hold_contexts: Collection[str] = HOLD_CONTEXTS,
+        after_call_contexts: Collection[str] = AFTER_CALL_CONTEXTS,
+        ended_kept: int = ENDED_CALLS_KEPT,
+    ) -> None:
         self._lines = dict(lines)
         self._trunks = frozenset(trunk_endpoints)
         self._hold_contexts = frozenset(hold_contexts)
@@ -223,8 +241,8 @@ class CallModel:
         self.ended: deque[Call] = deque(maxlen=ended_kept)
         self.channels: dict[str, Channel] = {}
         self.bridges: dict[str, Bridge] = {}
-        self._call_of: dict[str, str] = {}               # uniqueid -> call_id (active calls)
-        self._by_endpoint: dict[str, set[str]] = {}      # endpoint -> live uniqueids
+        self._call_of: dict[str, str] = {}  # uniqueid -> call_id (active calls)
+        self._by_endpoint: dict[str, set[str]] = {}  # endpoint -> live uniqueids
         # Fallback time for a message without Timestamp: the last event's, so
         # that a replay stays deterministic.
         self._last_at = 0.0
@@ -253,8 +271,9 @@ class CallModel:
 
     # -- public API ---------------------------------------------------------
 
-    def apply(self, event: Mapping[str, Any], *,
-              received_at: float | None = None) -> list[CallChange]:
+    def apply(
+        self, event: Mapping[str, Any], *, received_at: float | None = None
+    ) -> list[CallChange]:
         """Apply one raw AMI message (header mapping); return the changes it caused.
 
         Responses, unknown events and ``CoreShowChannel`` items (see
@@ -264,7 +283,8 @@ class CallModel:
         """
         try:
             normalized = ev.normalize(
-                event, received_at=self._last_at if received_at is None else received_at)
+                event, received_at=self._last_at if received_at is None else received_at
+            )
         except ev.MalformedEvent as exc:
             log.warning("call model: skipping malformed AMI event: %s", exc)
             return []
@@ -340,12 +360,12 @@ class CallModel:
             uniqueid = item.channel.uniqueid
             if uniqueid not in self._call_of:
                 owner = self.calls.get(item.channel.linkedid) or self._call_in_bridge(
-                    self.bridges.get(item.bridge_id))
+                    self.bridges.get(item.bridge_id)
+                )
                 if owner is not None:
                     self._join(owner, uniqueid)
         for call in list(self.calls.values()):
-            self._reconcile(call, items[call.caller_channel], now, call.call_id in adopted,
-                            changes)
+            self._reconcile(call, items[call.caller_channel], now, call.call_id in adopted, changes)
         return changes
 
     # -- channel bookkeeping ------------------------------------------------
@@ -385,10 +405,17 @@ class CallModel:
 
     def _new_channel(self, info: ev.ChannelInfo, created_at: float) -> Channel:
         channel = Channel(
-            uniqueid=info.uniqueid, linkedid=info.linkedid, name=info.name,
-            endpoint=info.endpoint, state=info.state, caller_number=info.caller_number,
-            caller_name=info.caller_name, exten=info.exten, context=info.context,
-            created_at=created_at)
+            uniqueid=info.uniqueid,
+            linkedid=info.linkedid,
+            name=info.name,
+            endpoint=info.endpoint,
+            state=info.state,
+            caller_number=info.caller_number,
+            caller_name=info.caller_name,
+            exten=info.exten,
+            context=info.context,
+            created_at=created_at,
+        )
         self._add_channel(channel)
         return channel
 
@@ -397,8 +424,12 @@ class CallModel:
         self._call_of[uniqueid] = call.call_id
 
     def _is_agent_leg(self, call: Call, channel: Channel) -> bool:
-        return (channel.uniqueid != call.caller_channel and bool(channel.endpoint)
-                and channel.endpoint not in self._trunks and channel.tech not in PSEUDO_TECHS)
+        return (
+            channel.uniqueid != call.caller_channel
+            and bool(channel.endpoint)
+            and channel.endpoint not in self._trunks
+            and channel.tech not in PSEUDO_TECHS
+        )
 
     def _call_in_bridge(self, bridge: Bridge | None) -> Call | None:
         if bridge is None:
@@ -422,8 +453,16 @@ class CallModel:
         call.phase = phase
         call.history.append((at, phase, event))
 
-    def _enqueue(self, call: Call, at: float, event: str, out: list[CallChange], *,
-                 line: str = "", queue: str = "") -> None:
+    def _enqueue(
+        self,
+        call: Call,
+        at: float,
+        event: str,
+        out: list[CallChange],
+        *,
+        line: str = "",
+        queue: str = "",
+    ) -> None:
         requeued = call.queued_at is not None
         if not requeued:
             call.queued_at = at
@@ -431,11 +470,13 @@ class CallModel:
         call.queue = queue or call.queue
         call.transferring = False
         self._transition(call, CallPhase.QUEUED, at, event)
-        out.append(CallQueued(call.call_id, at, line=call.line, queue=call.queue,
-                              requeued=requeued))
+        out.append(
+            CallQueued(call.call_id, at, line=call.line, queue=call.queue, requeued=requeued)
+        )
 
-    def _ring(self, call: Call, channel: Channel, at: float, event: str,
-              out: list[CallChange]) -> None:
+    def _ring(
+        self, call: Call, channel: Channel, at: float, event: str, out: list[CallChange]
+    ) -> None:
         agent = channel.endpoint
         call.ringing_legs[channel.uniqueid] = agent
         call.agents_tried.append(agent)
@@ -446,8 +487,9 @@ class CallModel:
             self._transition(call, CallPhase.RINGING, at, event)
         out.append(AgentRinging(call.call_id, at, agent=agent))
 
-    def _connect(self, call: Call, uniqueid: str, agent: str, at: float, event: str,
-                 out: list[CallChange]) -> None:
+    def _connect(
+        self, call: Call, uniqueid: str, agent: str, at: float, event: str, out: list[CallChange]
+    ) -> None:
         call.ringing_legs.pop(uniqueid, None)
         call.connected_legs[uniqueid] = agent
         call.agent = agent
@@ -465,12 +507,17 @@ class CallModel:
     def _ring_over(self, call: Call, at: float, event: str, out: list[CallChange]) -> None:
         """A ring ended without an answer: with nothing else ringing or connected,
         the dialplan has put the caller back on hold."""
-        if (call.phase is CallPhase.RINGING and not call.ringing_legs
-                and not call.connected_legs and not self._caller_leaving(call)):
+        if (
+            call.phase is CallPhase.RINGING
+            and not call.ringing_legs
+            and not call.connected_legs
+            and not self._caller_leaving(call)
+        ):
             self._enqueue(call, at, event, out)
 
-    def _agent_left(self, call: Call, uniqueid: str, at: float, event: str,
-                    out: list[CallChange]) -> None:
+    def _agent_left(
+        self, call: Call, uniqueid: str, at: float, event: str, out: list[CallChange]
+    ) -> None:
         agent = call.connected_legs.pop(uniqueid)
         if self._caller_leaving(call):
             return  # the caller hung up first: CallEnded reports it
@@ -511,16 +558,29 @@ class CallModel:
         # Our own dial-outs through the trunk start "Down"; a citizen's call starts ringing.
         if channel.endpoint not in self._trunks or info.state == "Down":
             return
-        call = Call(call_id=info.linkedid, caller_channel=info.uniqueid,
-                    caller_number=info.caller_number, caller_name=info.caller_name,
-                    dialled=info.exten, line=self._lines.get(info.exten), arrived_at=event.at)
+        call = Call(
+            call_id=info.linkedid,
+            caller_channel=info.uniqueid,
+            caller_number=info.caller_number,
+            caller_name=info.caller_name,
+            dialled=info.exten,
+            line=self._lines.get(info.exten),
+            arrived_at=event.at,
+        )
         self.calls[call.call_id] = call
         self._join(call, channel.uniqueid)
         log.debug("call %s: - -[Newchannel]-> %s", call.call_id, call.phase.name)
         call.history.append((event.at, call.phase, "Newchannel"))
-        out.append(CallArrived(call.call_id, event.at, line=call.line,
-                               caller_number=call.caller_number,
-                               caller_name=call.caller_name, dialled=call.dialled))
+        out.append(
+            CallArrived(
+                call.call_id,
+                event.at,
+                line=call.line,
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                dialled=call.dialled,
+            )
+        )
 
     def _on_newstate(self, event: ev.Newstate, out: list[CallChange]) -> None:
         self._touch(event.channel, event.at)
@@ -557,7 +617,8 @@ class CallModel:
             return
         channel.hungup_at = event.at
         channel.hangup_cause = event.cause_txt or (
-            str(event.cause) if event.cause is not None else None)
+            str(event.cause) if event.cause is not None else None
+        )
         call = self.call_for_channel(uniqueid)
         if call is not None and uniqueid == call.caller_channel:
             self._drop_channel(uniqueid)
@@ -565,9 +626,16 @@ class CallModel:
             call.hangup_cause = channel.hangup_cause
             call.abandoned = call.answered_at is None and call.queued_at is not None
             self._transition(call, CallPhase.ENDED, event.at, "Hangup")
-            out.append(CallEnded(call.call_id, event.at, abandoned=call.abandoned,
-                                 wait_s=call.wait_s, talk_s=call.talk_s,
-                                 cause=call.hangup_cause))
+            out.append(
+                CallEnded(
+                    call.call_id,
+                    event.at,
+                    abandoned=call.abandoned,
+                    wait_s=call.wait_s,
+                    talk_s=call.talk_s,
+                    cause=call.hangup_cause,
+                )
+            )
             self._retire(call)
             return
         if call is not None and uniqueid in call.ringing_legs:
@@ -635,9 +703,12 @@ class CallModel:
             return
         for uniqueid in sorted(bridge.channels):
             member = self.channels.get(uniqueid)
-            if (member is not None and uniqueid not in call.connected_legs
-                    and self.call_for_channel(uniqueid) is call
-                    and self._is_agent_leg(call, member)):
+            if (
+                member is not None
+                and uniqueid not in call.connected_legs
+                and self.call_for_channel(uniqueid) is call
+                and self._is_agent_leg(call, member)
+            ):
                 self._connect(call, uniqueid, member.endpoint, event.at, "BridgeEnter", out)
 
     def _on_bridge_leave(self, event: ev.BridgeLeave, out: list[CallChange]) -> None:
@@ -653,7 +724,8 @@ class CallModel:
             return
         if uniqueid == call.caller_channel:
             if call.talk_ended_at is None and any(
-                    leg in call.connected_legs for leg in bridge.channels):
+                leg in call.connected_legs for leg in bridge.channels
+            ):
                 call.talk_ended_at = event.at
         elif uniqueid in call.connected_legs and call.caller_channel in bridge.channels:
             self._agent_left(call, uniqueid, event.at, "BridgeLeave", out)
@@ -667,8 +739,15 @@ class CallModel:
             if channel is not None and channel.bridge_id == event.bridge_id:
                 channel.bridge_id = None
 
-    def _transfer(self, call: Call, transferer: ev.ChannelInfo | None, target: str, kind: str,
-                  at: float, out: list[CallChange]) -> None:
+    def _transfer(
+        self,
+        call: Call,
+        transferer: ev.ChannelInfo | None,
+        target: str,
+        kind: str,
+        at: float,
+        out: list[CallChange],
+    ) -> None:
         from_agent = None
         if transferer is not None:
             channel = self.channels.get(transferer.uniqueid)
@@ -679,11 +758,11 @@ class CallModel:
         # if the target is already talking to the caller (an attended transfer
         # reported after its bridge merge) there is nothing left to wait for.
         transferer_leg = transferer.uniqueid if transferer is not None else None
-        call.transferring = not any(
-            leg != transferer_leg for leg in call.connected_legs)
+        call.transferring = not any(leg != transferer_leg for leg in call.connected_legs)
         log.debug("call %s: %s transfer by %s to %s", call.call_id, kind, from_agent, target)
-        out.append(CallTransferred(call.call_id, at, from_agent=from_agent, target=target,
-                                   kind=kind))
+        out.append(
+            CallTransferred(call.call_id, at, from_agent=from_agent, target=target, kind=kind)
+        )
 
     def _call_of_parties(self, parties: list[ev.ChannelInfo | None]) -> Call | None:
         for party in parties:
@@ -706,8 +785,7 @@ class CallModel:
         if event.result != "Success":
             log.debug("attended transfer failed: %s", event.result)
             return
-        parties = [event.transferee, event.orig_transferer, event.second_transferer,
-                   event.target]
+        parties = [event.transferee, event.orig_transferer, event.second_transferer, event.target]
         call = self._call_of_parties(parties)
         if call is None:
             return
@@ -718,8 +796,9 @@ class CallModel:
         self._touch(event.channel, event.at)
         call = self.call_for_channel(event.channel.uniqueid)
         if call is None or call.caller_channel != event.channel.uniqueid:
-            log.debug("HotlineEnqueue on a channel that is not a caller: %s",
-                      event.channel.uniqueid)
+            log.debug(
+                "HotlineEnqueue on a channel that is not a caller: %s", event.channel.uniqueid
+            )
             return
         self._enqueue(call, event.at, "HotlineEnqueue", out, line=event.line, queue=event.queue)
 
@@ -745,7 +824,8 @@ class CallModel:
             channel.bridge_id = item.bridge_id or None
             if item.bridge_id:
                 self.bridges.setdefault(item.bridge_id, Bridge(item.bridge_id)).channels.add(
-                    uniqueid)
+                    uniqueid
+                )
 
     def _adopt_call(self, item: ev.CoreShowChannel) -> Call | None:
         channel = self.channels[item.channel.uniqueid]
@@ -760,27 +840,49 @@ class CallModel:
         # The DID is only visible while the caller is still in the inbound
         # context (Exten = DID); later the engine can read HOTLINE_LINE itself.
         dialled = channel.exten if channel.exten in self._lines else ""
-        call = Call(call_id=channel.linkedid, caller_channel=channel.uniqueid,
-                    caller_number=channel.caller_number, caller_name=channel.caller_name,
-                    dialled=dialled, line=self._lines.get(dialled),
-                    arrived_at=channel.created_at, adopted=True)
+        call = Call(
+            call_id=channel.linkedid,
+            caller_channel=channel.uniqueid,
+            caller_number=channel.caller_number,
+            caller_name=channel.caller_name,
+            dialled=dialled,
+            line=self._lines.get(dialled),
+            arrived_at=channel.created_at,
+            adopted=True,
+        )
         self.calls[call.call_id] = call
         self._join(call, channel.uniqueid)
         return call
 
-    def _reconcile(self, call: Call, caller_item: ev.CoreShowChannel, now: float,
-                   adopted: bool, out: list[CallChange]) -> None:
+    def _reconcile(
+        self,
+        call: Call,
+        caller_item: ev.CoreShowChannel,
+        now: float,
+        adopted: bool,
+        out: list[CallChange],
+    ) -> None:
         """Make a call's phase agree with the snapshot, reporting what changed."""
         caller = self.channels[call.caller_channel]
-        agent_legs = [self.channels[uid] for uid in sorted(call.legs)
-                      if uid in self.channels and self._is_agent_leg(call, self.channels[uid])]
-        bridged = {leg.uniqueid: leg for leg in agent_legs
-                   if caller.bridge_id is not None and leg.bridge_id == caller.bridge_id}
-        ringing = {leg.uniqueid: leg for leg in agent_legs
-                   if leg.uniqueid not in bridged and leg.bridge_id is None
-                   and leg.state in _NOT_ANSWERED_STATES and caller_item.application == "Dial"}
-        holding = (caller.context in self._hold_contexts
-                   or caller_item.application == "MusicOnHold")
+        agent_legs = [
+            self.channels[uid]
+            for uid in sorted(call.legs)
+            if uid in self.channels and self._is_agent_leg(call, self.channels[uid])
+        ]
+        bridged = {
+            leg.uniqueid: leg
+            for leg in agent_legs
+            if caller.bridge_id is not None and leg.bridge_id == caller.bridge_id
+        }
+        ringing = {
+            leg.uniqueid: leg
+            for leg in agent_legs
+            if leg.uniqueid not in bridged
+            and leg.bridge_id is None
+            and leg.state in _NOT_ANSWERED_STATES
+            and caller_item.application == "Dial"
+        }
+        holding = caller.context in self._hold_contexts or caller_item.application == "MusicOnHold"
 
         def leg_time(leg: Channel) -> float:
             # Adopted: all we know is when each channel was created. Kept: the
@@ -810,16 +912,24 @@ class CallModel:
             if call.phase is not CallPhase.QUEUED:
                 self._enqueue(call, now, _RESYNC, out)
         elif caller.context in self._after_call_contexts or (
-                call.phase is CallPhase.CONNECTED and not call.transferring):
+            call.phase is CallPhase.CONNECTED and not call.transferring
+        ):
             self._transition(call, CallPhase.AFTER_CALL, now, _RESYNC)
         elif call.phase is CallPhase.RINGING:
             self._enqueue(call, now, _RESYNC, out)
 
     def _adopted_arrival(self, call: Call, out: list[CallChange], *, queued: bool) -> None:
         call.history.append((call.arrived_at, call.phase, _RESYNC))
-        out.append(CallArrived(call.call_id, call.arrived_at, line=call.line,
-                               caller_number=call.caller_number,
-                               caller_name=call.caller_name, dialled=call.dialled))
+        out.append(
+            CallArrived(
+                call.call_id,
+                call.arrived_at,
+                line=call.line,
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                dialled=call.dialled,
+            )
+        )
         if queued:
             # The queue entry is not in the snapshot: the channel's age is the
             # best bound we have (it includes the greeting, so it overstates the wait).

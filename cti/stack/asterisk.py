@@ -17,8 +17,11 @@ from .render import load_template, render, split_static
 
 log = logging.getLogger(__name__)
 
-MODULE_DIRS = ("/usr/lib/asterisk/modules", "/usr/lib/x86_64-linux-gnu/asterisk/modules",
-               "/usr/lib64/asterisk/modules")
+MODULE_DIRS = (
+    "/usr/lib/asterisk/modules",
+    "/usr/lib/x86_64-linux-gnu/asterisk/modules",
+    "/usr/lib64/asterisk/modules",
+)
 
 
 class AsteriskNotAvailable(RuntimeError):
@@ -69,42 +72,72 @@ def find_module_dir() -> str:
             return candidate
     raise AsteriskNotAvailable(
         "Asterisk modules not found (looked in " + ", ".join(MODULE_DIRS) + "); "
-        "run scripts/setup-system.sh to install Asterisk")
+        "run scripts/setup-system.sh to install Asterisk"
+    )
 
 
 def render_config(settings: AsteriskSettings, *, module_dir: str, moh_dir: Path) -> dict[str, str]:
     """All files of ``etc/`` for *settings* (pure apart from reading templates)."""
     run = settings.run_dir
     agents = "\n".join(
-        render(load_template("pjsip_agent.conf.tmpl"),
-               {"extension": a.extension, "name": a.name, "password": a.password},
-               name="pjsip_agent.conf.tmpl")
-        for a in settings.agents)
+        render(
+            load_template("pjsip_agent.conf.tmpl"),
+            {"extension": a.extension, "name": a.name, "password": a.password},
+            name="pjsip_agent.conf.tmpl",
+        )
+        for a in settings.agents
+    )
     line_tmpl = load_template("extensions_line.conf.tmpl")
     lines = []
     for spec in settings.lines:
-        text = render(line_tmpl, {"did": spec.did, "line": spec.line, "queue": spec.queue,
-                                  "greeting": spec.greeting or "silence/1"},
-                      name="extensions_line.conf.tmpl")
+        text = render(
+            line_tmpl,
+            {
+                "did": spec.did,
+                "line": spec.line,
+                "queue": spec.queue,
+                "greeting": spec.greeting or "silence/1",
+            },
+            name="extensions_line.conf.tmpl",
+        )
         if not spec.greeting:
             text = "\n".join(ln for ln in text.splitlines() if "Playback(" not in ln) + "\n"
         lines.append(text)
     rtp_start, rtp_end = settings.rtp_ports or (10000, 20000)
     values = {
-        "run_dir": run, "module_dir": module_dir, "data_dir": "/usr/share/asterisk",
-        "ami_port": settings.ami_port, "ami_bind": "127.0.0.1",
-        "ami_user": settings.ami_user, "ami_secret": settings.ami_secret,
+        "run_dir": run,
+        "module_dir": module_dir,
+        "data_dir": "/usr/share/asterisk",
+        "ami_port": settings.ami_port,
+        "ami_bind": "127.0.0.1",
+        "ami_user": settings.ami_user,
+        "ami_secret": settings.ami_secret,
         "ami_permit": "127.0.0.1/255.255.255.255",
-        "sip_bind": "127.0.0.1", "sip_port": settings.sip_port, "agents": agents,
-        "trunk_peer_host": settings.trunk_peer_host, "trunk_peer_port": settings.trunk_peer_port,
+        "sip_bind": "127.0.0.1",
+        "sip_port": settings.sip_port,
+        "agents": agents,
+        "trunk_peer_host": settings.trunk_peer_host,
+        "trunk_peer_port": settings.trunk_peer_port,
         "trunk_match": "\n".join(f"match = {h}" for h in settings.citizen_hosts),
-        "rtp_start": rtp_start, "rtp_end": rtp_end, "moh_dir": moh_dir,
-        "hold_timeout_s": settings.hold_timeout_s, "ring_timeout_s": settings.ring_timeout_s,
-        "recording_dir": run / "recordings", "inbound_lines": "\n".join(lines),
+        "rtp_start": rtp_start,
+        "rtp_end": rtp_end,
+        "moh_dir": moh_dir,
+        "hold_timeout_s": settings.hold_timeout_s,
+        "ring_timeout_s": settings.ring_timeout_s,
+        "recording_dir": run / "recordings",
+        "inbound_lines": "\n".join(lines),
     }
     files = {}
-    for name in ("asterisk.conf", "modules.conf", "manager.conf", "pjsip.conf", "rtp.conf",
-                 "musiconhold.conf", "logger.conf", "extensions.conf"):
+    for name in (
+        "asterisk.conf",
+        "modules.conf",
+        "manager.conf",
+        "pjsip.conf",
+        "rtp.conf",
+        "musiconhold.conf",
+        "logger.conf",
+        "extensions.conf",
+    ):
         files[name] = render(load_template(name + ".tmpl"), values, name=name + ".tmpl")
     files.update(split_static(load_template("static.conf.tmpl")))
     return files
@@ -152,15 +185,43 @@ class PrivateAsterisk:
         import subprocess
 
         # A soft two-tone chime: enough for MusicOnHold to have a file to play.
-        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(target),
-                        "synth", "0.4", "sine", "523", "synth", "0.4", "sine", "659",
-                        "pad", "0", "1.2", "repeat", "5", "gain", "-18"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "sox",
+                "-n",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-b",
+                "16",
+                str(target),
+                "synth",
+                "0.4",
+                "sine",
+                "523",
+                "synth",
+                "0.4",
+                "sine",
+                "659",
+                "pad",
+                "0",
+                "1.2",
+                "repeat",
+                "5",
+                "gain",
+                "-18",
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     async def start(self, *, ready_timeout_s: float = 30.0) -> None:
         self.process = ChildProcess(
-            "asterisk", ["asterisk", "-C", str(self.conf_path), "-f", "-n", "-q"],
-            log_path=self.run_dir / "log" / "console.log")
+            "asterisk",
+            ["asterisk", "-C", str(self.conf_path), "-f", "-n", "-q"],
+            log_path=self.run_dir / "log" / "console.log",
+        )
         await self.process.start()
         try:
             await self.wait_ready(ready_timeout_s)
@@ -175,21 +236,27 @@ class PrivateAsterisk:
         while True:
             if self.process is None or not self.process.running:
                 raise AsteriskNotAvailable(
-                    "asterisk exited during start-up:\n" + (self.process.log_tail() if self.process else ""))
+                    "asterisk exited during start-up:\n"
+                    + (self.process.log_tail() if self.process else "")
+                )
             if await self._ami_banner_ok():
-                out = await self.cli("core waitfullybooted", timeout_s=max(1.0, deadline - loop.time()))
+                out = await self.cli(
+                    "core waitfullybooted", timeout_s=max(1.0, deadline - loop.time())
+                )
                 if "fully booted" in out.lower():
                     return
             if loop.time() > deadline:
                 raise AsteriskNotAvailable(
-                    f"asterisk not ready after {timeout_s:.0f} s (AMI 127.0.0.1:{self.settings.ami_port}); "
-                    f"see {self.run_dir / 'log'}")
+                    f"asterisk not ready after {timeout_s:.0f} s "
+                    f"(AMI 127.0.0.1:{self.settings.ami_port}); see {self.run_dir / 'log'}"
+                )
             await asyncio.sleep(0.1)  # polling a port that is not open yet: nothing to await
 
     async def _ami_banner_ok(self) -> bool:
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection("127.0.0.1", self.settings.ami_port), 1.0)
+                asyncio.open_connection("127.0.0.1", self.settings.ami_port), 1.0
+            )
         except (OSError, TimeoutError):
             return False
         try:
@@ -203,8 +270,14 @@ class PrivateAsterisk:
     async def cli(self, command: str, *, timeout_s: float = 10.0) -> str:
         """Run an Asterisk CLI command on this instance (``asterisk -rx``)."""
         proc = await asyncio.create_subprocess_exec(
-            "asterisk", "-C", str(self.conf_path), "-rx", command,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            "asterisk",
+            "-C",
+            str(self.conf_path),
+            "-rx",
+            command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
         except TimeoutError:

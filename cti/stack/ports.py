@@ -20,8 +20,9 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def free_udp_range(size: int, host: str = "127.0.0.1", *, low: int = 20000, high: int = 59000,
-                   attempts: int = 50) -> tuple[int, int]:
+def free_udp_range(
+    size: int, host: str = "127.0.0.1", *, low: int = 20000, high: int = 59000, attempts: int = 50
+) -> tuple[int, int]:
     """An even-aligned block of *size* UDP ports, all free now (for RTP)."""
     for _ in range(attempts):
         start = random.randrange(low, high - size) & ~1

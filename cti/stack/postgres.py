@@ -19,11 +19,14 @@ class PostgresNotAvailable(RuntimeError):
 
 
 def find_bin_dir() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parent.parent.name))
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name)
+    )
     if not found:
-        raise PostgresNotAvailable("PostgreSQL server binaries not found under /usr/lib/postgresql; "
-                                   "run scripts/setup-system.sh (package postgresql)")
+        raise PostgresNotAvailable(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql; "
+            "run scripts/setup-system.sh (package postgresql)"
+        )
     return Path(found[-1]).parent
 
 
@@ -45,11 +48,14 @@ class PrivatePostgres:
     async def _run(self, *argv: str) -> None:
         prefix = as_user_prefix(self._os_user) if self._os_user else []
         proc = await asyncio.create_subprocess_exec(
-            *prefix, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            *prefix, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
         out, _ = await proc.communicate()
         if proc.returncode != 0:
-            raise PostgresNotAvailable(f"{Path(argv[0]).name} failed ({proc.returncode}): "
-                                       f"{out.decode(errors='replace')[-2000:]}")
+            raise PostgresNotAvailable(
+                f"{Path(argv[0]).name} failed ({proc.returncode}): "
+                f"{out.decode(errors='replace')[-2000:]}"
+            )
 
     async def start(self, *, ready_timeout_s: float = 30.0) -> None:
         bin_dir = find_bin_dir()
@@ -59,40 +65,85 @@ class PrivatePostgres:
             for parent in self.run_dir.resolve().parents:
                 if not parent.stat().st_mode & 0o001:
                     raise PostgresNotAvailable(
-                        f"{parent} is not traversable by the '{self._os_user}' user that PostgreSQL "
-                        f"runs as (we are root); chmod o+x it or choose another run directory")
+                        f"{parent} is not traversable by the '{self._os_user}' user that "
+                        f"PostgreSQL runs as (we are root); chmod o+x it or choose another "
+                        f"run directory"
+                    )
         if not self.port:
             self.port = free_tcp_port()
         if not (self.data_dir / "PG_VERSION").exists():
-            await self._run(str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", self.USER,
-                            "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+            await self._run(
+                str(bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            )
         prefix = as_user_prefix(self._os_user) if self._os_user else []
         # fsync off: a private throw-away cluster for demos and tests, never production.
-        self.process = ChildProcess("postgres", [
-            *prefix, str(bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-            "-k", str(self.run_dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-            "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-            "-c", "max_connections=50", "-c", "TimeZone=Asia/Shanghai"],
-            log_path=self.run_dir / "postgres.log")
+        self.process = ChildProcess(
+            "postgres",
+            [
+                *prefix,
+                str(bin_dir / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.run_dir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=50",
+                "-c",
+                "TimeZone=Asia/Shanghai",
+            ],
+            log_path=self.run_dir / "postgres.log",
+        )
         await self.process.start()
         await self._wait_ready(bin_dir, ready_timeout_s)
-        await self._run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                        "-U", self.USER, self.DATABASE)
+        await self._run(
+            str(bin_dir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            self.USER,
+            self.DATABASE,
+        )
 
     async def _wait_ready(self, bin_dir: Path, timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
             if self.process is None or not self.process.running:
-                raise PostgresNotAvailable("postgres exited during start-up:\n"
-                                           + (self.process.log_tail() if self.process else ""))
+                raise PostgresNotAvailable(
+                    "postgres exited during start-up:\n"
+                    + (self.process.log_tail() if self.process else "")
+                )
             proc = await asyncio.create_subprocess_exec(
-                str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port))
+                str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)
+            )
             if await proc.wait() == 0:
                 return
             if loop.time() > deadline:
-                raise PostgresNotAvailable(f"postgres not ready on 127.0.0.1:{self.port} after "
-                                           f"{timeout_s:.0f} s; see {self.run_dir / 'postgres.log'}")
+                raise PostgresNotAvailable(
+                    f"postgres not ready on 127.0.0.1:{self.port} after "
+                    f"{timeout_s:.0f} s; see {self.run_dir / 'postgres.log'}"
+                )
             await asyncio.sleep(0.1)  # the server offers nothing to await before it listens
 
     async def stop(self) -> None:

@@ -42,8 +42,14 @@ class StackInfo:
 class PrivateStack:
     """Start with ``async with PrivateStack(config) as info``."""
 
-    def __init__(self, config: EngineConfig, *, run_dir: Path | None = None,
-                 env: Mapping[str, str] | None = None, keep_run_dir: bool = False) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        run_dir: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        keep_run_dir: bool = False,
+    ) -> None:
         self.config = config
         self.env = os.environ if env is None else env
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="hotline-stack-"))
@@ -60,8 +66,10 @@ class PrivateStack:
 
     async def start(self) -> StackInfo:
         cfg = self.config
-        seats = [AgentSeat(a.extension, a.name, a.password or secrets.token_urlsafe(12))
-                 for a in cfg.agents]
+        seats = [
+            AgentSeat(a.extension, a.name, a.password or secrets.token_urlsafe(12))
+            for a in cfg.agents
+        ]
         ami = cfg.ami
         sip: tuple[str, int] | None = None
         recording_dir = None
@@ -69,16 +77,29 @@ class PrivateStack:
         if self._external("HOTLINE_AMI_HOST", "HOTLINE_AMI_PORT"):
             log.info("using external Asterisk AMI at %s:%s", ami.host, ami.port)
             if self.env.get("HOTLINE_SIP_PORT"):
-                sip = (self.env.get("HOTLINE_SIP_HOST", ami.host), int(self.env["HOTLINE_SIP_PORT"]))
+                sip = (
+                    self.env.get("HOTLINE_SIP_HOST", ami.host),
+                    int(self.env["HOTLINE_SIP_PORT"]),
+                )
         else:
-            self.asterisk = PrivateAsterisk(AsteriskSettings(
-                run_dir=self.run_dir / "asterisk", agents=seats,
-                lines=[LineConfig(s.did, s.line, s.queue, s.greeting) for s in cfg.lines],
-                ring_timeout_s=cfg.ring_timeout_s, hold_timeout_s=cfg.hold_timeout_s))
+            self.asterisk = PrivateAsterisk(
+                AsteriskSettings(
+                    run_dir=self.run_dir / "asterisk",
+                    agents=seats,
+                    lines=[LineConfig(s.did, s.line, s.queue, s.greeting) for s in cfg.lines],
+                    ring_timeout_s=cfg.ring_timeout_s,
+                    hold_timeout_s=cfg.hold_timeout_s,
+                )
+            )
             self.asterisk.prepare()
             settings = self.asterisk.settings
-            ami = replace(ami, host="127.0.0.1", port=settings.ami_port,
-                          username=settings.ami_user, secret=settings.ami_secret)
+            ami = replace(
+                ami,
+                host="127.0.0.1",
+                port=settings.ami_port,
+                username=settings.ami_user,
+                secret=settings.ami_secret,
+            )
             sip = ("127.0.0.1", settings.sip_port)
             recording_dir = self.asterisk.recording_dir
             starts.append(self.asterisk.start())
@@ -99,10 +120,22 @@ class PrivateStack:
             dsn = self.postgres.dsn
         if self.redis:
             redis_url = self.redis.url
-        self.info = StackInfo(ami=ami, database_dsn=dsn, redis_url=redis_url, sip=sip,
-                              agents=seats, recording_dir=recording_dir)
-        log.info("private stack up in %s: AMI 127.0.0.1:%s, SIP %s, PostgreSQL %s, Redis %s",
-                 self.run_dir, ami.port, sip, dsn, redis_url)
+        self.info = StackInfo(
+            ami=ami,
+            database_dsn=dsn,
+            redis_url=redis_url,
+            sip=sip,
+            agents=seats,
+            recording_dir=recording_dir,
+        )
+        log.info(
+            "private stack up in %s: AMI 127.0.0.1:%s, SIP %s, PostgreSQL %s, Redis %s",
+            self.run_dir,
+            ami.port,
+            sip,
+            dsn,
+            redis_url,
+        )
         return self.info
 
     async def stop(self) -> None:

@@ -41,8 +41,9 @@ def as_user_prefix(user: str) -> list[str]:
 class ChildProcess:
     """One long-running child with its output in a log file."""
 
-    def __init__(self, name: str, argv: Sequence[str], *, log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -61,8 +62,13 @@ class ChildProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-                env=self.env, preexec_fn=_die_with_parent)
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=self.env,
+                preexec_fn=_die_with_parent,
+            )
         log.debug("%s started (pid %s): %s", self.name, self.proc.pid, " ".join(self.argv))
 
     def log_tail(self, lines: int = 20) -> str:
@@ -82,8 +88,13 @@ class ChildProcess:
         try:
             await asyncio.wait_for(self.proc.wait(), grace_s)
         except TimeoutError:
-            log.warning("%s (pid %s) ignored signal %s for %.0f s; killing it",
-                        self.name, self.proc.pid, sig, grace_s)
+            log.warning(
+                "%s (pid %s) ignored signal %s for %.0f s; killing it",
+                self.name,
+                self.proc.pid,
+                sig,
+                grace_s,
+            )
             self.kill()
             await self.proc.wait()
 

@@ -34,9 +34,9 @@ def _children(pid: int) -> list[tuple[int, str]]:
         except OSError:
             continue
         comm_end = stat.rindex(")")
-        fields = stat[comm_end + 2:].split()
+        fields = stat[comm_end + 2 :].split()
         if int(fields[1]) == pid and fields[0] != "Z":
-            out.append((int(entry.name), stat[stat.index("(") + 1:comm_end]))
+            out.append((int(entry.name), stat[stat.index("(") + 1 : comm_end]))
     return out
 
 
@@ -49,8 +49,10 @@ def no_orphans() -> Iterator[None]:
 
 
 def stack_config(agents: int = 2, **changes: object) -> EngineConfig:
-    base = EngineConfig(agents=tuple(AgentSpec(str(1001 + n), f"坐席{n + 1:02d}") for n in range(agents)),
-                        ring_timeout_s=8)
+    base = EngineConfig(
+        agents=tuple(AgentSpec(str(1001 + n), f"坐席{n + 1:02d}") for n in range(agents)),
+        ring_timeout_s=8,
+    )
     return replace(base, **changes) if changes else base
 
 
@@ -78,8 +80,9 @@ class ChangeLog:
             self.changes.append(change)
             self._cond.notify_all()
 
-    async def wait_for(self, predicate: Callable[[CallChange], bool], *, count: int = 1,
-                       timeout_s: float = 30.0) -> list[CallChange]:
+    async def wait_for(
+        self, predicate: Callable[[CallChange], bool], *, count: int = 1, timeout_s: float = 30.0
+    ) -> list[CallChange]:
         async with asyncio.timeout(timeout_s):
             async with self._cond:
                 await self._cond.wait_for(lambda: len(self.matching(predicate)) >= count)
@@ -104,17 +107,23 @@ async def engine(stack: tuple[PrivateStack, StackInfo]) -> AsyncIterator[tuple[E
 
 
 @pytest_asyncio.fixture
-async def robots(stack: tuple[PrivateStack, StackInfo], request: pytest.FixtureRequest
-                 ) -> AsyncIterator[dict[str, RobotAgent]]:
+async def robots(
+    stack: tuple[PrivateStack, StackInfo], request: pytest.FixtureRequest
+) -> AsyncIterator[dict[str, RobotAgent]]:
     """One registered robot per configured agent; behaviour from @pytest.mark.robots(ext=...)."""
     _, info = stack
     marker = request.node.get_closest_marker("robots")
     behaviours: dict[str, AgentBehaviour] = dict(marker.kwargs) if marker else {}
     assert info.sip is not None
-    agents = {seat.extension: RobotAgent(extension=seat.extension, password=seat.password,
-                                         asterisk_sip=info.sip,
-                                         behaviour=behaviours.get(f"a{seat.extension}", AgentBehaviour(talk_s=None)))
-              for seat in info.agents}
+    agents = {
+        seat.extension: RobotAgent(
+            extension=seat.extension,
+            password=seat.password,
+            asterisk_sip=info.sip,
+            behaviour=behaviours.get(f"a{seat.extension}", AgentBehaviour(talk_s=None)),
+        )
+        for seat in info.agents
+    }
     try:
         await asyncio.gather(*(a.start() for a in agents.values()))
         yield agents
@@ -123,7 +132,9 @@ async def robots(stack: tuple[PrivateStack, StackInfo], request: pytest.FixtureR
 
 
 @pytest_asyncio.fixture
-async def citizens(stack: tuple[PrivateStack, StackInfo], tmp_path: Path) -> AsyncIterator[SippCitizens]:
+async def citizens(
+    stack: tuple[PrivateStack, StackInfo], tmp_path: Path
+) -> AsyncIterator[SippCitizens]:
     _, info = stack
     assert info.sip is not None
     c = SippCitizens(asterisk_sip=info.sip, work_dir=tmp_path / "sipp")

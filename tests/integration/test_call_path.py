@@ -18,8 +18,10 @@ pytestmark = pytest.mark.integration
 async def test_calls_to_both_lines_reach_the_engine_and_an_agent(engine, robots, citizens):
     eng, changes = engine
     hold_s = 6.0
-    calls = [CitizenCall("12345", "13800138000", "张三丰·市民", hold_s=hold_s),
-             CitizenCall("96181", "13900139001", "欧阳娜娜", hold_s=hold_s)]
+    calls = [
+        CitizenCall("12345", "13800138000", "张三丰·市民", hold_s=hold_s),
+        CitizenCall("96181", "13900139001", "欧阳娜娜", hold_s=hold_s),
+    ]
     placed_at = time.time()
     results = await asyncio.gather(*(citizens.call(c) for c in calls))
     ended_at = time.time()
@@ -54,7 +56,14 @@ async def test_calls_to_both_lines_reach_the_engine_and_an_agent(engine, robots,
         # The citizen stays hold_s after Asterisk answered it (at arrival, no greeting).
         assert call.ended_at - call.arrived_at == pytest.approx(hold_s, abs=1.0)
         assert end.wait_s == pytest.approx(answered_phone - call.queued_at, abs=1.0)
-        assert placed_at - 1 <= call.arrived_at <= call.queued_at <= call.answered_at <= call.ended_at <= ended_at + 1
+        assert (
+            placed_at - 1
+            <= call.arrived_at
+            <= call.queued_at
+            <= call.answered_at
+            <= call.ended_at
+            <= ended_at + 1
+        )
     assert eng.model.calls == {}
     assert not eng.model.agent_busy("1001") and not eng.model.agent_busy("1002")
 
@@ -65,7 +74,9 @@ async def test_second_caller_waits_for_the_busy_agent(engine, robots, citizens):
     eng, changes = engine
     first = asyncio.create_task(citizens.call(CitizenCall("12345", "13800000001", "甲", hold_s=5)))
     await changes.wait_for(lambda c: isinstance(c, CallAnswered))
-    second = asyncio.create_task(citizens.call(CitizenCall("12345", "13800000002", "乙", hold_s=12)))
+    second = asyncio.create_task(
+        citizens.call(CitizenCall("12345", "13800000002", "乙", hold_s=12))
+    )
     results = await asyncio.gather(first, second)
     assert [r.exit_code for r in results] == [0, 0]
     answered = changes.matching(lambda c: isinstance(c, CallAnswered))

@@ -45,13 +45,24 @@ async def test_hotline_events_prints_real_events_and_survives_asterisk_restart(s
     private, info = stack
     env = {**os.environ, "HOTLINE_AMI_SECRET": info.ami.secret}
     proc = await asyncio.create_subprocess_exec(
-        *HOTLINE, "events", "--ami-host", "127.0.0.1", "--ami-port", str(info.ami.port),
-        "--ami-user", info.ami.username, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *HOTLINE,
+        "events",
+        "--ami-host",
+        "127.0.0.1",
+        "--ami-port",
+        str(info.ami.port),
+        "--ami-user",
+        info.ami.username,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         out = JsonLines(proc.stdout)
         await out.wait_for(lambda e: e.get("Event") == "FullyBooted")
-        call = asyncio.create_task(citizens.call(CitizenCall("96181", "13512345678", "诸葛孔明", hold_s=2)))
+        call = asyncio.create_task(
+            citizens.call(CitizenCall("96181", "13512345678", "诸葛孔明", hold_s=2))
+        )
         new = await out.wait_for(lambda e: e.get("Event") == "Newchannel")
         assert new["CallerIDName"] == "诸葛孔明"
         assert new["CallerIDNum"] == "13512345678"
@@ -65,9 +76,13 @@ async def test_hotline_events_prints_real_events_and_survives_asterisk_restart(s
         private.asterisk.kill()
         await private.asterisk.process.wait()
         await private.asterisk.start()
-        await out.wait_for(lambda e: e.get("Event") == "FullyBooted"
-                           and sum(x.get("Event") == "FullyBooted" for x in out.seen) > booted_before,
-                           timeout_s=60)
+        await out.wait_for(
+            lambda e: (
+                e.get("Event") == "FullyBooted"
+                and sum(x.get("Event") == "FullyBooted" for x in out.seen) > booted_before
+            ),
+            timeout_s=60,
+        )
         assert proc.returncode is None
     finally:
         if proc.returncode is None:
@@ -82,8 +97,14 @@ async def test_hotline_events_prints_real_events_and_survives_asterisk_restart(s
 async def test_hotline_events_names_the_missing_secret():
     env = {k: v for k, v in os.environ.items() if k != "HOTLINE_AMI_SECRET"}
     proc = await asyncio.create_subprocess_exec(
-        *HOTLINE, "events", "--ami-port", "1", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *HOTLINE,
+        "events",
+        "--ami-port",
+        "1",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     assert proc.returncode == 2
     assert "--ami-secret" in err.decode() and "HOTLINE_AMI_SECRET" in err.decode()
@@ -91,8 +112,19 @@ async def test_hotline_events_names_the_missing_secret():
 
 async def test_hotline_demo_runs_calls_end_to_end_and_stops_cleanly(tmp_path: Path):
     proc = await asyncio.create_subprocess_exec(
-        *HOTLINE, "demo", "--duration", "30", "--agents", "2", "--calls-per-minute", "20",
-        "--seed", "3", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *HOTLINE,
+        "demo",
+        "--duration",
+        "30",
+        "--agents",
+        "2",
+        "--calls-per-minute",
+        "20",
+        "--seed",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     text = out.decode()
     (tmp_path / "demo.out").write_text(text + "\n--- stderr ---\n" + err.decode())
@@ -105,3 +137,32 @@ async def test_hotline_demo_runs_calls_end_to_end_and_stops_cleanly(tmp_path: Pa
     assert summary, text[-1000:]
     arrived, answered, lost = map(int, summary.groups())
     assert arrived >= 3 and answered >= 2 and lost == 0
+
+
+async def test_hotline_demo_stops_cleanly_on_ctrl_c():
+    proc = await asyncio.create_subprocess_exec(
+        *HOTLINE,
+        "demo",
+        "--agents",
+        "1",
+        "--calls-per-minute",
+        "30",
+        "--seed",
+        "5",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    seen = []
+    try:
+        async with asyncio.timeout(90):
+            while not any("answered by 1001" in line for line in seen):
+                line = (await proc.stdout.readline()).decode()
+                assert line, "demo exited early: " + "".join(seen)
+                seen.append(line)
+    finally:
+        proc.send_signal(signal.SIGINT)
+    rest, err = await asyncio.wait_for(proc.communicate(), 60)
+    text = "".join(seen) + rest.decode()
+    assert proc.returncode == 0, text[-2000:] + err.decode()[-2000:]
+    assert "hotline demo: stopping ..." in text
+    assert re.search(r"hotline demo: calls: \d+ arrived, [1-9]\d* answered", text), text[-1000:]

@@ -16,22 +16,53 @@ from softphone_bridge.sipp_citizen import CitizenCall
 pytestmark = pytest.mark.integration
 
 
-async def test_asterisk_killed_mid_call_engine_reconnects_and_resyncs(stack, engine, robots, citizens, caplog):
+class LogCounter(logging.Handler):
+    """Counts log records containing a phrase; awaitable."""
+
+    def __init__(self, phrase: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.phrase = phrase
+        self.count = 0
+        self._changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.phrase in record.getMessage():
+            self.count += 1
+            self._changed.set()
+
+    async def wait(self, count: int, timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            while self.count < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def test_asterisk_killed_mid_call_engine_reconnects_and_resyncs(
+    stack, engine, robots, citizens, caplog
+):
     caplog.set_level(logging.INFO)
     private, _ = stack
     eng, changes = engine
     assert private.asterisk is not None
-    first = asyncio.create_task(citizens.call(CitizenCall("12345", "13811112222", "测试甲", hold_s=90)))
+    first = asyncio.create_task(
+        citizens.call(CitizenCall("12345", "13811112222", "测试甲", hold_s=90))
+    )
     answered = (await changes.wait_for(lambda c: isinstance(c, CallAnswered)))[0]
     assert eng.model.calls[answered.call_id].agent == answered.agent
 
-    private.asterisk.kill()
-    await private.asterisk.process.wait()
-    async with asyncio.timeout(10):
-        while eng.link.connected:
-            await asyncio.sleep(0.05)  # the link has no public "disconnected" awaitable
-    # Let a couple of reconnect attempts fail against the dead port before it comes back.
-    await asyncio.sleep(2.0)
+    lost_link = asyncio.Event()
+    eng.link.add_disconnect_handler(lambda exc: lost_link.set())
+    failed_attempts = LogCounter("cannot connect to")
+    logging.getLogger("cti.ami").addHandler(failed_attempts)
+    try:
+        private.asterisk.kill()
+        await private.asterisk.process.wait()
+        await asyncio.wait_for(lost_link.wait(), 10)
+        assert not eng.link.connected
+        # Two reconnect attempts fail against the dead port before Asterisk comes back.
+        await failed_attempts.wait(2, timeout_s=15)
+    finally:
+        logging.getLogger("cti.ami").removeHandler(failed_attempts)
     await private.asterisk.start()
 
     report = await eng.wait_resynced(count=2, timeout_s=60)
@@ -53,8 +84,12 @@ async def test_asterisk_killed_mid_call_engine_reconnects_and_resyncs(stack, eng
 
     # The new link carries calls: a fresh caller is seen arriving and queued.
     first.cancel()
-    second = asyncio.create_task(citizens.call(CitizenCall("96181", "13833334444", "测试乙", hold_s=4)))
-    arrived = await changes.wait_for(lambda c: isinstance(c, CallArrived) and c.caller_number == "13833334444")
+    second = asyncio.create_task(
+        citizens.call(CitizenCall("96181", "13833334444", "测试乙", hold_s=4))
+    )
+    arrived = await changes.wait_for(
+        lambda c: isinstance(c, CallArrived) and c.caller_number == "13833334444"
+    )
     await changes.wait_for(lambda c: isinstance(c, CallQueued) and c.call_id == arrived[0].call_id)
     assert arrived[0].line == "96181"
     await second

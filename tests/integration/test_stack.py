@@ -65,9 +65,13 @@ async def test_external_services_named_by_env_are_used_instead():
         outer = PrivateStack(load_config(), env={})
         outer_info = await outer.start()  # provides the "external" Asterisk
         try:
-            env = {"HOTLINE_AMI_HOST": "127.0.0.1", "HOTLINE_AMI_PORT": str(outer_info.ami.port),
-                   "HOTLINE_AMI_SECRET": outer_info.ami.secret, "HOTLINE_PG_DSN": pg.dsn,
-                   "HOTLINE_REDIS_URL": rd.url}
+            env = {
+                "HOTLINE_AMI_HOST": "127.0.0.1",
+                "HOTLINE_AMI_PORT": str(outer_info.ami.port),
+                "HOTLINE_AMI_SECRET": outer_info.ami.secret,
+                "HOTLINE_PG_DSN": pg.dsn,
+                "HOTLINE_REDIS_URL": rd.url,
+            }
             config = load_config(env=env)
             inner = PrivateStack(config, env=env)
             info = await inner.start()

@@ -45,8 +45,11 @@ def approx(value: float) -> object:
     return pytest.approx(value, abs=US)
 
 
-def replay(name: str, *, each: Callable[[CallModel, dict], None] | None = None,
-           ) -> tuple[CallModel, list[CallChange]]:
+def replay(
+    name: str,
+    *,
+    each: Callable[[CallModel, dict], None] | None = None,
+) -> tuple[CallModel, list[CallChange]]:
     model = CallModel(lines=LINES)
     changes: list[CallChange] = []
     for message in load_transcript(name):
@@ -83,16 +86,29 @@ CALL_1 = "hotline-1795237408.0"
 def test_normal_call_changes():
     model, changes = replay("normal_call")
     assert changes == [
-        CallArrived(CALL_1, approx(1795237408.414539), line="12345",
-                    caller_number="13800138000", caller_name="张三丰", dialled="12345"),
-        CallQueued(CALL_1, approx(1795237408.916346), line="12345", queue="12345-general",
-                   requeued=False),
+        CallArrived(
+            CALL_1,
+            approx(1795237408.414539),
+            line="12345",
+            caller_number="13800138000",
+            caller_name="张三丰",
+            dialled="12345",
+        ),
+        CallQueued(
+            CALL_1, approx(1795237408.916346), line="12345", queue="12345-general", requeued=False
+        ),
         AgentRinging(CALL_1, approx(1795237409.919632), agent="1001"),
         # wait = DialEnd ANSWER 1795237410.925073 - HotlineEnqueue 1795237408.916346
         CallAnswered(CALL_1, approx(1795237410.925073), agent="1001", wait_s=approx(2.008727)),
         # talk = caller's BridgeLeave 1795237414.421740 - DialEnd ANSWER 1795237410.925073
-        CallEnded(CALL_1, approx(1795237414.422176), abandoned=False,
-                  wait_s=approx(2.008727), talk_s=approx(3.496667), cause="Normal Clearing"),
+        CallEnded(
+            CALL_1,
+            approx(1795237414.422176),
+            abandoned=False,
+            wait_s=approx(2.008727),
+            talk_s=approx(3.496667),
+            cause="Normal Clearing",
+        ),
     ]
 
 
@@ -101,16 +117,21 @@ def test_normal_call_summary():
     call = only_call(model)
     assert phases(call) == [P.ARRIVED, P.QUEUED, P.RINGING, P.CONNECTED, P.ENDED]
     assert [event for _, _, event in call.history] == [
-        "Newchannel", "HotlineEnqueue", "DialBegin", "DialEnd", "Hangup"]
+        "Newchannel",
+        "HotlineEnqueue",
+        "DialBegin",
+        "DialEnd",
+        "Hangup",
+    ]
     assert call.call_id == CALL_1
     assert call.caller_channel == "hotline-1795237408.0"
     assert (call.caller_number, call.caller_name) == ("13800138000", "张三丰")
     assert (call.dialled, call.line, call.queue) == ("12345", "12345", "12345-general")
-    assert call.arrived_at == approx(1795237408.414539)     # Newchannel
-    assert call.queued_at == approx(1795237408.916346)      # UserEvent HotlineEnqueue
-    assert call.ringing_at == approx(1795237409.919632)     # DialBegin
-    assert call.answered_at == approx(1795237410.925073)    # DialEnd ANSWER
-    assert call.ended_at == approx(1795237414.422176)       # caller's Hangup
+    assert call.arrived_at == approx(1795237408.414539)  # Newchannel
+    assert call.queued_at == approx(1795237408.916346)  # UserEvent HotlineEnqueue
+    assert call.ringing_at == approx(1795237409.919632)  # DialBegin
+    assert call.answered_at == approx(1795237410.925073)  # DialEnd ANSWER
+    assert call.ended_at == approx(1795237414.422176)  # caller's Hangup
     assert call.wait_s == approx(2.008727)
     assert call.talk_s == approx(3.496667)
     assert call.wait_s <= 15.0  # a 15 s answer
@@ -144,10 +165,10 @@ def test_agent_busy_follows_the_agent_leg():
     model, _ = replay("normal_call", each=watch)
     assert seen == [
         ("Newchannel PJSIP/trunk-00000000", False),
-        ("Newchannel PJSIP/1001-00000001", True),     # being dialled
+        ("Newchannel PJSIP/1001-00000001", True),  # being dialled
         ("DialBegin PJSIP/trunk-00000000", True),
-        ("DialEnd PJSIP/trunk-00000000", True),        # answered, talking
-        ("Hangup PJSIP/trunk-00000000", True),         # caller gone, agent leg not yet
+        ("DialEnd PJSIP/trunk-00000000", True),  # answered, talking
+        ("Hangup PJSIP/trunk-00000000", True),  # caller gone, agent leg not yet
         ("Hangup PJSIP/1001-00000001", False),
     ]
     assert not model.agent_busy("trunk")
@@ -163,24 +184,32 @@ def test_call_for_channel_during_the_call():
             checks["phase"] = model.calls[CALL_1].phase
             checks["bridge"] = set(model.bridges["dc5fc031-f998-45cd-b0da-4fa4e8cc9698"].channels)
             agent_channel = model.channels["hotline-1795237409.1"]
-            checks["agent_leg"] = (agent_channel.endpoint, agent_channel.state,
-                                   agent_channel.answered_at, agent_channel.bridge_id)
+            checks["agent_leg"] = (
+                agent_channel.endpoint,
+                agent_channel.state,
+                agent_channel.answered_at,
+                agent_channel.bridge_id,
+            )
 
     replay("normal_call", each=watch)
     assert checks["agent"] is checks["caller"] is not None
     assert checks["phase"] is P.CONNECTED
     assert checks["bridge"] == {"hotline-1795237408.0", "hotline-1795237409.1"}
     assert checks["agent_leg"] == (
-        "1001", "Up", approx(1795237410.924974),  # answered_at: the leg's Newstate Up
-        "dc5fc031-f998-45cd-b0da-4fa4e8cc9698")
+        "1001",
+        "Up",
+        approx(1795237410.924974),  # answered_at: the leg's Newstate Up
+        "dc5fc031-f998-45cd-b0da-4fa4e8cc9698",
+    )
 
 
 # -- abandon: 96181, caller hangs up while waiting ----------------------------
 
+
 def test_abandon():
     model, changes = replay("abandon")
     call = only_call(model)
-    assert call.line == "96181"            # from the DID, confirmed by HotlineEnqueue
+    assert call.line == "96181"  # from the DID, confirmed by HotlineEnqueue
     assert call.dialled == "96181"
     assert (call.caller_number, call.caller_name) == ("13900139000", "李四")
     assert phases(call) == [P.ARRIVED, P.QUEUED, P.ENDED]
@@ -189,9 +218,14 @@ def test_abandon():
     assert call.talk_s is None
     # wait = caller's Hangup 1795237419.990706 - HotlineEnqueue 1795237417.483065
     assert call.wait_s == approx(2.507641)
-    assert changes[-1] == CallEnded("hotline-1795237416.0", approx(1795237419.990706),
-                                    abandoned=True, wait_s=approx(2.507641), talk_s=None,
-                                    cause="Normal Clearing")
+    assert changes[-1] == CallEnded(
+        "hotline-1795237416.0",
+        approx(1795237419.990706),
+        abandoned=True,
+        wait_s=approx(2.507641),
+        talk_s=None,
+        cause="Normal Clearing",
+    )
     assert [type(c) for c in changes] == [CallArrived, CallQueued, CallEnded]
 
 
@@ -203,33 +237,55 @@ CALL_3 = "hotline-1795237422.0"
 def test_agent_no_answer_changes():
     model, changes = replay("agent_no_answer")
     assert changes == [
-        CallArrived(CALL_3, approx(1795237422.526545), line="12345",
-                    caller_number="13700137000", caller_name="王五", dialled="12345"),
-        CallQueued(CALL_3, approx(1795237423.027944), line="12345", queue="12345-general",
-                   requeued=False),
+        CallArrived(
+            CALL_3,
+            approx(1795237422.526545),
+            line="12345",
+            caller_number="13700137000",
+            caller_name="王五",
+            dialled="12345",
+        ),
+        CallQueued(
+            CALL_3, approx(1795237423.027944), line="12345", queue="12345-general", requeued=False
+        ),
         AgentRinging(CALL_3, approx(1795237423.029499), agent="1002"),
         AgentNoAnswer(CALL_3, approx(1795237427.029870), agent="1002", dial_status="NOANSWER"),
-        CallQueued(CALL_3, approx(1795237427.029870), line="12345", queue="12345-general",
-                   requeued=True),
+        CallQueued(
+            CALL_3, approx(1795237427.029870), line="12345", queue="12345-general", requeued=True
+        ),
         AgentRinging(CALL_3, approx(1795237427.032240), agent="1001"),
         # wait = DialEnd ANSWER 1795237428.036498 - first HotlineEnqueue 1795237423.027944
         CallAnswered(CALL_3, approx(1795237428.036498), agent="1001", wait_s=approx(5.008554)),
         # 1001 leaves the bridge while the caller is still in it
         AgentLeft(CALL_3, approx(1795237430.046458), agent="1001"),
         # talk = 1001's BridgeLeave 1795237430.046458 - DialEnd ANSWER 1795237428.036498
-        CallEnded(CALL_3, approx(1795237430.929322), abandoned=False,
-                  wait_s=approx(5.008554), talk_s=approx(2.009960), cause="Normal Clearing"),
+        CallEnded(
+            CALL_3,
+            approx(1795237430.929322),
+            abandoned=False,
+            wait_s=approx(5.008554),
+            talk_s=approx(2.009960),
+            cause="Normal Clearing",
+        ),
     ]
 
 
 def test_agent_no_answer_summary():
     model, _ = replay("agent_no_answer")
     call = only_call(model)
-    assert phases(call) == [P.ARRIVED, P.QUEUED, P.RINGING, P.QUEUED, P.RINGING,
-                            P.CONNECTED, P.AFTER_CALL, P.ENDED]
+    assert phases(call) == [
+        P.ARRIVED,
+        P.QUEUED,
+        P.RINGING,
+        P.QUEUED,
+        P.RINGING,
+        P.CONNECTED,
+        P.AFTER_CALL,
+        P.ENDED,
+    ]
     assert call.agents_tried == ["1002", "1001"]
     assert call.no_answers == ["1002"]
-    assert call.queued_at == approx(1795237423.027944)   # the FIRST entry, not the requeue
+    assert call.queued_at == approx(1795237423.027944)  # the FIRST entry, not the requeue
     assert call.ringing_at == approx(1795237423.029499)  # the first ring (1002)
     assert call.answered_at == approx(1795237428.036498)
     assert call.talk_ended_at == approx(1795237430.046458)
@@ -250,9 +306,9 @@ def test_agent_no_answer_busy_flags():
     assert seen == [
         ("PJSIP/trunk-00000000", False, False),
         ("PJSIP/1002-00000001", False, True),
-        ("PJSIP/1002-00000001", False, False),   # the unanswered leg hung up
+        ("PJSIP/1002-00000001", False, False),  # the unanswered leg hung up
         ("PJSIP/1001-00000002", True, False),
-        ("PJSIP/1001-00000002", False, False),   # 1001 hung up first
+        ("PJSIP/1001-00000002", False, False),  # 1001 hung up first
         ("PJSIP/trunk-00000000", False, False),
     ]
 
@@ -265,29 +321,50 @@ CALL_4 = "hotline-1795237433.0"
 def test_transfer_changes():
     model, changes = replay("transfer")
     assert changes == [
-        CallArrived(CALL_4, approx(1795237433.466056), line="96181",
-                    caller_number="13600136000", caller_name="赵六", dialled="96181"),
-        CallQueued(CALL_4, approx(1795237433.967947), line="96181", queue="96181-general",
-                   requeued=False),
+        CallArrived(
+            CALL_4,
+            approx(1795237433.466056),
+            line="96181",
+            caller_number="13600136000",
+            caller_name="赵六",
+            dialled="96181",
+        ),
+        CallQueued(
+            CALL_4, approx(1795237433.967947), line="96181", queue="96181-general", requeued=False
+        ),
         AgentRinging(CALL_4, approx(1795237433.969410), agent="1001"),
         # wait = DialEnd ANSWER (1001) 1795237435.353860 - HotlineEnqueue 1795237433.967947
         CallAnswered(CALL_4, approx(1795237435.353860), agent="1001", wait_s=approx(1.385913)),
-        CallTransferred(CALL_4, approx(1795237436.856334), from_agent="1001", target="1002",
-                        kind="blind"),
+        CallTransferred(
+            CALL_4, approx(1795237436.856334), from_agent="1001", target="1002", kind="blind"
+        ),
         AgentLeft(CALL_4, approx(1795237436.856345), agent="1001"),
         AgentRinging(CALL_4, approx(1795237436.857348), agent="1002"),
         AgentConnected(CALL_4, approx(1795237437.869448), agent="1002"),
         # talk = caller's BridgeLeave (1002's bridge) 1795237445.473348 - first answer
-        CallEnded(CALL_4, approx(1795237445.474553), abandoned=False,
-                  wait_s=approx(1.385913), talk_s=approx(10.119488), cause="Normal Clearing"),
+        CallEnded(
+            CALL_4,
+            approx(1795237445.474553),
+            abandoned=False,
+            wait_s=approx(1.385913),
+            talk_s=approx(10.119488),
+            cause="Normal Clearing",
+        ),
     ]
 
 
 def test_transfer_summary():
     model, _ = replay("transfer")
     call = only_call(model)
-    assert phases(call) == [P.ARRIVED, P.QUEUED, P.RINGING, P.CONNECTED, P.RINGING,
-                            P.CONNECTED, P.ENDED]
+    assert phases(call) == [
+        P.ARRIVED,
+        P.QUEUED,
+        P.RINGING,
+        P.CONNECTED,
+        P.RINGING,
+        P.CONNECTED,
+        P.ENDED,
+    ]
     assert call.line == "96181" and call.queue == "96181-general"
     assert call.transfers == [("1001", "1002")]
     assert call.agent == "1002"
@@ -319,12 +396,29 @@ def test_replay_is_deterministic():
 
 # -- hand-written events: odd input -------------------------------------------
 
-def channel(name: str, uniqueid: str, *, linkedid: str | None = None, state: str = "Up",
-            context: str = "hotline-agent", exten: str = "s", number: str = "",
-            cid_name: str = "", prefix: str = "") -> dict[str, str]:
-    fields = {"Channel": name, "ChannelStateDesc": state, "CallerIDNum": number,
-              "CallerIDName": cid_name, "Context": context, "Exten": exten,
-              "Uniqueid": uniqueid, "Linkedid": linkedid or uniqueid}
+
+def channel(
+    name: str,
+    uniqueid: str,
+    *,
+    linkedid: str | None = None,
+    state: str = "Up",
+    context: str = "hotline-agent",
+    exten: str = "s",
+    number: str = "",
+    cid_name: str = "",
+    prefix: str = "",
+) -> dict[str, str]:
+    fields = {
+        "Channel": name,
+        "ChannelStateDesc": state,
+        "CallerIDNum": number,
+        "CallerIDName": cid_name,
+        "Context": context,
+        "Exten": exten,
+        "Uniqueid": uniqueid,
+        "Linkedid": linkedid or uniqueid,
+    }
     return {prefix + key: value for key, value in fields.items()}
 
 
@@ -336,15 +430,29 @@ def event(name: str, at: float, *parts: dict[str, str], **headers: str) -> dict[
     return message
 
 
-TRUNK = channel("PJSIP/trunk-00000010", "c1", state="Ring", context="hotline-inbound",
-                exten="12345", number="13800000001", cid_name="测试")
+TRUNK = channel(
+    "PJSIP/trunk-00000010",
+    "c1",
+    state="Ring",
+    context="hotline-inbound",
+    exten="12345",
+    number="13800000001",
+    cid_name="测试",
+)
 AGENT = channel("PJSIP/1001-00000011", "a1", linkedid="c1", state="Down")
 
 
 def arrived_and_queued(model: CallModel, *, start: float = 100.0) -> list[CallChange]:
-    return (model.apply(event("Newchannel", start, TRUNK))
-            + model.apply(event("UserEvent", start + 1, TRUNK, UserEvent="HotlineEnqueue",
-                                Line="12345", Queue="12345-general")))
+    return model.apply(event("Newchannel", start, TRUNK)) + model.apply(
+        event(
+            "UserEvent",
+            start + 1,
+            TRUNK,
+            UserEvent="HotlineEnqueue",
+            Line="12345",
+            Queue="12345-general",
+        )
+    )
 
 
 def test_odd_input_never_raises_and_changes_nothing(caplog):
@@ -356,15 +464,24 @@ def test_odd_input_never_raises_and_changes_nothing(caplog):
         {"Event": "NoSuchEvent", "Timestamp": "103.0", "Uniqueid": "c1"},
         {"Response": "Error", "Message": "Permission denied"},
         event("Hangup", 103.0, channel("PJSIP/1009-00000099", "ghost"), Cause="16"),
-        event("DialEnd", 103.0, TRUNK, channel("PJSIP/1009-00000099", "ghost", prefix="Dest"),
-              DialStatus="ANSWER"),
-        event("BridgeLeave", 103.0, channel("PJSIP/1009-00000099", "ghost"),
-              BridgeUniqueid="nope"),
+        event(
+            "DialEnd",
+            103.0,
+            TRUNK,
+            channel("PJSIP/1009-00000099", "ghost", prefix="Dest"),
+            DialStatus="ANSWER",
+        ),
+        event("BridgeLeave", 103.0, channel("PJSIP/1009-00000099", "ghost"), BridgeUniqueid="nope"),
         event("BridgeDestroy", 103.0, BridgeUniqueid="nope"),
         event("BlindTransfer", 103.0, Result="Success", Extension="1002"),
-        event("UserEvent", 103.0, channel("PJSIP/1009-00000099", "ghost"),
-              UserEvent="HotlineEnqueue", Line="12345"),
-        {"Event": "Hangup"},                                 # no time, no Uniqueid
+        event(
+            "UserEvent",
+            103.0,
+            channel("PJSIP/1009-00000099", "ghost"),
+            UserEvent="HotlineEnqueue",
+            Line="12345",
+        ),
+        {"Event": "Hangup"},  # no time, no Uniqueid
         {"Event": ["Hangup", "Hangup"], "Timestamp": "x"},  # repeated identity header
         {},
         None,
@@ -389,8 +506,13 @@ def test_duplicate_newchannel_is_one_call():
 def test_missing_timestamp_uses_receive_time_or_last_event():
     model = CallModel(lines=LINES)
     model.apply(event("Newchannel", 100.0, TRUNK))
-    untimed = {"Event": "UserEvent", **TRUNK, "UserEvent": "HotlineEnqueue",
-               "Line": "12345", "Queue": "q"}
+    untimed = {
+        "Event": "UserEvent",
+        **TRUNK,
+        "UserEvent": "HotlineEnqueue",
+        "Line": "12345",
+        "Queue": "q",
+    }
     [queued] = model.apply(untimed, received_at=101.5)
     assert queued.at == 101.5
     model2 = CallModel(lines=LINES)
@@ -403,8 +525,11 @@ def test_unknown_did_has_no_line_until_enqueue_says():
     model = CallModel(lines={})
     [arrived] = model.apply(event("Newchannel", 1.0, TRUNK))
     assert arrived.line is None
-    [queued] = model.apply(event("UserEvent", 2.0, TRUNK, UserEvent="HotlineEnqueue",
-                                 Line="12345", Queue="12345-general"))
+    [queued] = model.apply(
+        event(
+            "UserEvent", 2.0, TRUNK, UserEvent="HotlineEnqueue", Line="12345", Queue="12345-general"
+        )
+    )
     assert queued.line == "12345" and model.calls["c1"].line == "12345"
 
 
@@ -415,8 +540,10 @@ def test_internal_and_outbound_channels_make_no_call():
     callee = channel("PJSIP/1002-00000021", "i2", linkedid="i1", state="Down")
     assert model.apply(event("Newchannel", 1.0, caller)) == []
     assert model.apply(event("Newchannel", 1.1, callee)) == []
-    assert model.apply(event("DialBegin", 1.2, caller,
-                             {"Dest" + k: v for k, v in callee.items()})) == []
+    assert (
+        model.apply(event("DialBegin", 1.2, caller, {"Dest" + k: v for k, v in callee.items()}))
+        == []
+    )
     # A dial-out through the trunk (created Down) is not an inbound call either.
     outbound = channel("PJSIP/trunk-00000022", "o1", state="Down", context="hotline-out")
     assert model.apply(event("Newchannel", 1.3, outbound)) == []
@@ -438,13 +565,29 @@ def test_caller_hangs_up_while_ringing_is_abandoned_not_rona():
     ring_agent(model, 103.0)
     assert model.calls["c1"].phase is P.RINGING
     changes = model.apply(event("HangupRequest", 105.0, TRUNK, Cause="16"))
-    changes += model.apply(event("DialEnd", 105.001, TRUNK,
-                                 {"Dest" + k: v for k, v in AGENT.items()}, DialStatus="CANCEL"))
+    changes += model.apply(
+        event(
+            "DialEnd",
+            105.001,
+            TRUNK,
+            {"Dest" + k: v for k, v in AGENT.items()},
+            DialStatus="CANCEL",
+        )
+    )
     changes += model.apply(event("Hangup", 105.002, AGENT, Cause="16"))
-    changes += model.apply(event("Hangup", 105.003, TRUNK, Cause="16",
-                                 **{"Cause-txt": "Normal Clearing"}))
-    assert changes == [CallEnded("c1", 105.003, abandoned=True, wait_s=approx(4.003),
-                                 talk_s=None, cause="Normal Clearing")]
+    changes += model.apply(
+        event("Hangup", 105.003, TRUNK, Cause="16", **{"Cause-txt": "Normal Clearing"})
+    )
+    assert changes == [
+        CallEnded(
+            "c1",
+            105.003,
+            abandoned=True,
+            wait_s=approx(4.003),
+            talk_s=None,
+            cause="Normal Clearing",
+        )
+    ]
     call = model.ended[-1]
     assert call.no_answers == [] and call.agents_tried == ["1001"]
     assert phases(call) == [P.ARRIVED, P.QUEUED, P.RINGING, P.ENDED]
@@ -454,8 +597,9 @@ def test_busy_agent_is_a_no_answer_and_requeues():
     model = CallModel(lines=LINES)
     arrived_and_queued(model)
     ring_agent(model, 102.0)
-    changes = model.apply(event("DialEnd", 102.2, TRUNK,
-                                {"Dest" + k: v for k, v in AGENT.items()}, DialStatus="BUSY"))
+    changes = model.apply(
+        event("DialEnd", 102.2, TRUNK, {"Dest" + k: v for k, v in AGENT.items()}, DialStatus="BUSY")
+    )
     assert changes == [
         AgentNoAnswer("c1", 102.2, agent="1001", dial_status="BUSY"),
         CallQueued("c1", 102.2, line="12345", queue="12345-general", requeued=True),
@@ -476,10 +620,13 @@ def test_attended_transfer():
     # The consultation: a new call from 1001's phone to 1002, Linkedid of its own.
     consult = channel("PJSIP/1001-00000030", "k1", state="Ring", exten="1002")
     target = channel("PJSIP/1002-00000031", "k2", linkedid="k1", state="Down")
-    for message in (event("Newchannel", 110.0, consult), event("Newchannel", 110.1, target),
-                    event("DialBegin", 110.1, consult, {"Dest" + k: v for k, v in target.items()}),
-                    event("BridgeEnter", 112.0, target, BridgeUniqueid="b2"),
-                    event("BridgeEnter", 112.0, consult, BridgeUniqueid="b2")):
+    for message in (
+        event("Newchannel", 110.0, consult),
+        event("Newchannel", 110.1, target),
+        event("DialBegin", 110.1, consult, {"Dest" + k: v for k, v in target.items()}),
+        event("BridgeEnter", 112.0, target, BridgeUniqueid="b2"),
+        event("BridgeEnter", 112.0, consult, BridgeUniqueid="b2"),
+    ):
         assert model.apply(message) == []
     assert model.call_for_channel("k2") is None
     changes: list[CallChange] = []
@@ -487,11 +634,17 @@ def test_attended_transfer():
         event("BridgeLeave", 120.0, consult, BridgeUniqueid="b2"),
         event("BridgeLeave", 120.0, TRUNK, BridgeUniqueid="b1"),
         event("BridgeEnter", 120.0, TRUNK, BridgeUniqueid="b2"),
-        event("AttendedTransfer", 120.001, {"OrigTransferer" + k: v for k, v in AGENT.items()},
-              {"SecondTransferer" + k: v for k, v in consult.items()},
-              {"Transferee" + k: v for k, v in TRUNK.items()},
-              {"TransferTarget" + k: v for k, v in target.items()},
-              Result="Success", DestType="Bridge", DestBridgeUniqueid="b2"),
+        event(
+            "AttendedTransfer",
+            120.001,
+            {"OrigTransferer" + k: v for k, v in AGENT.items()},
+            {"SecondTransferer" + k: v for k, v in consult.items()},
+            {"Transferee" + k: v for k, v in TRUNK.items()},
+            {"TransferTarget" + k: v for k, v in target.items()},
+            Result="Success",
+            DestType="Bridge",
+            DestBridgeUniqueid="b2",
+        ),
         event("BridgeLeave", 120.002, AGENT, BridgeUniqueid="b1"),
         event("Hangup", 120.003, AGENT, Cause="16"),
         event("Hangup", 120.004, consult, Cause="16"),
@@ -525,30 +678,83 @@ def test_ended_calls_are_bounded():
 
 # -- resync from CoreShowChannels --------------------------------------------
 
-def show(name: str, uniqueid: str, *, linkedid: str | None = None, context: str,
-         exten: str = "s", app: str = "", data: str = "", bridge: str = "",
-         duration: str, state: str = "Up", number: str = "", cid_name: str = "",
-         ) -> dict[str, str]:
-    return {"Event": "CoreShowChannel", "ActionID": "resync-1", "Channel": name,
-            "ChannelState": "6", "ChannelStateDesc": state, "CallerIDNum": number,
-            "CallerIDName": cid_name, "ConnectedLineNum": "<unknown>",
-            "ConnectedLineName": "<unknown>", "Language": "en", "AccountCode": "",
-            "Context": context, "Exten": exten, "Priority": "3", "Uniqueid": uniqueid,
-            "Linkedid": linkedid or uniqueid, "BridgeId": bridge, "Application": app,
-            "ApplicationData": data, "Duration": duration}
+
+def show(
+    name: str,
+    uniqueid: str,
+    *,
+    linkedid: str | None = None,
+    context: str,
+    exten: str = "s",
+    app: str = "",
+    data: str = "",
+    bridge: str = "",
+    duration: str,
+    state: str = "Up",
+    number: str = "",
+    cid_name: str = "",
+) -> dict[str, str]:
+    return {
+        "Event": "CoreShowChannel",
+        "ActionID": "resync-1",
+        "Channel": name,
+        "ChannelState": "6",
+        "ChannelStateDesc": state,
+        "CallerIDNum": number,
+        "CallerIDName": cid_name,
+        "ConnectedLineNum": "<unknown>",
+        "ConnectedLineName": "<unknown>",
+        "Language": "en",
+        "AccountCode": "",
+        "Context": context,
+        "Exten": exten,
+        "Priority": "3",
+        "Uniqueid": uniqueid,
+        "Linkedid": linkedid or uniqueid,
+        "BridgeId": bridge,
+        "Application": app,
+        "ApplicationData": data,
+        "Duration": duration,
+    }
 
 
 NOW = 2000.0
 SNAPSHOT = [
     # A caller on hold, 12 s old.
-    show("PJSIP/trunk-00000040", "q1", context="hotline-hold", app="MusicOnHold",
-         data="hotline,108", duration="00:00:12", number="13500135000", cid_name="钱七"),
+    show(
+        "PJSIP/trunk-00000040",
+        "q1",
+        context="hotline-hold",
+        app="MusicOnHold",
+        data="hotline,108",
+        duration="00:00:12",
+        number="13500135000",
+        cid_name="钱七",
+    ),
     # A caller talking with 1001: the caller's leg is 65 s old, 1001's 58 s.
-    show("PJSIP/trunk-00000041", "t1", context="hotline-connect", exten="1001", app="Dial",
-         data="PJSIP/1001,15,g", bridge="br-1", duration="00:01:05", number="13400134000",
-         cid_name="孙八"),
-    show("PJSIP/1001-00000042", "t2", linkedid="t1", context="hotline-agent", app="AppDial",
-         data="(Outgoing Line)", bridge="br-1", duration="00:00:58", number="1001"),
+    show(
+        "PJSIP/trunk-00000041",
+        "t1",
+        context="hotline-connect",
+        exten="1001",
+        app="Dial",
+        data="PJSIP/1001,15,g",
+        bridge="br-1",
+        duration="00:01:05",
+        number="13400134000",
+        cid_name="孙八",
+    ),
+    show(
+        "PJSIP/1001-00000042",
+        "t2",
+        linkedid="t1",
+        context="hotline-agent",
+        app="AppDial",
+        data="(Outgoing Line)",
+        bridge="br-1",
+        duration="00:00:58",
+        number="1001",
+    ),
 ]
 
 
@@ -557,10 +763,14 @@ def test_resync_adopts_and_loses():
     arrived_and_queued(model)  # call c1, which vanished while the link was down
     changes = model.resync(SNAPSHOT, now=NOW)
     assert [c for c in changes if c.call_id == "c1"] == [
-        CallLost("c1", NOW, reason="lost during disconnect")]
+        CallLost("c1", NOW, reason="lost during disconnect")
+    ]
     lost = model.ended[-1]
-    assert (lost.call_id, lost.phase, lost.hangup_cause) == ("c1", P.ENDED,
-                                                             "lost during disconnect")
+    assert (lost.call_id, lost.phase, lost.hangup_cause) == (
+        "c1",
+        P.ENDED,
+        "lost during disconnect",
+    )
     assert "c1" not in model.channels
 
     queued = model.calls["q1"]
@@ -568,8 +778,9 @@ def test_resync_adopts_and_loses():
     assert queued.arrived_at == queued.queued_at == NOW - 12
     assert (queued.caller_number, queued.caller_name) == ("13500135000", "钱七")
     assert [c for c in changes if c.call_id == "q1"] == [
-        CallArrived("q1", NOW - 12, line=None, caller_number="13500135000",
-                    caller_name="钱七", dialled=""),
+        CallArrived(
+            "q1", NOW - 12, line=None, caller_number="13500135000", caller_name="钱七", dialled=""
+        ),
         CallQueued("q1", NOW - 12, line=None, queue=None, requeued=False),
     ]
 
@@ -580,8 +791,9 @@ def test_resync_adopts_and_loses():
     assert talking.answered_at == NOW - 58
     assert talking.wait_s == 7.0
     assert [c for c in changes if c.call_id == "t1"] == [
-        CallArrived("t1", NOW - 65, line=None, caller_number="13400134000",
-                    caller_name="孙八", dialled=""),
+        CallArrived(
+            "t1", NOW - 65, line=None, caller_number="13400134000", caller_name="孙八", dialled=""
+        ),
         CallQueued("t1", NOW - 65, line=None, queue=None, requeued=False),
         CallAnswered("t1", NOW - 58, agent="1001", wait_s=7.0),
     ]
@@ -590,8 +802,14 @@ def test_resync_adopts_and_loses():
     assert model.agent_busy("1001")
 
     # The model keeps working on live events after the resync.
-    later = model.apply(event("BridgeLeave", NOW + 5, channel("PJSIP/1001-00000042", "t2",
-                              linkedid="t1"), BridgeUniqueid="br-1"))
+    later = model.apply(
+        event(
+            "BridgeLeave",
+            NOW + 5,
+            channel("PJSIP/1001-00000042", "t2", linkedid="t1"),
+            BridgeUniqueid="br-1",
+        )
+    )
     assert later == [AgentLeft("t1", NOW + 5, agent="1001")]
     assert talking.phase is P.AFTER_CALL
 
@@ -600,8 +818,7 @@ def test_resync_of_an_unchanged_model_reports_nothing():
     model = CallModel(lines=LINES)
     model.resync(SNAPSHOT, now=NOW)
     assert model.resync(SNAPSHOT, now=NOW + 1) == []
-    assert {c: call.phase for c, call in model.calls.items()} == {
-        "t1": P.CONNECTED, "q1": P.QUEUED}
+    assert {c: call.phase for c, call in model.calls.items()} == {"t1": P.CONNECTED, "q1": P.QUEUED}
 
 
 def test_resync_updates_kept_calls():
@@ -610,25 +827,61 @@ def test_resync_updates_kept_calls():
     model = CallModel(lines=LINES)
     arrived_and_queued(model)
     ring_agent(model, 102.0)
-    other = channel("PJSIP/trunk-00000050", "c2", state="Ring", context="hotline-inbound",
-                    exten="96181")
+    other = channel(
+        "PJSIP/trunk-00000050", "c2", state="Ring", context="hotline-inbound", exten="96181"
+    )
     other_agent = channel("PJSIP/1002-00000051", "a2", linkedid="c2", state="Down")
     model.apply(event("Newchannel", 110.0, other))
-    model.apply(event("UserEvent", 111.0, other, UserEvent="HotlineEnqueue", Line="96181",
-                      Queue="96181-general"))
+    model.apply(
+        event(
+            "UserEvent",
+            111.0,
+            other,
+            UserEvent="HotlineEnqueue",
+            Line="96181",
+            Queue="96181-general",
+        )
+    )
     model.apply(event("Newchannel", 112.0, other_agent))
     model.apply(event("DialBegin", 112.0, other, {"Dest" + k: v for k, v in other_agent.items()}))
-    model.apply(event("DialEnd", 113.0, other, {"Dest" + k: v for k, v in other_agent.items()},
-                      DialStatus="ANSWER"))
+    model.apply(
+        event(
+            "DialEnd",
+            113.0,
+            other,
+            {"Dest" + k: v for k, v in other_agent.items()},
+            DialStatus="ANSWER",
+        )
+    )
     assert model.calls["c2"].phase is P.CONNECTED
 
     snapshot = [
-        show("PJSIP/trunk-00000010", "c1", context="hotline-connect", exten="1001", app="Dial",
-             bridge="br-9", duration="00:00:30"),
-        show("PJSIP/1001-00000011", "a1", linkedid="c1", context="hotline-agent",
-             app="AppDial", bridge="br-9", duration="00:00:28"),
-        show("PJSIP/trunk-00000050", "c2", context="hotline-after-call", app="Playback",
-             data="vm-goodbye", duration="00:00:20"),
+        show(
+            "PJSIP/trunk-00000010",
+            "c1",
+            context="hotline-connect",
+            exten="1001",
+            app="Dial",
+            bridge="br-9",
+            duration="00:00:30",
+        ),
+        show(
+            "PJSIP/1001-00000011",
+            "a1",
+            linkedid="c1",
+            context="hotline-agent",
+            app="AppDial",
+            bridge="br-9",
+            duration="00:00:28",
+        ),
+        show(
+            "PJSIP/trunk-00000050",
+            "c2",
+            context="hotline-after-call",
+            app="Playback",
+            data="vm-goodbye",
+            duration="00:00:20",
+        ),
     ]
     changes = model.resync(snapshot, now=130.0)
     assert changes == [
@@ -643,7 +896,12 @@ def test_resync_updates_kept_calls():
 
 def test_resync_skips_malformed_items():
     model = CallModel(lines=LINES)
-    changes = model.resync([{"Event": "CoreShowChannel", "Channel": "PJSIP/trunk-1"},
-                            {"Event": "CoreShowChannelsComplete", "ListItems": "1"},
-                            *SNAPSHOT[:1]], now=NOW)
+    changes = model.resync(
+        [
+            {"Event": "CoreShowChannel", "Channel": "PJSIP/trunk-1"},
+            {"Event": "CoreShowChannelsComplete", "ListItems": "1"},
+            *SNAPSHOT[:1],
+        ],
+        now=NOW,
+    )
     assert [type(c) for c in changes] == [CallArrived, CallQueued]

@@ -16,25 +16,38 @@ def test_defaults_have_both_lines_and_four_agents():
 
 def test_layers_file_then_env_then_overrides(tmp_path: Path):
     path = tmp_path / "hotline.toml"
-    path.write_text('ring_timeout_s = 20\n[ami]\nport = 6001\nsecret = "from-file"\n'
-                    '[[lines]]\ndid = "0571-12345"\nline = "12345"\nqueue = "q"\n', encoding="utf-8")
-    config = load_config(path, env={"HOTLINE_AMI_SECRET": "from-env", "UNRELATED": "x"},
-                         overrides={"ring_timeout_s": 9})
+    path.write_text(
+        'ring_timeout_s = 20\n[ami]\nport = 6001\nsecret = "from-file"\n'
+        '[[lines]]\ndid = "0571-12345"\nline = "12345"\nqueue = "q"\n',
+        encoding="utf-8",
+    )
+    config = load_config(
+        path,
+        env={"HOTLINE_AMI_SECRET": "from-env", "UNRELATED": "x"},
+        overrides={"ring_timeout_s": 9},
+    )
     assert config.ami.port == 6001
     assert config.ami.secret == "from-env"
     assert config.ring_timeout_s == 9
     assert config.lines_by_did == {"0571-12345": "12345"}
 
 
-@pytest.mark.parametrize(("toml", "key", "words"), [
-    ("ring_timeout_s = 'soon'", "ring_timeout_s", "whole number"),
-    ("ring_timeout_s = -3", "ring_timeout_s", "greater than 0"),
-    ("[ami]\nprot = 1", "ami.prot", "unknown key"),
-    ("ami = 3", "ami", "expected a table"),
-    ("[[lines]]\ndid = '12345'\nline = '12345'", "lines[0].queue", "missing"),
-    ("[[agents]]\nextension = 'abc'\nname = 'x'", "agents[0].extension", "digits"),
-    ("[[agents]]\nextension = '1'\nname = 'x'\n[[agents]]\nextension = '1'\nname = 'y'", "agents", "twice"),
-])
+@pytest.mark.parametrize(
+    ("toml", "key", "words"),
+    [
+        ("ring_timeout_s = 'soon'", "ring_timeout_s", "whole number"),
+        ("ring_timeout_s = -3", "ring_timeout_s", "greater than 0"),
+        ("[ami]\nprot = 1", "ami.prot", "unknown key"),
+        ("ami = 3", "ami", "expected a table"),
+        ("[[lines]]\ndid = '12345'\nline = '12345'", "lines[0].queue", "missing"),
+        ("[[agents]]\nextension = 'abc'\nname = 'x'", "agents[0].extension", "digits"),
+        (
+            "[[agents]]\nextension = '1'\nname = 'x'\n[[agents]]\nextension = '1'\nname = 'y'",
+            "agents",
+            "twice",
+        ),
+    ],
+)
 def test_bad_file_values_name_the_key(tmp_path: Path, toml: str, key: str, words: str):
     path = tmp_path / "bad.toml"
     path.write_text(toml, encoding="utf-8")

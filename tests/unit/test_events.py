@@ -35,12 +35,16 @@ def transfer() -> list[dict]:
 
 # -- helpers ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("1795237408.414539", 1795237408.414539),
-    (" 1795237408.5 ", 1795237408.5),
-    ("1795237408", 1795237408.0),
-    (["1795237408.1", "1795237409.2"], 1795237408.1),
-])
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1795237408.414539", 1795237408.414539),
+        (" 1795237408.5 ", 1795237408.5),
+        ("1795237408", 1795237408.0),
+        (["1795237408.1", "1795237409.2"], 1795237408.1),
+    ],
+)
 def test_parse_timestamp(value, expected):
     assert ev.parse_timestamp(value) == pytest.approx(expected, abs=1e-6)
 
@@ -50,36 +54,51 @@ def test_parse_timestamp_rejects_unusable_values(value):
     assert ev.parse_timestamp(value) is None
 
 
-@pytest.mark.parametrize(("name", "endpoint", "tech"), [
-    ("PJSIP/1001-00000001", "1001", "PJSIP"),
-    ("PJSIP/trunk-00000000", "trunk", "PJSIP"),
-    ("PJSIP/carrier-trunk-0000002a", "carrier-trunk", "PJSIP"),
-    ("SIP/1001-0000000f", "1001", "SIP"),
-    ("PJSIP/1001-00000001<ZOMBIE>", "1001", "PJSIP"),
-    ("Local/1001@hotline-agent-00000001;1", "1001@hotline-agent", "Local"),
-    ("Local/s@hotline-connect-0000abcd;2", "s@hotline-connect", "Local"),
-    ("Message/ast_msg_queue", "ast_msg_queue", "Message"),
-    ("nochannel", "nochannel", ""),
-    ("", "", ""),
-])
+@pytest.mark.parametrize(
+    ("name", "endpoint", "tech"),
+    [
+        ("PJSIP/1001-00000001", "1001", "PJSIP"),
+        ("PJSIP/trunk-00000000", "trunk", "PJSIP"),
+        ("PJSIP/carrier-trunk-0000002a", "carrier-trunk", "PJSIP"),
+        ("SIP/1001-0000000f", "1001", "SIP"),
+        ("PJSIP/1001-00000001<ZOMBIE>", "1001", "PJSIP"),
+        ("Local/1001@hotline-agent-00000001;1", "1001@hotline-agent", "Local"),
+        ("Local/s@hotline-connect-0000abcd;2", "s@hotline-connect", "Local"),
+        ("Message/ast_msg_queue", "ast_msg_queue", "Message"),
+        ("nochannel", "nochannel", ""),
+        ("", "", ""),
+    ],
+)
 def test_channel_endpoint_and_tech(name, endpoint, tech):
     assert ev.channel_endpoint(name) == endpoint
     assert ev.channel_tech(name) == tech
 
 
-@pytest.mark.parametrize(("value", "seconds"), [
-    ("00:00:12", 12), ("00:01:05", 65), ("01:00:00", 3600), ("100:00:00", 360000),
-    ("", 0), ("x:y", 0), (None, 0),
-])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("00:00:12", 12),
+        ("00:01:05", 65),
+        ("01:00:00", 3600),
+        ("100:00:00", 360000),
+        ("", 0),
+        ("x:y", 0),
+        (None, 0),
+    ],
+)
 def test_parse_duration(value, seconds):
     assert ev.parse_duration(value) == seconds
 
 
 # -- the transcript's own messages -----------------------------------------
 
+
 def test_loader_skips_banner_and_decodes_utf8(normal_call):
-    assert normal_call[0] == {"Response": "Success", "ActionID": "rec-1",
-                              "Message": "Authentication accepted"}
+    assert normal_call[0] == {
+        "Response": "Success",
+        "ActionID": "rec-1",
+        "Message": "Authentication accepted",
+    }
     newchannel = first(normal_call, "Newchannel", Channel="PJSIP/trunk-00000000")
     assert newchannel["CallerIDName"] == "张三丰"
     assert newchannel["AccountCode"] == ""
@@ -90,11 +109,18 @@ def test_newchannel(normal_call):
     assert isinstance(event, ev.Newchannel)
     assert event.at == pytest.approx(1795237408.414539, abs=1e-6)
     assert event.channel == ev.ChannelInfo(
-        name="PJSIP/trunk-00000000", uniqueid="hotline-1795237408.0",
-        linkedid="hotline-1795237408.0", endpoint="trunk", state="Ring",
-        caller_number="13800138000", caller_name="张三丰",
-        connected_number="", connected_name="",  # "<unknown>" means none
-        context="hotline-inbound", exten="12345")
+        name="PJSIP/trunk-00000000",
+        uniqueid="hotline-1795237408.0",
+        linkedid="hotline-1795237408.0",
+        endpoint="trunk",
+        state="Ring",
+        caller_number="13800138000",
+        caller_name="张三丰",
+        connected_number="",
+        connected_name="",  # "<unknown>" means none
+        context="hotline-inbound",
+        exten="12345",
+    )
     assert event.channel.tech == "PJSIP"
 
 
@@ -170,8 +196,11 @@ def test_blind_transfer(transfer):
 def test_panoramisk_message_gives_the_same_event(normal_call):
     # What the live link hands over: panoramisk's case-insensitive Message.
     raw = first(normal_call, "UserEvent", UserEvent="HotlineEnqueue")
-    text = "\r\n".join(f"{k}: {v}" for k, values in raw.items()
-                       for v in (values if isinstance(values, list) else [values]))
+    text = "\r\n".join(
+        f"{k}: {v}"
+        for k, values in raw.items()
+        for v in (values if isinstance(values, list) else [values])
+    )
     message = Message.from_line(text)
     assert message["priority"] == ["3", "0"]
     assert ev.normalize(message) == ev.normalize(raw)
@@ -179,9 +208,9 @@ def test_panoramisk_message_gives_the_same_event(normal_call):
 
 # -- odd input --------------------------------------------------------------
 
+
 def test_missing_timestamp_falls_back_to_receive_time():
-    message = {"Event": "Hangup", "Channel": "PJSIP/1001-00000001",
-               "Uniqueid": "u1", "Cause": "16"}
+    message = {"Event": "Hangup", "Channel": "PJSIP/1001-00000001", "Uniqueid": "u1", "Cause": "16"}
     event = ev.normalize(message, received_at=1700000000.25)
     assert isinstance(event, ev.Hangup)
     assert event.at == 1700000000.25
@@ -206,34 +235,58 @@ def test_known_event_without_uniqueid_is_malformed():
         ev.normalize({"Event": "BridgeCreate", "Timestamp": "1.0"})
 
 
-@pytest.mark.parametrize("message", [
-    {"Response": "Success", "ActionID": "a1", "Message": "Redirect successful"},
-    {"Event": "FullyBooted", "Status": "Fully Booted"},
-    {"Event": "VarSet", "Timestamp": "1.0", "Uniqueid": "u1", "Variable": "X", "Value": "1"},
-    {"Event": "UserEvent", "Timestamp": "1.0", "Uniqueid": "u1", "UserEvent": "Other"},
-    {},
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"Response": "Success", "ActionID": "a1", "Message": "Redirect successful"},
+        {"Event": "FullyBooted", "Status": "Fully Booted"},
+        {"Event": "VarSet", "Timestamp": "1.0", "Uniqueid": "u1", "Variable": "X", "Value": "1"},
+        {"Event": "UserEvent", "Timestamp": "1.0", "Uniqueid": "u1", "UserEvent": "Other"},
+        {},
+    ],
+)
 def test_ignored_messages(message):
     assert ev.normalize(message, received_at=1.0) is None
 
 
 def test_dial_begin_without_caller_side():
     # An Originate dials with no calling channel.
-    event = ev.normalize({"Event": "DialBegin", "Timestamp": "2.0",
-                          "DestChannel": "PJSIP/1001-00000003", "DestUniqueid": "u3",
-                          "DestLinkedid": "u3", "DialString": "1001"})
+    event = ev.normalize(
+        {
+            "Event": "DialBegin",
+            "Timestamp": "2.0",
+            "DestChannel": "PJSIP/1001-00000003",
+            "DestUniqueid": "u3",
+            "DestLinkedid": "u3",
+            "DialString": "1001",
+        }
+    )
     assert isinstance(event, ev.DialBegin)
     assert event.caller is None and event.dest.endpoint == "1001"
 
 
 def test_core_show_channel():
-    event = ev.normalize({
-        "Event": "CoreShowChannel", "ActionID": "a2", "Channel": "PJSIP/trunk-00000005",
-        "ChannelState": "6", "ChannelStateDesc": "Up", "CallerIDNum": "13500135000",
-        "CallerIDName": "钱七", "Context": "hotline-hold", "Exten": "s", "Uniqueid": "u5",
-        "Linkedid": "u5", "BridgeId": "", "Application": "MusicOnHold",
-        "ApplicationData": "hotline,120", "Duration": "00:00:12", "AccountCode": ""},
-        received_at=100.0)
+    event = ev.normalize(
+        {
+            "Event": "CoreShowChannel",
+            "ActionID": "a2",
+            "Channel": "PJSIP/trunk-00000005",
+            "ChannelState": "6",
+            "ChannelStateDesc": "Up",
+            "CallerIDNum": "13500135000",
+            "CallerIDName": "钱七",
+            "Context": "hotline-hold",
+            "Exten": "s",
+            "Uniqueid": "u5",
+            "Linkedid": "u5",
+            "BridgeId": "",
+            "Application": "MusicOnHold",
+            "ApplicationData": "hotline,120",
+            "Duration": "00:00:12",
+            "AccountCode": "",
+        },
+        received_at=100.0,
+    )
     assert isinstance(event, ev.CoreShowChannel)
     assert event.at == 100.0
     assert (event.duration_s, event.application, event.bridge_id) == (12, "MusicOnHold", "")

@@ -44,8 +44,14 @@ class Sink:
 
 
 def test_event_json_keeps_every_header_and_lists_repeats():
-    line = event_json({"Event": "VarSet", "Variable": ["A=1", "B=2"], "CallerIDName": "张三", "content": ""})
-    assert json.loads(line) == {"Event": "VarSet", "Variable": ["A=1", "B=2"], "CallerIDName": "张三"}
+    line = event_json(
+        {"Event": "VarSet", "Variable": ["A=1", "B=2"], "CallerIDName": "张三", "content": ""}
+    )
+    assert json.loads(line) == {
+        "Event": "VarSet",
+        "Variable": ["A=1", "B=2"],
+        "CallerIDName": "张三",
+    }
     assert "张三" in line  # not \\u-escaped: readable in a terminal and in grep
 
 
@@ -56,18 +62,37 @@ async def test_events_prints_json_skips_malformed_and_survives_reconnect(monkeyp
         import cti.events_cli as events_cli
 
         real_link = events_cli.AMILink
-        monkeypatch.setattr(events_cli, "AMILink", lambda **kw: real_link(
-            **kw, backoff=Backoff(base_s=0.01, cap_s=0.05, jitter=0.0)))
-        task = asyncio.create_task(run_events(host="127.0.0.1", port=server.port, username="hotline",
-                                              secret="pw", out=sink, stop=stop))
+        monkeypatch.setattr(
+            events_cli,
+            "AMILink",
+            lambda **kw: real_link(**kw, backoff=Backoff(base_s=0.01, cap_s=0.05, jitter=0.0)),
+        )
+        task = asyncio.create_task(
+            run_events(
+                host="127.0.0.1",
+                port=server.port,
+                username="hotline",
+                secret="pw",
+                out=sink,
+                stop=stop,
+            )
+        )
         first = await sink.wait_lines(1)
         assert first[0]["Event"] == "FullyBooted"
 
-        good1 = block("Event: Newchannel", "Channel: PJSIP/trunk-00000001", "CallerIDName: 张三丰",
-                      "Uniqueid: 1.1")
+        good1 = block(
+            "Event: Newchannel",
+            "Channel: PJSIP/trunk-00000001",
+            "CallerIDName: 张三丰",
+            "Uniqueid: 1.1",
+        )
         bad = block("Event: Newchannel", "Event: Hangup", "Uniqueid: 1.2")
-        good2 = block("Event: Hangup", "Channel: PJSIP/trunk-00000001", "Cause-txt: Normal Clearing",
-                      "Uniqueid: 1.1")
+        good2 = block(
+            "Event: Hangup",
+            "Channel: PJSIP/trunk-00000001",
+            "Cause-txt: Normal Clearing",
+            "Uniqueid: 1.1",
+        )
         data = good1 + bad + good2
         split_inside_name = good1.index("张".encode()) + 1  # cut inside a multibyte character
         await server.current.push(data, chunks=[split_inside_name])
@@ -80,11 +105,15 @@ async def test_events_prints_json_skips_malformed_and_survives_reconnect(monkeyp
         await server.wait_for_connections(2)
         objs = await sink.wait_lines(4)
         assert objs[3]["Event"] == "FullyBooted"  # printing again on the new connection
-        await server.current.push(block("Event: Newstate", "Channel: PJSIP/1001-00000002",
-                                        "ChannelStateDesc: Ringing"))
+        await server.current.push(
+            block("Event: Newstate", "Channel: PJSIP/1001-00000002", "ChannelStateDesc: Ringing")
+        )
         objs = await sink.wait_lines(5)
-        assert objs[4] == {"Event": "Newstate", "Channel": "PJSIP/1001-00000002",
-                           "ChannelStateDesc": "Ringing"}
+        assert objs[4] == {
+            "Event": "Newstate",
+            "Channel": "PJSIP/1001-00000002",
+            "ChannelStateDesc": "Ringing",
+        }
         assert not task.done()
         stop.set()
         link = await task

@@ -11,10 +11,18 @@ from cti.stack.render import TemplateError, render, split_static
 
 
 def _settings(tmp_path: Path) -> AsteriskSettings:
-    return AsteriskSettings(run_dir=tmp_path, agents=[AgentSeat("1001", "王芳", "pw-1001")],
-                            lines=[LineConfig("12345", "12345", "12345-general", greeting="hello"),
-                                   LineConfig("96181", "96181", "96181-general")],
-                            ami_port=5999, sip_port=5998, ami_secret="s3cr3t", rtp_ports=(30000, 30399))
+    return AsteriskSettings(
+        run_dir=tmp_path,
+        agents=[AgentSeat("1001", "王芳", "pw-1001")],
+        lines=[
+            LineConfig("12345", "12345", "12345-general", greeting="hello"),
+            LineConfig("96181", "96181", "96181-general"),
+        ],
+        ami_port=5999,
+        sip_port=5998,
+        ami_secret="s3cr3t",
+        rtp_ports=(30000, 30399),
+    )
 
 
 def test_render_refuses_missing_values():
@@ -24,7 +32,10 @@ def test_render_refuses_missing_values():
 
 
 def test_split_static():
-    assert split_static("==> a.conf\n[general]\n==> b.conf\n") == {"a.conf": "[general]\n", "b.conf": "\n"}
+    assert split_static("==> a.conf\n[general]\n==> b.conf\n") == {
+        "a.conf": "[general]\n",
+        "b.conf": "\n",
+    }
 
 
 def test_manager_conf_is_loopback_only_with_secret_and_acl(tmp_path: Path):
@@ -37,7 +48,9 @@ def test_manager_conf_is_loopback_only_with_secret_and_acl(tmp_path: Path):
     assert "webenabled = no" in manager
     write = next(line for line in manager.splitlines() if line.startswith("write ="))
     # No config/system/command write classes (CVE-2024-42365 class of problems).
-    assert not {"config", "system", "command", "all"} & {c.strip() for c in write.split("=")[1].split(",")}
+    assert not {"config", "system", "command", "all"} & {
+        c.strip() for c in write.split("=")[1].split(",")
+    }
 
 
 def test_pjsip_and_dialplan_cover_agents_lines_and_trunk(tmp_path: Path):
