@@ -60,6 +60,7 @@ class Engine:
         self._reservation_timers: dict[str, asyncio.TimerHandle] = {}
         self._resynced = asyncio.Condition()
         self.resyncs: list[ResyncReport] = []
+        self._held: list[Any] | None = None
         self.link.add_event_handler(self._on_event)
         self.link.add_connect_handler(self._on_connect)
         self.link.add_disconnect_handler(self._on_disconnect)
@@ -90,19 +91,35 @@ class Engine:
     # -- AMI side -------------------------------------------------------------
 
     async def _on_connect(self) -> None:
-        report, changes = await resync(
-            self.link,
-            self.model,
-            self.presence,
-            fully_booted_timeout_s=self.config.resync_fully_booted_timeout_s,
-            clock=self.clock,
-        )
-        for change in changes:
-            await self._publish(change)
-        async with self._resynced:
-            self.resyncs.append(report)
-            self._resynced.notify_all()
+        # Live events keep arriving while the snapshot is taken. Applied before
+        # model.resync() they would be judged against a snapshot that predates
+        # them (a call that just arrived would be declared lost), so they are
+        # held and applied, in order, on top of the rebuilt state.
+        self._held = []
+        try:
+            report, changes = await resync(
+                self.link,
+                self.model,
+                self.presence,
+                fully_booted_timeout_s=self.config.resync_fully_booted_timeout_s,
+                clock=self.clock,
+            )
+            for change in changes:
+                await self._publish(change)
+            async with self._resynced:
+                self.resyncs.append(report)
+                self._resynced.notify_all()
+        finally:
+            await self._release_held()
         self._route()
+
+    async def _release_held(self) -> None:
+        held = self._held
+        while held:
+            await self._apply(held.pop(0))
+        # Only once empty: an event that arrived during the replay was appended
+        # to the same list and has just been applied in its turn.
+        self._held = None
 
     def _on_disconnect(self, exc: BaseException | None) -> None:
         # Reservations were promises made over the lost link; resync decides again.
@@ -112,6 +129,12 @@ class Engine:
         self._reservation_timers.clear()
 
     async def _on_event(self, event: Any) -> None:
+        if self._held is not None:
+            self._held.append(event)
+            return
+        await self._apply(event)
+
+    async def _apply(self, event: Any) -> None:
         changes = self.model.apply(event)
         self.presence.apply(event)
         for change in changes:
