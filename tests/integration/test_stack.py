@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -93,3 +96,57 @@ async def test_external_services_named_by_env_are_used_instead():
     finally:
         await asyncio.gather(pg.stop(), rd.stop())
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+OWNER_SCRIPT = """
+import asyncio, json, sys
+from cti.config import load_config
+from cti.stack.private import PrivateStack
+
+async def main():
+    stack = PrivateStack(load_config(), env={})
+    await stack.start()
+    pids = [s.process.pid for s in (stack.asterisk, stack.postgres, stack.redis)]
+    print(json.dumps(pids), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def _exited(pid: int, timeout_s: float) -> None:
+    """Await a non-child process's exit through a pidfd (readable once it exits)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    gone = loop.create_future()
+    loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+    try:
+        await asyncio.wait_for(gone, timeout_s)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def test_services_die_with_an_owner_that_is_killed_outright():
+    owner = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", OWNER_SCRIPT, stdout=asyncio.subprocess.PIPE
+    )
+    line = await asyncio.wait_for(owner.stdout.readline(), 60)
+    pids = json.loads(line)
+    assert len(pids) == 3 and all(_alive(p) for p in pids)
+    owner.kill()  # SIGKILL: no finally blocks, no atexit; only the kernel can clean up
+    await owner.wait()
+    await asyncio.gather(*(_exited(p, 15) for p in pids))
+    assert not [p for p in pids if _alive(p)]
+
+
+def _alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie awaiting its reaper."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
