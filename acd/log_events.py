@@ -100,5 +100,9 @@ class LogEvent:
     @property
     def dedup_key(self) -> str:
         """Idempotency key: a retried write of the same event is stored once."""
-        subject = self.call_id if self.call_id is not None else f"agent:{self.agent}"
-        return f"{subject}:{self.kind}:{self.seq}"
+        if self.call_id is not None:
+            return f"{self.call_id}:{self.kind}:{self.seq}"
+        # Agent events recur for ever (a login every day) and an engine restart
+        # starts its counters again: the event's own time keeps them apart,
+        # and a retried write repeats that time exactly.
+        return f"agent:{self.agent}:{self.kind}:{self.at:.6f}:{self.seq}"

@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the engine against the configured Asterisk")
     serve.add_argument("--config", type=Path, required=True, help="TOML config file")
+    serve.add_argument(
+        "--spill-dir",
+        type=Path,
+        default=None,
+        help="where the event log keeps events while PostgreSQL is unreachable",
+    )
+
+    from cti.kpi_cli import add_kpi_arguments
+
+    add_kpi_arguments(sub)
     return parser
 
 
@@ -105,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             from cti.serve import run_serve
 
-            asyncio.run(run_serve(load_config(args.config, env=os.environ)))
+            asyncio.run(
+                run_serve(load_config(args.config, env=os.environ), spill_dir=args.spill_dir)
+            )
+        elif args.command == "kpi":
+            from cti.kpi_cli import run_kpi
+
+            return asyncio.run(run_kpi(args))
     except ConfigError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2

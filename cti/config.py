@@ -7,10 +7,11 @@ what was wrong and what is expected.
 from __future__ import annotations
 
 import tomllib
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 
 class ConfigError(ValueError):
@@ -39,6 +40,19 @@ class LineSpec:
     line: str
     queue: str
     greeting: str = ""
+    priority: int = 0
+    """Callers of this line are served before lower priorities (e.g. an elderly line)."""
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    name: str
+    line: str
+    skill: str = ""
+    min_level: int = 1
+    overflow_queue: str = ""
+    overflow_wait_s: float = 0.0  # 0: never
+    callback_wait_s: float = 0.0  # 0: never
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,38 @@ class AgentSpec:
     extension: str
     name: str
     password: str = ""
+    skills: Mapping[str, int] = field(default_factory=dict)
+    queues: tuple[str, ...] = ()
+    mobile: str = ""
+
+
+@dataclass(frozen=True)
+class AcdConfig:
+    wrapup_s: float = 10.0
+    rona_pause_reason: str = "no answer"
+    repeat_caller_days: float = 7.0
+    repeat_caller_wait_s: float = 20.0
+    reservation_timeout_s: float = 5.0
+    default_aht_s: float = 400.0
+    level_first: bool = True
+    priority_callers: Mapping[str, int] = field(default_factory=dict)
+    """Caller number -> priority (e.g. a registry of elderly or disabled citizens)."""
+    engine_grace_s: float = 30.0
+    """The dialplan falls back when the engine has not renewed a caller's lease this long."""
+    heartbeat_s: float = 10.0
+    announce_every_s: float = 20.0
+    fallback_wait_s: float = 300.0
+    """How long app_queue keeps a fallen-back caller before the overflow message."""
+
+
+@dataclass(frozen=True)
+class KpiConfig:
+    answer_target_s: float = 15.0
+    short_abandon_s: float = 5.0
+    rate_target: float = 0.90
+    talk_target_s: float = 400.0
+    min_outcomes: int = 10
+    print_every_s: float = 5.0
 
 
 def _default_lines() -> tuple[LineSpec, ...]:
@@ -64,17 +110,38 @@ def _default_agents() -> tuple[AgentSpec, ...]:
 @dataclass(frozen=True)
 class EngineConfig:
     ami: AmiConfig = field(default_factory=AmiConfig)
+    acd: AcdConfig = field(default_factory=AcdConfig)
+    kpi: KpiConfig = field(default_factory=KpiConfig)
     database_dsn: str = ""
     redis_url: str = ""
+    engine_id: str = "engine-1"
     lines: tuple[LineSpec, ...] = field(default_factory=_default_lines)
+    queues: tuple[QueueConfig, ...] = ()
+    """Empty: one queue per line, named by the line's ``queue``, served by every agent."""
     agents: tuple[AgentSpec, ...] = field(default_factory=_default_agents)
     ring_timeout_s: int = 15
-    hold_timeout_s: int = 120
+    hold_timeout_s: int = 900
+    """Hard cap on waiting in the engine's hold before the fallback, engine alive or not."""
     resync_fully_booted_timeout_s: float = 10.0
 
     @property
     def lines_by_did(self) -> dict[str, str]:
         return {spec.did: spec.line for spec in self.lines}
+
+    @property
+    def effective_queues(self) -> tuple[QueueConfig, ...]:
+        if self.queues:
+            return self.queues
+        seen: dict[str, QueueConfig] = {}
+        for spec in self.lines:
+            seen.setdefault(spec.queue, QueueConfig(name=spec.queue, line=spec.line))
+        return tuple(seen.values())
+
+    def agent_queues(self, agent: AgentSpec) -> tuple[str, ...]:
+        """The queues an agent serves: its own list, else every skill-less queue."""
+        if agent.queues:
+            return agent.queues
+        return tuple(q.name for q in self.effective_queues if not q.skill)
 
 
 ENV_KEYS = {
@@ -84,13 +151,39 @@ ENV_KEYS = {
     "HOTLINE_AMI_SECRET": "ami.secret",
     "HOTLINE_PG_DSN": "database_dsn",
     "HOTLINE_REDIS_URL": "redis_url",
+    "HOTLINE_ENGINE_ID": "engine_id",
 }
 
+T = TypeVar("T")
+_NON_NEGATIVE = (
+    "overflow_wait_s",
+    "callback_wait_s",
+    "wrapup_s",
+    "repeat_caller_days",
+    "repeat_caller_wait_s",
+    "priority",
+    "min_outcomes",
+)
 
-def _coerce(key: str, value: Any, kind: type) -> Any:
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (tuple,):
+        if not isinstance(value, list):
+            raise ConfigError(key, f"expected a list, got {value!r}")
+        return tuple(
+            _coerce(f"{key}[{i}]", v, typing.get_args(kind)[0]) for i, v in enumerate(value)
+        )
+    if origin in (Mapping, dict) or kind is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(key, f"expected a table, got {value!r}")
+        key_type, value_type = typing.get_args(kind) or (str, Any)
+        return {str(k): _coerce(f"{key}.{k}", v, value_type) for k, v in value.items()}
     if kind is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
         raise ConfigError(key, f"expected true or false, got {value!r}")
     if kind in (int, float):
         if isinstance(value, bool):
@@ -98,83 +191,99 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
         try:
             number = kind(value)
         except (TypeError, ValueError):
-            raise ConfigError(
-                key, f"expected a {'whole ' if kind is int else ''}number, got {value!r}"
-            ) from None
-        if number <= 0:
+            whole = "whole " if kind is int else ""
+            raise ConfigError(key, f"expected a {whole}number, got {value!r}") from None
+        leaf = key.rsplit(".", 1)[-1]
+        if number < 0 or (number == 0 and leaf not in _NON_NEGATIVE):
             raise ConfigError(key, f"must be greater than 0, got {value!r}")
         return number
     if kind is str:
         if not isinstance(value, str | int):
             raise ConfigError(key, f"expected text, got {value!r}")
         return str(value)
-    raise AssertionError(kind)
+    if kind is Any:
+        return value
+    raise AssertionError(f"unsupported config type {kind!r}")
 
 
-def _apply_flat(obj: Any, values: Mapping[str, Any], prefix: str) -> Any:
-    known = {f.name: f for f in fields(obj)}
-    changes = {}
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _apply(obj: T, values: Mapping[str, Any], prefix: str) -> T:
+    """Apply a table of values to a dataclass instance, recursing into sections."""
+    hints = _hints(type(obj))
+    known = {f.name for f in fields(obj)}  # type: ignore[arg-type]
+    changes: dict[str, Any] = {}
     for name, value in values.items():
         key = f"{prefix}{name}"
         if name not in known:
             raise ConfigError(key, f"unknown key; known keys here: {', '.join(sorted(known))}")
         current = getattr(obj, name)
-        if isinstance(current, AmiConfig):
+        kind = hints[name]
+        if is_dataclass(current):
             if not isinstance(value, Mapping):
                 raise ConfigError(key, "expected a table")
-            changes[name] = _apply_flat(current, value, key + ".")
-        elif name == "lines":
-            changes[name] = _lines(key, value)
-        elif name == "agents":
-            changes[name] = _agents(key, value)
+            changes[name] = _apply(current, value, key + ".")
+        elif typing.get_origin(kind) is tuple and is_dataclass(typing.get_args(kind)[0]):
+            changes[name] = _records(key, value, typing.get_args(kind)[0])
         else:
-            changes[name] = _coerce(key, value, type(current))
-    return replace(obj, **changes)
+            changes[name] = _coerce(key, value, kind)
+    return replace(obj, **changes)  # type: ignore[type-var]
 
 
-def _records(
-    key: str, value: Any, required: tuple[str, ...], optional: tuple[str, ...]
-) -> list[dict[str, str]]:
+def _records(key: str, value: Any, cls: type) -> tuple[Any, ...]:
     if not isinstance(value, list) or not value:
         raise ConfigError(key, "expected a non-empty list of tables")
-    out = []
+    hints = _hints(cls)
+    specs = []
     for i, item in enumerate(value):
         here = f"{key}[{i}]"
         if not isinstance(item, Mapping):
             raise ConfigError(here, "expected a table")
+        kwargs = {}
+        for f in fields(cls):
+            required = f.default is MISSING and f.default_factory is MISSING
+            if f.name in item:
+                value = _coerce(f"{here}.{f.name}", item[f.name], hints[f.name])
+                if required and isinstance(value, str) and not value.strip():
+                    raise ConfigError(f"{here}.{f.name}", "missing")
+                kwargs[f.name] = value
+            elif required:
+                raise ConfigError(f"{here}.{f.name}", "missing")
         for name in item:
-            if name not in required + optional:
-                raise ConfigError(
-                    f"{here}.{name}", f"unknown key; expected {', '.join(required + optional)}"
-                )
-        for name in required:
-            if not str(item.get(name, "")).strip():
-                raise ConfigError(f"{here}.{name}", "missing")
-        out.append({k: str(v) for k, v in item.items()})
-    return out
+            if name not in kwargs:
+                allowed = ", ".join(f.name for f in fields(cls))
+                raise ConfigError(f"{here}.{name}", f"unknown key; expected {allowed}")
+        specs.append(cls(**kwargs))
+    return tuple(specs)
 
 
-def _lines(key: str, value: Any) -> tuple[LineSpec, ...]:
-    specs = tuple(
-        LineSpec(**r) for r in _records(key, value, ("did", "line", "queue"), ("greeting",))
-    )
-    dids = [s.did for s in specs]
-    if len(set(dids)) != len(dids):
-        raise ConfigError(key, f"a DID appears twice: {dids}")
-    return specs
+def _unique(key: str, values: list[str], what: str) -> None:
+    if len(set(values)) != len(values):
+        raise ConfigError(key, f"{what} appears twice: {values}")
 
 
-def _agents(key: str, value: Any) -> tuple[AgentSpec, ...]:
-    specs = tuple(
-        AgentSpec(**r) for r in _records(key, value, ("extension", "name"), ("password",))
-    )
-    for i, spec in enumerate(specs):
-        if not spec.extension.isdigit():
-            raise ConfigError(f"{key}[{i}].extension", f"must be digits, got {spec.extension!r}")
-    exts = [s.extension for s in specs]
-    if len(set(exts)) != len(exts):
-        raise ConfigError(key, f"an extension appears twice: {exts}")
-    return specs
+def validate(config: EngineConfig) -> EngineConfig:
+    """Cross-checks between sections; raise ConfigError naming the key."""
+    _unique("lines", [s.did for s in config.lines], "a DID")
+    _unique("agents", [a.extension for a in config.agents], "an extension")
+    for i, agent in enumerate(config.agents):
+        if not agent.extension.isdigit():
+            raise ConfigError(f"agents[{i}].extension", f"must be digits, got {agent.extension!r}")
+    queues = {q.name: q for q in config.effective_queues}
+    _unique("queues", [q.name for q in config.effective_queues], "a queue name")
+    for i, spec in enumerate(config.lines):
+        if spec.queue not in queues:
+            raise ConfigError(f"lines[{i}].queue", f"no queue named {spec.queue!r} in [[queues]]")
+    for i, q in enumerate(config.effective_queues):
+        if q.overflow_queue and q.overflow_queue not in queues:
+            raise ConfigError(f"queues[{i}].overflow_queue", f"no queue named {q.overflow_queue!r}")
+    for i, agent in enumerate(config.agents):
+        for j, name in enumerate(agent.queues):
+            if name not in queues:
+                raise ConfigError(f"agents[{i}].queues[{j}]", f"no queue named {name!r}")
+    return config
 
 
 def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -203,14 +312,14 @@ def load_config(
             raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
-        config = _apply_flat(config, data, "")
+        config = _apply(config, data, "")
     if env:
         for name, dotted in ENV_KEYS.items():
             if name in env and env[name] != "":
                 try:
-                    config = _apply_flat(config, _unflatten({dotted: env[name]}), "")
+                    config = _apply(config, _unflatten({dotted: env[name]}), "")
                 except ConfigError as exc:
                     raise ConfigError(name, str(exc).split(": ", 1)[1]) from None
     if overrides:
-        config = _apply_flat(config, _unflatten(overrides), "")
-    return config
+        config = _apply(config, _unflatten(overrides), "")
+    return validate(config)

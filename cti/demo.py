@@ -20,6 +20,8 @@ from typing import Any, TextIO
 from cti.call_printer import CallPrinter
 from cti.config import AgentSpec, EngineConfig
 from cti.engine import Engine
+from cti.kpi_printer import kpi_line
+from cti.persistence import persistence
 from cti.stack.private import PrivateStack, engine_config_for
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
@@ -90,62 +92,76 @@ async def run_demo(
     printer = CallPrinter(out)
     print("hotline demo: starting private Asterisk, PostgreSQL and Redis ...", file=out, flush=True)
     async with PrivateStack(config) as info:
-        engine = Engine(engine_config_for(config, info))
-        engine.add_listener(printer)
-        await engine.start()
-        await engine.wait_resynced()
-        assert info.sip is not None
-        robots = [
-            RobotAgent(
-                extension=seat.extension,
-                password=seat.password,
-                asterisk_sip=info.sip,
-                behaviour=AgentBehaviour(talk_s=rng.uniform(6.0, 15.0)),
+        engine_config = engine_config_for(config, info)
+        async with persistence(engine_config) as stores:
+            engine = Engine(
+                engine_config, event_log=stores.event_log, snapshot_store=stores.snapshot_store
             )
-            for seat in info.agents
-        ]
-        citizens = SippCitizens(asterisk_sip=info.sip)
-        calls: set[asyncio.Task[Any]] = set()
-        try:
-            await asyncio.gather(*(r.start() for r in robots))
-            print(
-                f"hotline demo: AMI 127.0.0.1:{info.ami.port}, SIP 127.0.0.1:{info.sip[1]}, "
-                f"{len(robots)} robot agents registered; lines "
-                + ", ".join(s.did for s in config.lines)
-                + (
-                    f"; running {options.duration_s:.0f} s"
-                    if options.duration_s
-                    else "; Ctrl-C to stop"
-                ),
-                file=out,
-                flush=True,
-            )
-            stream = citizen_stream(rng, config, options)
-            ticker = asyncio.create_task(_print_counts(printer, out, stop))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(options.duration_s):
-                    while not stop.is_set():
-                        gap_s, call = next(stream)
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), gap_s)
-                            break
-                        task = asyncio.create_task(citizens.call(call))
-                        calls.add(task)
-                        task.add_done_callback(calls.discard)
-            stop.set()
-            await ticker
-        finally:
-            print("hotline demo: stopping ...", file=out, flush=True)
-            await citizens.close()
-            await asyncio.gather(*calls, return_exceptions=True)
-            await asyncio.gather(*(r.stop() for r in robots), return_exceptions=True)
-            await engine.stop()
+            engine.add_listener(printer)
+            await engine.start()
+            await engine.wait_resynced()
+            assert info.sip is not None
+            robots = [
+                RobotAgent(
+                    extension=seat.extension,
+                    password=seat.password,
+                    asterisk_sip=info.sip,
+                    behaviour=AgentBehaviour(talk_s=rng.uniform(6.0, 15.0)),
+                )
+                for seat in info.agents
+            ]
+            citizens = SippCitizens(asterisk_sip=info.sip)
+            calls: set[asyncio.Task[Any]] = set()
+            ticker: asyncio.Task[None] | None = None
+            try:
+                await asyncio.gather(*(r.start() for r in robots))
+                for robot in robots:
+                    engine.login(robot.extension)
+                print(
+                    f"hotline demo: AMI 127.0.0.1:{info.ami.port}, SIP 127.0.0.1:{info.sip[1]}, "
+                    f"{len(robots)} robot agents registered and logged in; lines "
+                    + ", ".join(s.did for s in config.lines)
+                    + (
+                        f"; running {options.duration_s:.0f} s"
+                        if options.duration_s
+                        else "; Ctrl-C to stop"
+                    ),
+                    file=out,
+                    flush=True,
+                )
+                stream = citizen_stream(rng, config, options)
+                ticker = asyncio.create_task(_print_counts(engine, printer, out, stop))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(options.duration_s):
+                        while not stop.is_set():
+                            gap_s, call = next(stream)
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(stop.wait(), gap_s)
+                                break
+                            task = asyncio.create_task(citizens.call(call))
+                            calls.add(task)
+                            task.add_done_callback(calls.discard)
+                stop.set()
+                await ticker
+            finally:
+                print("hotline demo: stopping ...", file=out, flush=True)
+                stop.set()
+                if ticker is not None:
+                    await asyncio.gather(ticker, return_exceptions=True)
+                await citizens.close()
+                await asyncio.gather(*calls, return_exceptions=True)
+                await asyncio.gather(*(r.stop() for r in robots), return_exceptions=True)
+                print("hotline demo: " + kpi_line(engine, window="60m"), file=out, flush=True)
+                await engine.stop()
     print("hotline demo: " + printer.summary(), file=out, flush=True)
     return printer
 
 
-async def _print_counts(printer: CallPrinter, out: TextIO, stop: asyncio.Event) -> None:
+async def _print_counts(
+    engine: Engine, printer: CallPrinter, out: TextIO, stop: asyncio.Event
+) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 10.0)
+            await asyncio.wait_for(stop.wait(), engine.config.kpi.print_every_s)
         print("          -- " + printer.summary(), file=out, flush=True)
+        print("          -- " + kpi_line(engine), file=out, flush=True)

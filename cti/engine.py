@@ -1,5 +1,8 @@
-"""The engine: one AMI link feeding the call model, agent presence and the
-router; routing decisions become AMI actions. The composition root builds it.
+"""The engine: one AMI link feeding the call model and the ACD service; the
+ACD's decisions become AMI actions. The composition root builds it.
+
+Routing never waits on PostgreSQL or Redis: the event log and the snapshot
+store take writes without blocking and retry on their own.
 """
 
 from __future__ import annotations
@@ -7,28 +10,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-from acd.first_free import FirstFreeRouter, WaitingCaller
+from acd.core import Acd
+from acd.log_events import LogEvent
 from acd.presence import Presence
+from acd.queues import AcdSettings, QueueSpec
+from acd.service import AcdService, agent_specs, payload
+from acd.sla import KpiSettings, ServiceLevelTracker
 from cti.ami import AMIError, AMILink
-from cti.calls import (
-    AgentLeft,
-    AgentNoAnswer,
-    AgentRinging,
-    CallChange,
-    CallEnded,
-    CallModel,
-    CallPhase,
-)
+from cti.calls import CallChange, CallModel, CallPhase
 from cti.config import EngineConfig
+from cti.events import channel_endpoint as endpoint_of
 from cti.resync import ResyncReport, resync
 
 log = logging.getLogger(__name__)
 
 CONNECT_CONTEXT = "hotline-connect"
+CALLBACK_CONTEXT = "hotline-callback"
+OFFLINE_REASON = "softphone offline"
 Listener = Callable[[CallChange], Awaitable[None] | None]
+AGENT_USER_EVENTS = frozenset(
+    {"HotlineAgentLogin", "HotlineAgentLogout", "HotlineAgentPause", "HotlineAgentResume"}
+)
 
 
 class Engine:
@@ -38,10 +44,11 @@ class Engine:
         *,
         link: AMILink | None = None,
         clock: Callable[[], float] = time.time,
+        event_log: Any = None,
+        snapshot_store: Any = None,
     ) -> None:
         self.config = config
         self.clock = clock
-        agents = [a.extension for a in config.agents]
         self.link = link or AMILink(
             host=config.ami.host,
             port=config.ami.port,
@@ -52,30 +59,91 @@ class Engine:
             ping_interval_s=config.ami.ping_interval_s,
         )
         self.model = CallModel(lines=config.lines_by_did)
-        self.presence = Presence(agents)
-        self.router = FirstFreeRouter(agents=agents)
-        self.reservation_timeout_s = 5.0
+        self.presence = Presence([a.extension for a in config.agents])
+        acd_cfg = config.acd
+        self.acd = Acd(
+            queues=[
+                QueueSpec(
+                    name=q.name,
+                    line=q.line,
+                    skill=q.skill or None,
+                    min_level=q.min_level,
+                    overflow_queue=q.overflow_queue or None,
+                    overflow_wait_s=q.overflow_wait_s or None,
+                    callback_wait_s=q.callback_wait_s or None,
+                )
+                for q in config.effective_queues
+            ],
+            agents=agent_specs(config),
+            settings=AcdSettings(
+                ring_timeout_s=float(config.ring_timeout_s),
+                wrapup_s=acd_cfg.wrapup_s,
+                rona_pause_reason=acd_cfg.rona_pause_reason,
+                repeat_caller_days=acd_cfg.repeat_caller_days,
+                repeat_caller_wait_s=acd_cfg.repeat_caller_wait_s,
+                reservation_timeout_s=acd_cfg.reservation_timeout_s,
+                default_aht_s=acd_cfg.default_aht_s,
+                level_first=acd_cfg.level_first,
+            ),
+            last_agent_for=self._last_agent_for,
+        )
+        kpi = config.kpi
+        self.tracker = ServiceLevelTracker(
+            KpiSettings(
+                answer_target_s=kpi.answer_target_s,
+                short_abandon_s=kpi.short_abandon_s,
+                rate_target=kpi.rate_target,
+                talk_target_s=kpi.talk_target_s,
+                min_outcomes=kpi.min_outcomes,
+            )
+        )
+        self.event_log = event_log
+        self.snapshot_store = snapshot_store
+        self.recent_log: deque[LogEvent] = deque(maxlen=10_000)
+        self.service = AcdService(
+            acd=self.acd,
+            tracker=self.tracker,
+            model=self.model,
+            effects=self,
+            sink=self._sink,
+            publish=self._publish_event,
+            line_priority={spec.did: spec.priority for spec in config.lines},
+            priority_callers=dict(acd_cfg.priority_callers),
+            queue_skill={q.name: q.skill or None for q in config.effective_queues},
+            agent_queues={a.extension: config.agent_queues(a) for a in config.agents},
+        )
+        self._repeat_callers: dict[str, tuple[str, float]] = {}
         self._listeners: list[Listener] = []
+        self._kpi_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._reservation_timers: dict[str, asyncio.TimerHandle] = {}
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._tick_at: float | None = None
+        self._positions: dict[str, int] = {}
         self._resynced = asyncio.Condition()
         self.resyncs: list[ResyncReport] = []
         self._held: list[Any] | None = None
         self.link.add_event_handler(self._on_event)
         self.link.add_connect_handler(self._on_connect)
-        self.link.add_disconnect_handler(self._on_disconnect)
+
+    # -- public ---------------------------------------------------------------------
 
     def add_listener(self, listener: Listener) -> None:
         """Called with every call change, in order."""
         self._listeners.append(listener)
 
+    def add_kpi_listener(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Called with the live snapshot every ``kpi.print_every_s``."""
+        self._kpi_listeners.append(listener)
+
     async def start(self) -> None:
+        await self._restore_from_log()
         await self.link.start()
+        self._spawn(self._heartbeat())
+        self._spawn(self._kpi_loop())
 
     async def stop(self) -> None:
-        for handle in self._reservation_timers.values():
-            handle.cancel()
-        self._reservation_timers.clear()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
         await self.link.close()
         for task in list(self._tasks):
             task.cancel()
@@ -88,7 +156,36 @@ class Engine:
                 await self._resynced.wait_for(lambda: len(self.resyncs) >= count)
         return self.resyncs[-1]
 
-    # -- AMI side -------------------------------------------------------------
+    # Service API for agents (the web API and tests call these).
+    def login(self, agent: str) -> None:
+        self.service.login(agent, self.clock())
+        self._after_input()
+
+    def logout(self, agent: str) -> None:
+        self.service.logout(agent, self.clock())
+        self._after_input()
+
+    def pause(self, agent: str, reason: str) -> None:
+        self.service.pause(agent, reason, self.clock())
+        self._after_input()
+
+    def resume(self, agent: str) -> None:
+        self.service.resume(agent, self.clock())
+        self._after_input()
+
+    def wrapup_done(self, agent: str) -> None:
+        self.service.wrapup_done(agent, self.clock())
+        self._after_input()
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "at": now,
+            "acd": self.acd.snapshot(now),
+            "kpi": self.tracker.snapshot(now=now),
+        }
+
+    # -- AMI side -------------------------------------------------------------------
 
     async def _on_connect(self) -> None:
         # Live events keep arriving while the snapshot is taken. Applied before
@@ -105,13 +202,16 @@ class Engine:
                 clock=self.clock,
             )
             for change in changes:
-                await self._publish(change)
+                await self._handle_change(change)
+            for agent in self.acd.agents:
+                self.service.agent_busy_changed(agent, self.model.agent_busy(agent), self.clock())
+            self._sync_fallback_members()
             async with self._resynced:
                 self.resyncs.append(report)
                 self._resynced.notify_all()
         finally:
             await self._release_held()
-        self._route()
+        self._after_input()
 
     async def _release_held(self) -> None:
         held = self._held
@@ -121,13 +221,6 @@ class Engine:
         # to the same list and has just been applied in its turn.
         self._held = None
 
-    def _on_disconnect(self, exc: BaseException | None) -> None:
-        # Reservations were promises made over the lost link; resync decides again.
-        self.router.reserved.clear()
-        for handle in self._reservation_timers.values():
-            handle.cancel()
-        self._reservation_timers.clear()
-
     async def _on_event(self, event: Any) -> None:
         if self._held is not None:
             self._held.append(event)
@@ -136,15 +229,52 @@ class Engine:
 
     async def _apply(self, event: Any) -> None:
         changes = self.model.apply(event)
-        self.presence.apply(event)
         for change in changes:
-            self._track(change)
-            await self._publish(change)
-        # After every event, not only call changes: an agent leg's Hangup that
-        # follows its call's end frees the agent without changing any call.
-        self._route()
+            await self._handle_change(change)
+        name = event.get("Event")
+        at = self._event_time(event)
+        if name == "UserEvent":
+            self._user_event(event, at)
+        elif name in ("Newchannel", "Hangup"):
+            agent = endpoint_of(str(event.get("Channel", "")))
+            if agent in self.acd.agents:
+                self.service.agent_busy_changed(agent, self.model.agent_busy(agent), at)
+        elif name == "ContactStatus" and self.presence.apply(event):
+            self._presence_changed(str(event.get("AOR") or event.get("Aor") or ""), at)
+        self._after_input()
 
-    async def _publish(self, change: CallChange) -> None:
+    def _user_event(self, event: Mapping[str, Any], at: float) -> None:
+        kind = str(event.get("UserEvent", ""))
+        if kind in AGENT_USER_EVENTS:
+            self.service.agent_action_from_dialplan(event, at)
+        elif kind == "HotlineFallback":
+            call = self.model.call_for_channel(str(event.get("Uniqueid", "")))
+            if call is not None:
+                log.warning(
+                    "call %s: the dialplan fallback took the caller (engine late or "
+                    "no agent in time)",
+                    call.call_id,
+                )
+                self.service.fallback_took(call.call_id, at)
+
+    def _presence_changed(self, agent: str, at: float) -> None:
+        registered = agent in self.presence.registered
+        state = self.acd.agents.get(agent)
+        if state is None:
+            return
+        try:
+            if not registered and state.state.name == "AVAILABLE":
+                self.service.pause(agent, OFFLINE_REASON, at)
+            elif (
+                registered and state.state.name == "PAUSED" and state.pause_reason == OFFLINE_REASON
+            ):
+                self.service.resume(agent, at)
+        except Exception as exc:  # an ACD precondition: log, never break event handling
+            log.warning("agent %s presence change not applied: %s", agent, exc)
+
+    async def _handle_change(self, change: CallChange) -> None:
+        self.service.on_change(change)
+        self._publish_event(type(change).__name__, payload(change))
         for listener in self._listeners:
             try:
                 result = listener(change)
@@ -153,99 +283,261 @@ class Engine:
             except Exception:
                 log.exception("listener %r failed on %s", listener, change)
 
-    def _track(self, change: CallChange) -> None:
-        if isinstance(change, AgentRinging):
-            self._release(change.agent)
-        elif isinstance(change, AgentNoAnswer):
-            self._release(change.agent)
-            self.router.agent_freed(change.agent, change.at)
-        elif isinstance(change, AgentLeft):
-            self.router.agent_freed(change.agent, change.at)
-        elif isinstance(change, CallEnded):
-            for agent, call_id in list(self.router.reserved.items()):
-                if call_id == change.call_id:
-                    self._release(agent)
-            call = self._ended_call(change.call_id)
-            if call is not None and call.agent:
-                self.router.agent_freed(call.agent, change.at)
-
-    def _ended_call(self, call_id: str) -> Any:
-        for call in reversed(self.model.ended):
-            if call.call_id == call_id:
-                return call
-        return self.model.calls.get(call_id)
-
-    def _release(self, agent: str) -> None:
-        self.router.release(agent)
-        handle = self._reservation_timers.pop(agent, None)
-        if handle is not None:
-            handle.cancel()
-
-    # -- routing ----------------------------------------------------------------
-
-    def _route(self) -> None:
-        if not self.link.connected:
-            return
-        waiting = [
-            WaitingCaller(c.call_id, c.queued_at or c.arrived_at, frozenset(c.no_answers))
-            for c in self.model.calls.values()
-            if c.phase is CallPhase.QUEUED
-        ]
-        if not waiting:
-            return
-        for assignment in self.router.assign(
-            waiting, registered=self.presence.registered, busy=self.model.agent_busy
-        ):
-            call = self.model.calls[assignment.call_id]
-            channel = self.model.channels.get(call.caller_channel)
-            if channel is None:
-                self._release(assignment.agent)
-                continue
-            self._reservation_timers[assignment.agent] = asyncio.get_running_loop().call_later(
-                self.reservation_timeout_s,
-                self._reservation_expired,
-                assignment.agent,
-                assignment.call_id,
-            )
-            log.info("call %s: routing to agent %s", call.call_id, assignment.agent)
-            self._spawn(self._connect(call.call_id, channel.name, assignment.agent))
-
-    def _reservation_expired(self, agent: str, call_id: str) -> None:
-        self._reservation_timers.pop(agent, None)
-        if self.router.reserved.get(agent) == call_id:
-            log.warning(
-                "call %s: agent %s did not start ringing within %.0f s; releasing",
-                call_id,
-                agent,
-                self.reservation_timeout_s,
-            )
-            self.router.release(agent)
-            self._route()
-
-    async def _connect(self, call_id: str, caller_channel: str, agent: str) -> None:
+    def _event_time(self, event: Mapping[str, Any]) -> float:
         try:
-            reply = await self.link.send_action(
+            return float(event.get("Timestamp") or self.clock())
+        except (TypeError, ValueError):
+            return self.clock()
+
+    # -- ACD effects (the AcdEffects port) ------------------------------------------
+
+    def connect(self, call_id: str, agent: str) -> None:
+        channel = self._caller_channel(call_id)
+        if channel is None:
+            log.error("call %s: no caller channel to connect to agent %s", call_id, agent)
+            return
+        log.info("call %s: routing to agent %s", call_id, agent)
+        self._action(
+            {
+                "Action": "Redirect",
+                "Channel": channel,
+                "Context": CONNECT_CONTEXT,
+                "Exten": agent,
+                "Priority": "1",
+            },
+            what=f"call {call_id}: redirect to agent {agent}",
+        )
+
+    def offer_callback(self, call_id: str) -> None:
+        channel = self._caller_channel(call_id)
+        if channel is not None:
+            log.info("call %s: estimated wait too long; offering a callback", call_id)
+            self._action(
                 {
                     "Action": "Redirect",
-                    "Channel": caller_channel,
-                    "Context": CONNECT_CONTEXT,
-                    "Exten": agent,
+                    "Channel": channel,
+                    "Context": CALLBACK_CONTEXT,
+                    "Exten": "s",
                     "Priority": "1",
-                }
+                },
+                what=f"call {call_id}: redirect to callback",
             )
+
+    def move_queue(self, call_id: str, queue: str) -> None:
+        channel = self._caller_channel(call_id)
+        if channel is not None:
+            self._action(
+                {
+                    "Action": "Setvar",
+                    "Channel": channel,
+                    "Variable": "HOTLINE_QUEUE",
+                    "Value": queue,
+                },
+                what=f"call {call_id}: overflow to {queue}",
+            )
+
+    def agent_in_fallback_queues(
+        self, agent: str, *, member: bool, paused: bool, reason: str | None
+    ) -> None:
+        if self.link.connected:
+            self._spawn(self._fallback_member(agent, member=member, paused=paused, reason=reason))
+
+    async def _fallback_member(
+        self, agent: str, *, member: bool, paused: bool, reason: str | None
+    ) -> None:
+        """Keep app_queue's members and pauses in step with the ACD, so that the
+        dialplan's fallback rings the same agents the engine would."""
+        interface = f"PJSIP/{agent}"
+        for queue in self.service.agent_queues.get(agent, ()):
+            try:
+                if not member:
+                    await self.link.send_action(
+                        {"Action": "QueueRemove", "Queue": queue, "Interface": interface}
+                    )
+                    continue
+                await self.link.send_action(
+                    {
+                        "Action": "QueueAdd",
+                        "Queue": queue,
+                        "Interface": interface,
+                        "MemberName": agent,
+                        "Paused": "true" if paused else "false",
+                    }
+                )
+                await self.link.send_action(
+                    {
+                        "Action": "QueuePause",
+                        "Queue": queue,
+                        "Interface": interface,
+                        "Paused": "true" if paused else "false",
+                        "Reason": reason or "",
+                    }
+                )
+            except AMIError as exc:
+                log.warning("agent %s: app_queue member sync for %s failed: %s", agent, queue, exc)
+
+    def _sync_fallback_members(self) -> None:
+        for agent_id, agent in self.acd.agents.items():
+            logged_in = agent.state.name != "LOGGED_OUT"
+            self.agent_in_fallback_queues(
+                agent_id,
+                member=logged_in,
+                paused=agent.state.name == "PAUSED",
+                reason=agent.pause_reason,
+            )
+
+    def _caller_channel(self, call_id: str) -> str | None:
+        call = self.model.calls.get(call_id)
+        if call is None:
+            return None
+        channel = self.model.channels.get(call.caller_channel)
+        return channel.name if channel is not None else None
+
+    def _action(self, action: dict[str, str], *, what: str) -> None:
+        if not self.link.connected:
+            log.warning("%s: not sent, AMI is disconnected (resync will decide again)", what)
+            return
+        self._spawn(self._send(action, what))
+
+    async def _send(self, action: dict[str, str], what: str) -> None:
+        try:
+            reply = await self.link.send_action(action)
         except AMIError as exc:
-            log.error("call %s: redirect to agent %s failed: %s", call_id, agent, exc)
-            self._release(agent)
+            log.error("%s failed: %s", what, exc)
             return
         if not getattr(reply, "success", False):
-            log.error(
-                "call %s: Asterisk refused redirect to agent %s: %s",
-                call_id,
-                agent,
-                reply.get("Message", reply),
+            log.warning("%s refused by Asterisk: %s", what, reply.get("Message", reply))
+
+    # -- timers ---------------------------------------------------------------------
+
+    def _after_input(self) -> None:
+        """Schedule the ACD's next timer (wrap-up end, reservation, repeat caller)."""
+        deadline = self.acd.next_deadline()
+        if deadline is None or (self._tick_at is not None and self._tick_at <= deadline):
+            return
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, deadline - self.clock())
+        self._tick_at = deadline
+        self._tick_handle = loop.call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._tick_handle = None
+        self._tick_at = None
+        self.service.tick(self.clock())
+        self._after_input()
+
+    async def _heartbeat(self) -> None:
+        """Renew each waiting caller's lease and tell it its position."""
+        period = self.config.acd.heartbeat_s
+        while True:
+            await asyncio.sleep(period)  # a period, not a synchronisation
+            if not self.link.connected:
+                continue
+            lease_until = str(int(self.clock() + self.config.acd.engine_grace_s))
+            waiting = [c for c in self.model.calls.values() if c.phase is CallPhase.QUEUED]
+            for call in waiting:
+                channel = self._caller_channel(call.call_id)
+                if channel is None:
+                    continue
+                self._action(
+                    {
+                        "Action": "Setvar",
+                        "Channel": channel,
+                        "Variable": "HOTLINE_LEASE_UNTIL",
+                        "Value": lease_until,
+                    },
+                    what=f"call {call.call_id}: lease",
+                )
+                position = self.acd.position(call.call_id)
+                if position is not None and self._positions.get(call.call_id) != position:
+                    self._positions[call.call_id] = position
+                    self._action(
+                        {
+                            "Action": "Setvar",
+                            "Channel": channel,
+                            "Variable": "HOTLINE_POSITION",
+                            "Value": str(position),
+                        },
+                        what=f"call {call.call_id}: position",
+                    )
+            for call_id in list(self._positions):
+                if call_id not in self.model.calls:
+                    del self._positions[call_id]
+
+    async def _kpi_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.kpi.print_every_s)  # a period
+            try:
+                snapshot = self.snapshot()
+            except Exception:
+                log.exception("building the live snapshot failed")
+                continue
+            if self.snapshot_store is not None:
+                self.snapshot_store.set_snapshot(snapshot)
+            for listener in self._kpi_listeners:
+                try:
+                    listener(snapshot)
+                except Exception:
+                    log.exception("KPI listener failed")
+
+    # -- durable state ----------------------------------------------------------------
+
+    def _sink(self, event: LogEvent) -> None:
+        self.recent_log.append(event)
+        if self.event_log is not None:
+            self.event_log.append(event)
+        if event.kind == "CALL_ANSWERED" and event.caller_number and event.agent:
+            self._repeat_callers[event.caller_number] = (event.agent, event.at)
+
+    def _publish_event(self, kind: str, payload: Mapping[str, Any]) -> None:
+        if self.snapshot_store is not None:
+            self.snapshot_store.publish(kind, dict(payload))
+
+    def _last_agent_for(self, number: str, now: float) -> str | None:
+        found = self._repeat_callers.get(number)
+        if found is None:
+            return None
+        agent, at = found
+        return agent if now - at <= self.config.acd.repeat_caller_days * 86400 else None
+
+    async def _restore_from_log(self) -> None:
+        """Agent states and repeat callers from the event log, after a restart.
+        Bounded in time: routing must not wait on the database."""
+        if self.event_log is None or not self.config.database_dsn:
+            return
+        import asyncpg
+
+        from acd.event_log import load_agent_states, load_repeat_callers
+
+        try:
+            async with asyncio.timeout(5.0):
+                conn = await asyncpg.connect(self.config.database_dsn)
+                try:
+                    since = self.clock() - self.config.acd.repeat_caller_days * 86400
+                    states = await load_agent_states(conn)
+                    self._repeat_callers.update(await load_repeat_callers(conn, since=since))
+                finally:
+                    await conn.close()
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            log.warning(
+                "could not restore agent states from the event log (%s); agents start logged out",
+                exc,
             )
-            self._release(agent)
-            self._route()
+            return
+        from acd.agents import AgentState
+
+        for agent, (state, at, reason) in states.items():
+            if agent in self.acd.agents and state in ("AVAILABLE", "PAUSED"):
+                self.acd.restore_agent(agent, AgentState[state], at=at, pause_reason=reason)
+        log.info(
+            "restored %d agent states and %d repeat callers from the event log",
+            len(states),
+            len(self._repeat_callers),
+        )
+
+    # -- tasks ----------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

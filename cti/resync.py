@@ -19,7 +19,13 @@ from cti.calls import CallChange, CallLost, CallModel
 
 log = logging.getLogger(__name__)
 
-STATUS_VARIABLES = ("HOTLINE_LINE", "HOTLINE_QUEUE", "HOTLINE_CALL_ID", "HOTLINE_AGENT")
+STATUS_VARIABLES = (
+    "HOTLINE_LINE",
+    "HOTLINE_QUEUE",
+    "HOTLINE_CALL_ID",
+    "HOTLINE_AGENT",
+    "HOTLINE_ENQUEUED_AT",
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,17 @@ async def resync(
             call.line = variables["HOTLINE_LINE"]
         if variables.get("HOTLINE_QUEUE") and not call.queue:
             call.queue = variables["HOTLINE_QUEUE"]
+        if call.adopted and variables.get("HOTLINE_ENQUEUED_AT"):
+            # The 15 s clock started at the first queue entry, which the
+            # dialplan recorded; the channel's age would include the greeting.
+            try:
+                call.queued_at = float(variables["HOTLINE_ENQUEUED_AT"])
+            except ValueError:
+                log.warning(
+                    "call %s: bad HOTLINE_ENQUEUED_AT %r",
+                    call.call_id,
+                    variables["HOTLINE_ENQUEUED_AT"],
+                )
     presence.resync(
         _rows(await link.send_action({"Action": "DeviceStateList"}), "DeviceStateChange")
     )

@@ -86,9 +86,16 @@ class PrivateStack:
                 AsteriskSettings(
                     run_dir=self.run_dir / "asterisk",
                     agents=seats,
-                    lines=[LineConfig(s.did, s.line, s.queue, s.greeting) for s in cfg.lines],
+                    lines=[
+                        LineConfig(s.did, s.line, s.queue, s.greeting, s.priority)
+                        for s in cfg.lines
+                    ],
+                    queues=tuple(q.name for q in cfg.effective_queues),
                     ring_timeout_s=cfg.ring_timeout_s,
                     hold_timeout_s=cfg.hold_timeout_s,
+                    engine_grace_s=int(cfg.acd.engine_grace_s),
+                    announce_every_s=int(cfg.acd.announce_every_s),
+                    fallback_wait_s=int(cfg.acd.fallback_wait_s),
                 )
             )
             self.asterisk.prepare()

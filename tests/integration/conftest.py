@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from cti.calls import CallChange
-from cti.config import AgentSpec, EngineConfig
+from cti.config import AcdConfig, AgentSpec, EngineConfig
 from cti.engine import Engine
 from cti.stack.private import PrivateStack, StackInfo, engine_config_for
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
@@ -52,6 +52,7 @@ def stack_config(agents: int = 2, **changes: object) -> EngineConfig:
     base = EngineConfig(
         agents=tuple(AgentSpec(str(1001 + n), f"坐席{n + 1:02d}") for n in range(agents)),
         ring_timeout_s=8,
+        acd=AcdConfig(wrapup_s=0.5),
     )
     return replace(base, **changes) if changes else base
 
@@ -100,6 +101,8 @@ async def engine(stack: tuple[PrivateStack, StackInfo]) -> AsyncIterator[tuple[E
     eng.add_listener(log)
     await eng.start()
     await eng.wait_resynced()
+    for seat in info.agents:
+        eng.login(seat.extension)
     try:
         yield eng, log
     finally:

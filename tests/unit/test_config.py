@@ -71,3 +71,93 @@ def test_unreadable_and_invalid_files_say_so(tmp_path: Path):
     broken.write_text("[ami\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(broken)
+
+
+def test_queues_skills_and_priority_callers(tmp_path: Path):
+    path = tmp_path / "acd.toml"
+    path.write_text(
+        """
+[acd]
+wrapup_s = 0
+level_first = false
+priority_callers = { "13800000000" = 5 }
+
+[[lines]]
+did = "12345"
+line = "12345"
+queue = "general"
+
+[[lines]]
+did = "123459"
+line = "12345"
+queue = "elderly"
+priority = 3
+
+[[queues]]
+name = "general"
+line = "12345"
+
+[[queues]]
+name = "elderly"
+line = "12345"
+skill = "elderly"
+min_level = 3
+overflow_queue = "general"
+overflow_wait_s = 60
+
+[[agents]]
+extension = "1001"
+name = "王芳"
+skills = { elderly = 5 }
+queues = ["general", "elderly"]
+
+[[agents]]
+extension = "1002"
+name = "李强"
+""",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.acd.wrapup_s == 0 and config.acd.level_first is False
+    assert config.acd.priority_callers == {"13800000000": 5}
+    assert [q.name for q in config.effective_queues] == ["general", "elderly"]
+    assert config.effective_queues[1].overflow_queue == "general"
+    assert config.agents[0].skills == {"elderly": 5}
+    assert config.agent_queues(config.agents[0]) == ("general", "elderly")
+    # No list of its own: every queue that needs no skill.
+    assert config.agent_queues(config.agents[1]) == ("general",)
+    assert config.lines[1].priority == 3
+
+
+def test_default_queues_come_from_lines():
+    config = load_config()
+    assert [(q.name, q.line) for q in config.effective_queues] == [
+        ("12345-general", "12345"),
+        ("96181-general", "96181"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        (
+            "[[queues]]\nname='a'\nline='1'\n[[lines]]\ndid='1'\nline='1'\nqueue='nope'",
+            "lines[0].queue",
+        ),
+        (
+            "[[queues]]\nname='a'\nline='12345'\noverflow_queue='zz'\n"
+            "[[lines]]\ndid='1'\nline='1'\nqueue='a'",
+            "queues[0].overflow_queue",
+        ),
+        ("[[agents]]\nextension='1001'\nname='x'\nqueues=['nope']", "agents[0].queues[0]"),
+        ("[[agents]]\nextension='1001'\nname='x'\nskills={a='high'}", "agents[0].skills.a"),
+        ("[acd]\nlevel_first='maybe'", "acd.level_first"),
+        ("[[agents]]\nextension='1001'\nname='  '", "agents[0].name"),
+    ],
+)
+def test_cross_references_are_checked(tmp_path: Path, toml: str, key: str):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == key

@@ -1,0 +1,515 @@
+"""The ACD service: what the engine does with each call change and each ACD
+command.
+
+It turns the call model's changes into ACD inputs, KPI inputs and event-log
+rows, and the ACD's commands into effects through a small port (``AcdEffects``)
+that the engine implements with AMI actions. No I/O here: the effects port, the
+event-log sink and the snapshot publisher are injected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any, Protocol
+
+from acd import log_events as E
+from acd.agents import AgentSpec, AgentState
+from acd.alarms import Alarm
+from acd.commands import (
+    AgentStateChanged,
+    CallOverflowed,
+    ConnectCall,
+    OfferCallback,
+    ReservationExpired,
+)
+from acd.core import Acd
+from acd.errors import AcdError
+from acd.log_events import LogEvent
+from acd.sla import ServiceLevelTracker
+from cti.calls import (
+    AgentConnected,
+    AgentLeft,
+    AgentNoAnswer,
+    AgentRinging,
+    CallAnswered,
+    CallArrived,
+    CallChange,
+    CallEnded,
+    CallLost,
+    CallModel,
+    CallQueued,
+    CallTransferred,
+)
+
+log = logging.getLogger(__name__)
+
+
+class AcdEffects(Protocol):
+    """What the ACD's decisions need done in the switch (AMI, in the engine)."""
+
+    def connect(self, call_id: str, agent: str) -> None: ...
+    def offer_callback(self, call_id: str) -> None: ...
+    def move_queue(self, call_id: str, queue: str) -> None: ...
+    def agent_in_fallback_queues(
+        self, agent: str, *, member: bool, paused: bool, reason: str | None
+    ) -> None: ...
+
+
+@dataclass
+class CallFacts:
+    """What the service remembers of a call beyond the model: its KPI attribution."""
+
+    line: str | None
+    queue: str | None
+    skill: str | None
+    caller_number: str
+    priority: int = 0
+    answered: bool = False
+    outcome_logged: bool = False
+    requeues: int = 0
+    no_answers: int = 0
+    agents_connected: int = 0
+
+
+@dataclass
+class WrapUp:
+    call_id: str | None
+    since: float
+
+
+@dataclass
+class AcdService:
+    acd: Acd
+    tracker: ServiceLevelTracker
+    model: CallModel
+    effects: AcdEffects
+    sink: Callable[[LogEvent], None]
+    """The event log (EventLogWriter.append, or a list's append in tests)."""
+    publish: Callable[[str, Mapping[str, Any]], None] = lambda kind, payload: None
+    line_priority: Mapping[str, int] = field(default_factory=dict)
+    """DID -> priority of the line."""
+    priority_callers: Mapping[str, int] = field(default_factory=dict)
+    queue_skill: Mapping[str, str | None] = field(default_factory=dict)
+    agent_queues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    calls: dict[str, CallFacts] = field(default_factory=dict)
+    alarms: list[Alarm] = field(default_factory=list)
+    _wrapups: dict[str, WrapUp] = field(default_factory=dict)
+    _rona_requeued: set[str] = field(default_factory=set)
+    _agent_seq: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    # -- agent actions (service API) -----------------------------------------------
+
+    def login(self, agent: str, at: float) -> None:
+        self._run(self.acd.login(agent, at), at)
+
+    def logout(self, agent: str, at: float) -> None:
+        self._run(self.acd.logout(agent, at), at)
+
+    def pause(self, agent: str, reason: str, at: float) -> None:
+        self._run(self.acd.pause(agent, reason, at), at)
+
+    def resume(self, agent: str, at: float) -> None:
+        self._run(self.acd.resume(agent, at), at)
+
+    def wrapup_done(self, agent: str, at: float) -> None:
+        self._run(self.acd.wrapup_done(agent, at), at)
+
+    def tick(self, now: float) -> None:
+        self._run(self.acd.tick(now), now)
+
+    def agent_action_from_dialplan(self, event: Mapping[str, Any], at: float) -> None:
+        """Feature codes (*21..*24) arrive as UserEvents naming the agent."""
+        kind = str(event.get("UserEvent", ""))
+        agent = str(event.get("Agent", ""))
+        try:
+            if kind == "HotlineAgentLogin":
+                self.login(agent, at)
+            elif kind == "HotlineAgentLogout":
+                self.logout(agent, at)
+            elif kind == "HotlineAgentPause":
+                self.pause(agent, str(event.get("Reason") or "feature code"), at)
+            elif kind == "HotlineAgentResume":
+                self.resume(agent, at)
+        except AcdError as exc:
+            log.warning("agent %s feature code %s refused: %s", agent, kind, exc)
+
+    # -- call changes ---------------------------------------------------------------
+
+    def on_change(self, change: CallChange) -> None:
+        handler = _HANDLERS.get(type(change))
+        if handler is not None:
+            handler(self, change)
+
+    def _arrived(self, c: CallArrived) -> None:
+        self.calls[c.call_id] = CallFacts(
+            line=c.line, queue=None, skill=None, caller_number=c.caller_number
+        )
+        self._log(
+            E.CALL_ARRIVED,
+            c.at,
+            c.call_id,
+            caller_number=c.caller_number,
+            data={"dialled": c.dialled, "caller_name": c.caller_name},
+        )
+
+    def _queued(self, c: CallQueued) -> None:
+        facts = self.calls.get(c.call_id)
+        call = self.model.calls.get(c.call_id)
+        if facts is None:
+            facts = CallFacts(
+                line=c.line,
+                queue=None,
+                skill=None,
+                caller_number=call.caller_number if call else "",
+            )
+            self.calls[c.call_id] = facts
+        if c.requeued:
+            facts.requeues += 1
+            self._log(E.CALL_REQUEUED, c.at, c.call_id, seq=facts.requeues)
+            if c.call_id in self._rona_requeued:
+                self._rona_requeued.discard(c.call_id)  # the ACD put it back already
+            else:
+                self._run(self.acd.requeue(c.call_id, c.at), c.at)
+            return
+        queue = c.queue or (call.queue if call else None)
+        if queue not in self.acd.queues:
+            log.error(
+                "call %s: queue %r is not configured; the dialplan fallback will take it",
+                c.call_id,
+                queue,
+            )
+            return
+        facts.line = c.line or facts.line
+        facts.queue = queue
+        facts.skill = self.queue_skill.get(queue)
+        queued_at = (call.queued_at if call and call.queued_at else None) or c.at
+        facts.priority = max(
+            self.line_priority.get(call.dialled if call else "", 0),
+            self.priority_callers.get(facts.caller_number, 0),
+        )
+        self.tracker.call_queued(
+            c.call_id, at=queued_at, line=facts.line or "", queue=queue, skill=facts.skill
+        )
+        self._log(E.CALL_QUEUED, queued_at, c.call_id, data={"priority": facts.priority})
+        self._run(
+            self.acd.enqueue(
+                c.call_id,
+                queue=queue,
+                line=facts.line or "",
+                caller_number=facts.caller_number,
+                priority=facts.priority,
+                at=queued_at,
+            ),
+            c.at,
+        )
+
+    def _ringing(self, c: AgentRinging) -> None:
+        self._log(
+            E.AGENT_RINGING,
+            c.at,
+            c.call_id,
+            agent=c.agent,
+            seq=self._next_agent_seq(c.call_id, E.AGENT_RINGING),
+        )
+        self._run(self.acd.ringing(c.call_id, c.agent, c.at), c.at)
+
+    def _answered(self, c: CallAnswered) -> None:
+        facts = self.calls.get(c.call_id)
+        if facts is not None:
+            facts.answered = True
+            facts.outcome_logged = True
+            facts.agents_connected += 1
+        self._log(E.CALL_ANSWERED, c.at, c.call_id, agent=c.agent, wait_s=c.wait_s)
+        if c.wait_s is not None:
+            self._alarms(
+                self.tracker.call_answered(c.call_id, at=c.at, wait_s=c.wait_s, agent=c.agent)
+            )
+        self._run(self.acd.answered(c.call_id, c.agent, c.at), c.at)
+
+    def _connected(self, c: AgentConnected) -> None:
+        facts = self.calls.get(c.call_id)
+        seq = 0
+        if facts is not None:
+            facts.agents_connected += 1
+            seq = facts.agents_connected
+        self._log(E.AGENT_CONNECTED, c.at, c.call_id, agent=c.agent, seq=seq)
+
+    def _no_answer(self, c: AgentNoAnswer) -> None:
+        facts = self.calls.get(c.call_id)
+        seq = 0
+        if facts is not None:
+            facts.no_answers += 1
+            seq = facts.no_answers
+        self._log(
+            E.AGENT_NO_ANSWER,
+            c.at,
+            c.call_id,
+            agent=c.agent,
+            seq=seq,
+            data={"dial_status": c.dial_status},
+        )
+        self._rona_requeued.add(c.call_id)
+        self._run(self.acd.no_answer(c.call_id, c.agent, c.at), c.at)
+
+    def _agent_left(self, c: AgentLeft) -> None:
+        self._run(self.acd.agent_released(c.agent, c.at), c.at)
+
+    def _transferred(self, c: CallTransferred) -> None:
+        self._log(
+            E.CALL_TRANSFERRED,
+            c.at,
+            c.call_id,
+            agent=c.from_agent,
+            seq=self._next_agent_seq(c.call_id, E.CALL_TRANSFERRED),
+            data={"target": c.target, "kind": c.kind},
+        )
+
+    def _ended(self, c: CallEnded) -> None:
+        facts = self.calls.get(c.call_id)
+        self._rona_requeued.discard(c.call_id)
+        if c.abandoned and facts is not None and facts.queue and not facts.outcome_logged:
+            self._log(E.CALL_ABANDONED, c.at, c.call_id, wait_s=c.wait_s)
+            if c.wait_s is not None:
+                self._alarms(self.tracker.call_abandoned(c.call_id, at=c.at, wait_s=c.wait_s))
+        self._log(
+            E.CALL_ENDED,
+            c.at,
+            c.call_id,
+            wait_s=c.wait_s,
+            talk_s=c.talk_s,
+            data={"cause": c.cause, "abandoned": c.abandoned},
+        )
+        if c.talk_s is not None:
+            self.tracker.call_ended(c.call_id, at=c.at, talk_s=c.talk_s)
+        call = self._ended_call(c.call_id)
+        if call is not None and call.agent:
+            agent = self.acd.agents.get(call.agent)
+            if (
+                agent is not None
+                and agent.call_id == c.call_id
+                and agent.state in (AgentState.ON_CALL, AgentState.RINGING, AgentState.RESERVED)
+            ):
+                self._run(self.acd.agent_released(call.agent, c.at), c.at)
+        self._run(self.acd.caller_left(c.call_id, c.at), c.at)
+        self.calls.pop(c.call_id, None)
+
+    def _lost(self, c: CallLost) -> None:
+        facts = self.calls.get(c.call_id)
+        self._log(E.CALL_LOST, c.at, c.call_id, data={"reason": c.reason})
+        if facts is not None and not facts.outcome_logged:
+            self._alarms(self.tracker.call_lost(c.call_id, at=c.at))
+        self._run(self.acd.caller_left(c.call_id, c.at), c.at)
+        self.calls.pop(c.call_id, None)
+
+    def fallback_took(self, call_id: str, at: float) -> None:
+        """The dialplan safety net took the caller: app_queue serves it now."""
+        self._log(E.CALL_FALLBACK, at, call_id)
+        self._run(self.acd.caller_left(call_id, at), at)
+
+    def agent_busy_changed(self, agent: str, busy: bool, at: float) -> None:
+        if agent in self.acd.agents:
+            self._run(self.acd.set_busy_external(agent, busy, at), at)
+
+    # -- ACD commands ---------------------------------------------------------------
+
+    def _run(self, commands: list[Any], at: float) -> None:
+        for command in commands:
+            if isinstance(command, ConnectCall):
+                self._log(
+                    E.CALL_OFFERED_TO_AGENT,
+                    command.at,
+                    command.call_id,
+                    agent=command.agent,
+                    seq=self._next_agent_seq(command.call_id, E.CALL_OFFERED_TO_AGENT),
+                )
+                self.effects.connect(command.call_id, command.agent)
+            elif isinstance(command, AgentStateChanged):
+                self._agent_state(command)
+            elif isinstance(command, OfferCallback):
+                facts = self.calls.get(command.call_id)
+                if facts is not None:
+                    facts.outcome_logged = True
+                call = self.model.calls.get(command.call_id)
+                wait_s = command.at - call.queued_at if call and call.queued_at else None
+                self._log(
+                    E.CALL_OVERFLOWED,
+                    command.at,
+                    command.call_id,
+                    wait_s=wait_s,
+                    data={"to": "callback", "estimated_wait_s": command.estimated_wait_s},
+                )
+                self.tracker.call_overflowed_to_callback(
+                    command.call_id, at=command.at, wait_s=wait_s or 0.0
+                )
+                self.effects.offer_callback(command.call_id)
+            elif isinstance(command, CallOverflowed):
+                self._log(
+                    E.CALL_OVERFLOWED,
+                    command.at,
+                    command.call_id,
+                    data={
+                        "from_queue": command.from_queue,
+                        "to_queue": command.to_queue,
+                        "estimated_wait_s": command.estimated_wait_s,
+                    },
+                )
+                self.tracker.call_moved(command.call_id, queue=command.to_queue)
+                self.effects.move_queue(command.call_id, command.to_queue)
+            elif isinstance(command, ReservationExpired):
+                log.warning(
+                    "call %s: agent %s never started ringing; offered again",
+                    command.call_id,
+                    command.agent,
+                )
+            self.publish(type(command).__name__, payload(command))
+
+    def _agent_state(self, c: AgentStateChanged) -> None:
+        old, new = c.old, c.new
+        self._log(
+            E.AGENT_STATE,
+            c.at,
+            agent=c.agent,
+            seq=self._next_agent_seq(c.agent, E.AGENT_STATE),
+            data={"old": old.name, "new": new.name, "reason": c.reason},
+        )
+        if old is AgentState.LOGGED_OUT:
+            self._log(
+                E.AGENT_LOGIN, c.at, agent=c.agent, seq=self._next_agent_seq(c.agent, E.AGENT_LOGIN)
+            )
+        if new is AgentState.LOGGED_OUT:
+            self._log(
+                E.AGENT_LOGOUT,
+                c.at,
+                agent=c.agent,
+                seq=self._next_agent_seq(c.agent, E.AGENT_LOGOUT),
+            )
+        if new is AgentState.PAUSED:
+            self._log(
+                E.AGENT_PAUSED,
+                c.at,
+                agent=c.agent,
+                seq=self._next_agent_seq(c.agent, E.AGENT_PAUSED),
+                data={"reason": c.reason},
+            )
+        if old is AgentState.PAUSED and new not in (AgentState.LOGGED_OUT, AgentState.PAUSED):
+            self._log(
+                E.AGENT_RESUMED,
+                c.at,
+                agent=c.agent,
+                seq=self._next_agent_seq(c.agent, E.AGENT_RESUMED),
+            )
+        if new is AgentState.WRAP_UP:
+            agent = self.acd.agents.get(c.agent)
+            self._wrapups[c.agent] = WrapUp(agent.call_id if agent else None, c.at)
+        if old is AgentState.WRAP_UP:
+            wrap = self._wrapups.pop(c.agent, None)
+            if wrap is not None and wrap.call_id is not None:
+                wrap_s = c.at - wrap.since
+                self._log(E.WRAPUP_ENDED, c.at, wrap.call_id, agent=c.agent, wrap_s=wrap_s)
+                self.tracker.wrapup_ended(wrap.call_id, at=c.at, wrap_s=wrap_s)
+        self.tracker.agent_state(
+            c.agent, new.name, at=c.at, queues=self.agent_queues.get(c.agent, ())
+        )
+        if (
+            old is AgentState.LOGGED_OUT
+            or new in (AgentState.LOGGED_OUT, AgentState.PAUSED)
+            or old is AgentState.PAUSED
+        ):
+            self.effects.agent_in_fallback_queues(
+                c.agent,
+                member=new is not AgentState.LOGGED_OUT,
+                paused=new is AgentState.PAUSED,
+                reason=c.reason,
+            )
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _ended_call(self, call_id: str) -> Any:
+        for call in reversed(self.model.ended):
+            if call.call_id == call_id:
+                return call
+        return self.model.calls.get(call_id)
+
+    def _next_agent_seq(self, subject: str, kind: str) -> int:
+        key = (subject, kind)
+        self._agent_seq[key] = self._agent_seq.get(key, -1) + 1
+        return self._agent_seq[key]
+
+    def _alarms(self, alarms: list[Alarm]) -> None:
+        for alarm in alarms:
+            self.alarms.append(alarm)
+            level = logging.WARNING if alarm.state == "RAISED" else logging.INFO
+            log.log(level, "ALARM %s %s: %s", alarm.kind, alarm.state, alarm.message)
+            self.publish("Alarm", payload(alarm))
+
+    def _log(
+        self,
+        kind: str,
+        at: float,
+        call_id: str | None = None,
+        *,
+        agent: str | None = None,
+        wait_s: float | None = None,
+        talk_s: float | None = None,
+        wrap_s: float | None = None,
+        seq: int = 0,
+        caller_number: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        facts = self.calls.get(call_id) if call_id else None
+        event = LogEvent(
+            at=at,
+            kind=kind,
+            call_id=call_id,
+            line=facts.line if facts else None,
+            queue=facts.queue if facts else None,
+            skill=facts.skill if facts else None,
+            agent=agent,
+            caller_number=caller_number or (facts.caller_number if facts else None),
+            wait_s=wait_s,
+            talk_s=talk_s,
+            wrap_s=wrap_s,
+            data=dict(data or {}),
+            seq=seq,
+        )
+        self.sink(event)
+
+
+def payload(obj: Any) -> dict[str, Any]:
+    """A dataclass (slotted or not) as a JSON-able dict; enums by name."""
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        out[f.name] = value.name if isinstance(value, Enum) else value
+    return out
+
+
+_HANDLERS: dict[type, Callable[[AcdService, Any], None]] = {
+    CallArrived: AcdService._arrived,
+    CallQueued: AcdService._queued,
+    AgentRinging: AcdService._ringing,
+    CallAnswered: AcdService._answered,
+    AgentConnected: AcdService._connected,
+    AgentNoAnswer: AcdService._no_answer,
+    AgentLeft: AcdService._agent_left,
+    CallTransferred: AcdService._transferred,
+    CallEnded: AcdService._ended,
+    CallLost: AcdService._lost,
+}
+
+
+def agent_specs(config: Any) -> list[AgentSpec]:
+    """ACD agent specs from the engine configuration."""
+    return [
+        AgentSpec(
+            agent_id=a.extension,
+            name=a.name,
+            skills=dict(a.skills),
+            queues=config.agent_queues(a),
+            mobile=a.mobile or None,
+        )
+        for a in config.agents
+    ]

@@ -1,0 +1,237 @@
+"""The ACD on real Asterisk with sipp citizens and pyVoIP agents: order, RONA,
+abandons, and the live 15 s rate against the PostgreSQL event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from acd.agents import AgentState
+from acd.event_log import EventLogWriter
+from acd.kpi_sql import recompute
+from cti.calls import CallAnswered, CallEnded, CallQueued
+from cti.config import AcdConfig, AgentSpec, EngineConfig, KpiConfig, LineSpec
+from cti.engine import Engine
+from cti.stack.private import PrivateStack, engine_config_for
+from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
+from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
+
+from .conftest import ChangeLog
+
+pytestmark = pytest.mark.integration
+
+PRIORITY_DID = "123459"  # an "elderly line" whose callers are served first
+
+
+def acd_config(agents: int, **acd: object) -> EngineConfig:
+    return EngineConfig(
+        agents=tuple(AgentSpec(str(1001 + n), f"坐席{n + 1:02d}") for n in range(agents)),
+        lines=(
+            LineSpec("12345", "12345", "12345-general"),
+            LineSpec(PRIORITY_DID, "12345", "12345-general", priority=5),
+            LineSpec("96181", "96181", "96181-general"),
+        ),
+        ring_timeout_s=4,
+        acd=replace(AcdConfig(wrapup_s=0.5, heartbeat_s=2.0, engine_grace_s=30.0), **acd),
+        kpi=KpiConfig(print_every_s=1.0),
+    )
+
+
+class Rig:
+    """A private stack, the engine with its event log, robot agents, citizens."""
+
+    def __init__(
+        self,
+        private: PrivateStack,
+        engine: Engine,
+        changes: ChangeLog,
+        robots: dict[str, RobotAgent],
+        citizens: SippCitizens,
+        writer: EventLogWriter,
+    ) -> None:
+        self.private, self.engine, self.changes = private, engine, changes
+        self.robots, self.citizens, self.writer = robots, citizens, writer
+
+
+@pytest_asyncio.fixture
+async def rig(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Rig]:
+    marker = request.node.get_closest_marker("rig")
+    kwargs = dict(marker.kwargs) if marker else {}
+    behaviours: dict[str, AgentBehaviour] = kwargs.pop("behaviours", {})
+    config = acd_config(kwargs.pop("agents", 3), **kwargs)
+    private = PrivateStack(config)
+    info = await private.start()
+    engine_config = engine_config_for(config, info)
+    writer = EventLogWriter(dsn=info.database_dsn, engine_id="test")
+    robots: dict[str, RobotAgent] = {}
+    engine = None
+    citizens = SippCitizens(asterisk_sip=info.sip, work_dir=tmp_path / "sipp")
+    try:
+        from cti.db import migrate
+
+        await migrate(info.database_dsn)
+        await writer.start()
+        engine = Engine(engine_config, event_log=writer)
+        changes = ChangeLog()
+        engine.add_listener(changes)
+        await engine.start()
+        await engine.wait_resynced()
+        for seat in info.agents:
+            robots[seat.extension] = RobotAgent(
+                extension=seat.extension,
+                password=seat.password,
+                asterisk_sip=info.sip,
+                behaviour=behaviours.get(seat.extension, AgentBehaviour(talk_s=1.5)),
+            )
+        await asyncio.gather(*(r.start() for r in robots.values()))
+        yield Rig(private, engine, changes, robots, citizens, writer)
+    finally:
+        await citizens.close()
+        await asyncio.gather(*(r.stop() for r in robots.values()), return_exceptions=True)
+        if engine is not None:
+            await engine.stop()
+        await writer.close()
+        await private.stop()
+
+
+def _kinds(engine: Engine, kind: str) -> list:
+    return [e for e in engine.recent_log if e.kind == kind]
+
+
+@pytest.mark.rig(agents=3)
+async def test_twenty_calls_three_agents_all_answered_priority_then_fifo(rig: Rig):
+    eng = rig.engine
+    # Callers gather while nobody is logged in, so the service order is visible.
+    calls = [
+        CitizenCall(
+            PRIORITY_DID if n in (7, 13, 18) else "12345",
+            f"1380000{n:04d}",
+            f"市民{n:02d}",
+            hold_s=120,
+        )
+        for n in range(20)
+    ]
+    tasks = []
+    for n, call in enumerate(calls):
+        tasks.append(asyncio.create_task(rig.citizens.call(call)))
+        await rig.changes.wait_for(lambda c: isinstance(c, CallQueued), count=n + 1)
+    queued = [c for c in rig.changes.changes if isinstance(c, CallQueued)]
+    number_of = {c.call_id: eng.model.calls[c.call_id].caller_number for c in queued}
+    for agent in rig.robots:
+        eng.login(agent)
+
+    await rig.changes.wait_for(lambda c: isinstance(c, CallAnswered), count=20, timeout_s=150)
+    results = await asyncio.gather(*tasks)
+    assert [r.exit_code for r in results] == [0] * 20
+
+    offered = [e.call_id for e in _kinds(eng, "CALL_OFFERED_TO_AGENT")]
+    assert len(offered) == 20 and len(set(offered)) == 20, "one offer per call, no RONA here"
+    priority = [c.call_id for c in queued if number_of[c.call_id][-4:] in ("0007", "0013", "0018")]
+    normal = [c.call_id for c in queued if c.call_id not in priority]
+    assert offered == priority + normal  # priority first, then FIFO by queue entry
+    answered = [c for c in rig.changes.changes if isinstance(c, CallAnswered)]
+    assert len({a.call_id for a in answered}) == 20
+    assert {a.agent for a in answered} == {"1001", "1002", "1003"}
+    assert not _kinds(eng, "CALL_ABANDONED")
+    # Never two calls at once: per agent, answered intervals do not overlap.
+    ended_at = {c.call_id: c.at for c in rig.changes.changes if isinstance(c, CallEnded)}
+    by_agent: dict[str, list[tuple[float, float]]] = {}
+    for a in answered:
+        by_agent.setdefault(a.agent, []).append((a.at, ended_at[a.call_id]))
+    for spans in by_agent.values():
+        spans.sort()
+        assert all(
+            prev_end <= start for (_, prev_end), (start, _) in zip(spans, spans[1:], strict=False)
+        )
+
+
+@pytest.mark.rig(agents=2, behaviours={"1001": AgentBehaviour(answers=False)})
+async def test_rona_pauses_the_silent_agent_and_another_answers(rig: Rig):
+    eng = rig.engine
+    eng.login("1001")  # longest idle: offered first
+    eng.login("1002")
+    result_task = asyncio.create_task(
+        rig.citizens.call(CitizenCall("96181", "13911112222", "王大爷", hold_s=30))
+    )
+    answered = (await rig.changes.wait_for(lambda c: isinstance(c, CallAnswered), timeout_s=30))[0]
+    assert answered.agent == "1002"
+    no_answer = _kinds(eng, "AGENT_NO_ANSWER")
+    assert [(e.agent, e.call_id) for e in no_answer] == [("1001", answered.call_id)]
+    agent = eng.acd.agents["1001"]
+    assert agent.state is AgentState.PAUSED
+    assert agent.pause_reason == "no answer"
+    # The caller went back to the head and waited about one ring timeout (4 s).
+    assert 4.0 <= answered.wait_s <= 8.0
+    result_task.cancel()
+
+
+@pytest.mark.rig(agents=1, behaviours={"1001": AgentBehaviour(talk_s=10.0)})
+async def test_live_15s_rate_equals_the_rate_recomputed_from_the_event_log(rig: Rig):
+    """Mixed traffic on one agent: quick answers, answers after more than 15 s,
+    a short abandon and a long one. The live tracker and SQL over the event log
+    must agree exactly."""
+    eng = rig.engine
+    eng.login("1001")
+    plan = [  # (delay before placing, number, hold_s)
+        (0.0, "13500000001", 60),
+        (0.5, "13500000002", 60),
+        (0.5, "13500000003", 3),
+        (0.5, "13500000004", 60),
+        (0.5, "13500000005", 9),
+        (0.5, "13500000006", 60),
+    ]
+    tasks = []
+    for delay, number, hold_s in plan:
+        await asyncio.sleep(delay)  # spacing the arrivals, not synchronising
+        tasks.append(
+            asyncio.create_task(rig.citizens.call(CitizenCall("12345", number, "测试", hold_s)))
+        )
+    await asyncio.gather(*tasks)
+    await rig.changes.wait_for(lambda c: isinstance(c, CallEnded), count=len(plan), timeout_s=120)
+    await rig.writer.wait_flushed(timeout_s=15)
+
+    now = eng.clock()
+    live = eng.tracker.window("60m", now=now)
+    conn = await asyncpg.connect(eng.config.database_dsn)
+    try:
+        [sql] = await recompute(conn, start=now - 3600, end=now)
+    finally:
+        await conn.close()
+    assert live.offered == sql.offered == 6
+    assert live.abandoned == sql.abandoned == 2
+    assert live.short_abandons == sql.short_abandons == 1  # the 3 s caller
+    assert live.answered == sql.answered == 4
+    assert live.answered_within_target == sql.answered_within_target
+    assert 0 < live.answered_within_target < 4  # some answered within 15 s, some after
+    assert live.rate_15s == pytest.approx(sql.rate_15s, abs=1e-9)
+    assert live.rate_15s_of_answered == pytest.approx(sql.rate_15s_of_answered, abs=1e-9)
+    assert live.rate_15s == pytest.approx(live.answered_within_target / 5)
+
+
+@pytest.mark.rig(agents=2)
+async def test_callers_hanging_up_while_waiting_count_as_abandons(rig: Rig):
+    eng = rig.engine  # nobody logged in: every caller waits
+    results = await asyncio.gather(
+        rig.citizens.call(CitizenCall("12345", "13700000001", "甲", hold_s=3)),
+        rig.citizens.call(CitizenCall("96181", "13700000002", "乙", hold_s=8)),
+    )
+    assert [r.exit_code for r in results] == [0, 0]
+    await rig.changes.wait_for(lambda c: isinstance(c, CallEnded), count=2)
+    abandons = sorted(_kinds(eng, "CALL_ABANDONED"), key=lambda e: e.wait_s)
+    assert [e.line for e in abandons] == ["12345", "96181"]
+    assert abandons[0].wait_s == pytest.approx(3.0, abs=1.0)
+    assert abandons[1].wait_s == pytest.approx(8.0, abs=1.0)
+    window = eng.tracker.window("15m", now=eng.clock())
+    assert (window.offered, window.abandoned, window.short_abandons, window.answered) == (
+        2,
+        2,
+        1,
+        0,
+    )
+    assert window.rate_15s == 0.0  # 0 within 15 s of (2 offered - 1 short abandon)

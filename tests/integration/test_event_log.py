@@ -1,0 +1,469 @@
+"""The event log on a real private PostgreSQL: migrations, append-only table,
+a writer that never blocks, survives the database going away (in memory and
+through the spill file) and writes every row exactly once, in order; loaders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from acd import log_events as ev
+from acd.event_log import EventLogWriter, load_agent_states, load_repeat_callers
+from acd.log_events import LogEvent
+from cti.backoff import Backoff
+from cti.db import MigrationError, apply_migrations, default_migrations_dir, migrate
+from cti.stack.postgres import PostgresNotAvailable, PrivatePostgres
+
+pytestmark = pytest.mark.integration
+
+FAST = Backoff(base_s=0.02, cap_s=0.2, jitter=0.5)
+T0 = 1_795_000_000.0  # 2026-11-19, an arbitrary fixed epoch
+
+
+class RestartablePostgres(PrivatePostgres):
+    """``PrivatePostgres`` whose ``start()`` also works again on its stopped data dir.
+
+    The stock ``start()`` re-runs ``createdb``, which fails once the database
+    exists; the port is kept, so clients find the server where it was.
+    """
+
+    async def _run(self, *argv: str) -> None:
+        try:
+            await super()._run(*argv)
+        except PostgresNotAvailable as exc:
+            if Path(argv[0]).name == "createdb" and "already exists" in str(exc):
+                return
+            raise
+
+
+@pytest_asyncio.fixture
+async def pg() -> AsyncIterator[RestartablePostgres]:
+    run_dir = Path(tempfile.mkdtemp(prefix="hotline-evlog-"))
+    run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    server = RestartablePostgres(run_dir / "pg")
+    try:
+        await server.start()
+        yield server
+    finally:
+        await server.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Await *predicate* becoming true (polled; bounded)."""
+    async with asyncio.timeout(timeout_s):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+def arrived(n: int, *, at: float = T0) -> LogEvent:
+    return LogEvent(at=at + n * 0.001, kind=ev.CALL_ARRIVED, call_id=f"call-{n:06d}")
+
+
+async def stored_keys(dsn: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [
+            r["dedup_key"] for r in await conn.fetch("SELECT dedup_key FROM acd_event ORDER BY id")
+        ]
+    finally:
+        await conn.close()
+
+
+# ---------------------------------------------------------------- migrations
+
+
+async def test_migrations_apply_once_even_when_two_engines_start_together(pg, tmp_path):
+    a = await asyncpg.connect(pg.dsn)
+    b = await asyncpg.connect(pg.dsn)
+    try:
+        first, second = await asyncio.gather(apply_migrations(a), apply_migrations(b))
+        assert sorted([first, second]) == [[], ["001_acd_event_log"]]
+        assert await apply_migrations(a) == []
+        rows = await a.fetch("SELECT version, checksum, applied_at FROM schema_migrations")
+        assert [r["version"] for r in rows] == ["001_acd_event_log"]
+        assert len(rows[0]["checksum"]) == 64
+
+        # A new numbered file is applied; the recorded ones are not re-run.
+        copy = tmp_path / "migrations"
+        shutil.copytree(default_migrations_dir(), copy)
+        (copy / "002_probe.sql").write_text("CREATE TABLE probe (id int);\n")
+        assert await apply_migrations(a, directory=copy) == ["002_probe"]
+        assert await apply_migrations(a, directory=copy) == []
+
+        # A failing migration leaves nothing behind and names its file.
+        (copy / "003_broken.sql").write_text("CREATE TABLE half (id int);\nSELECT nonsense;\n")
+        with pytest.raises(MigrationError, match="003_broken.sql"):
+            await apply_migrations(a, directory=copy)
+        assert await a.fetchval("SELECT to_regclass('half')") is None
+        assert await a.fetchval("SELECT count(*) FROM schema_migrations") == 2
+        (copy / "003_broken.sql").unlink()
+
+        # Editing an applied file is refused, naming it.
+        edited = copy / "001_acd_event_log.sql"
+        edited.write_text(edited.read_text() + "\n-- a harmless-looking edit\n")
+        with pytest.raises(MigrationError, match=r"001_acd_event_log\.sql was changed"):
+            await apply_migrations(a, directory=copy)
+        # The lock was released despite the error: another session can take it.
+        assert await b.fetchval("SELECT pg_try_advisory_lock($1)", 0x686F746C696E6501)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_acd_event_is_append_only_and_knows_every_kind(pg):
+    await migrate(pg.dsn)
+    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    await writer.start()
+    try:
+        for n, kind in enumerate(sorted(ev.KINDS)):
+            writer.append(LogEvent(at=T0 + n, kind=kind, call_id="c1", agent="1001"))
+        await writer.wait_flushed()
+    finally:
+        await writer.close()
+    assert writer.stats.written == len(ev.KINDS) and writer.stats.rejected == 0
+
+    conn = await asyncpg.connect(pg.dsn)
+    try:
+        assert {r["kind"] for r in await conn.fetch("SELECT kind FROM acd_event")} == ev.KINDS
+        for statement in (
+            "UPDATE acd_event SET agent = 'x'",
+            "DELETE FROM acd_event",
+            "TRUNCATE acd_event",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+                await conn.execute(statement)
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "INSERT INTO acd_event (at, kind, call_id, dedup_key, engine_id) "
+                "VALUES (now(), 'CALL_TELEPORTED', 'c9', 'k', 'e1')"
+            )
+        assert await conn.fetchval("SELECT count(*) FROM acd_event") == len(ev.KINDS)
+        assert (
+            await conn.fetchval("SELECT has_table_privilege('public', 'acd_event', 'INSERT')")
+            is False
+        )
+    finally:
+        await conn.close()
+
+
+# -------------------------------------------------------------------- writer
+
+
+async def test_five_thousand_appends_return_at_once_and_land_in_order_once(pg):
+    await migrate(pg.dsn)
+    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    await writer.start()
+    try:
+        events = [arrived(n) for n in range(5000)]
+        for event in events:
+            writer.append(event)
+        # Nothing was awaited: append queued them all without any I/O.
+        assert writer.stats.pending == 5000 and writer.stats.written == 0
+        await writer.wait_flushed(timeout_s=30)
+        assert writer.stats.pending == 0 and writer.stats.written == 5000
+    finally:
+        await writer.close()
+    assert await stored_keys(pg.dsn) == [e.dedup_key for e in events]
+
+
+async def test_the_same_event_appended_twice_is_stored_once(pg):
+    await migrate(pg.dsn)
+    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    await writer.start()
+    try:
+        answered = LogEvent(at=T0, kind=ev.CALL_ANSWERED, call_id="c1", agent="1001", wait_s=4.0)
+        writer.append(answered)
+        writer.append(arrived(1))
+        writer.append(answered)  # e.g. replayed after an AMI resync
+        await writer.wait_flushed()
+        writer.append(answered)  # and again in a later batch
+        await writer.wait_flushed()
+    finally:
+        await writer.close()
+    assert await stored_keys(pg.dsn) == ["c1:CALL_ANSWERED:0", "call-000001:CALL_ARRIVED:0"]
+    assert writer.stats.written == 2 and writer.stats.duplicates_ignored == 2
+
+
+async def test_a_batch_committed_whose_acknowledgement_was_lost_is_not_duplicated(pg):
+    await migrate(pg.dsn)
+    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    admin = await asyncpg.connect(pg.dsn)
+    real_insert = writer._insert_batch
+    calls = 0
+
+    async def commit_then_lose_the_link(conn, events):
+        # The INSERT commits, then the server kills the session before we see
+        # the reply: exactly what a network drop after COMMIT looks like.
+        nonlocal calls
+        calls += 1
+        result = await real_insert(conn, events)
+        if calls == 1:
+            await admin.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+            await conn.execute("SELECT 1")  # raises: the connection is gone
+        return result
+
+    writer._insert_batch = commit_then_lose_the_link
+    await writer.start()
+    try:
+        events = [arrived(n) for n in range(300)]
+        for event in events:
+            writer.append(event)
+        await writer.wait_flushed()
+        assert calls == 2
+        assert writer.stats.retries == 1
+        # The first attempt's rows were committed but never acknowledged, so the
+        # writer saw the resend find all 300 already stored.
+        assert writer.stats.written == 0 and writer.stats.duplicates_ignored == 300
+        assert await stored_keys(pg.dsn) == [e.dedup_key for e in events]
+
+        # The batch insert itself is idempotent when called twice outright.
+        again = [arrived(n, at=T0 + 100) for n in range(1000, 1010)]
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            assert await real_insert(conn, again) == (10, 0)
+            assert await real_insert(conn, again) == (0, 0)
+        finally:
+            await conn.close()
+        assert len(await stored_keys(pg.dsn)) == 310
+    finally:
+        await writer.close()
+        await admin.close()
+
+
+async def test_postgres_down_then_back_on_the_same_port_loses_and_duplicates_nothing(pg, caplog):
+    await migrate(pg.dsn)
+    # max_pending below the outage's volume and no spill file: kept in memory, one alarm.
+    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST, max_pending=500)
+    await writer.start()
+    try:
+        before = [arrived(n) for n in range(10)]
+        for event in before:
+            writer.append(event)
+        await writer.wait_flushed()
+        port = pg.port
+
+        await pg.stop()
+        during = [arrived(n) for n in range(10, 1010)]
+        for event in during:
+            writer.append(event)  # returns: nothing here waits on the database
+        assert writer.stats.pending >= 1000
+        await eventually(lambda: writer.stats.retries >= 3)
+        assert writer.stats.pending == 1000 and writer.stats.written == 10
+        await eventually(lambda: "ALARM event log" in caplog.text)
+        with pytest.raises(TimeoutError, match="not yet committed|not committed"):
+            await writer.wait_flushed(timeout_s=0.3)  # a negative check: bounded on purpose
+
+        await pg.start()
+        assert pg.port == port
+        await writer.wait_flushed(timeout_s=30)
+        stats = writer.stats
+    finally:
+        await writer.close()
+    assert await stored_keys(pg.dsn) == [e.dedup_key for e in before + during]
+    assert stats.written == 1010 and stats.pending == 0 and stats.duplicates_ignored == 0
+    failures = [r for r in caplog.records if "cannot write to PostgreSQL" in r.getMessage()]
+    # Logged when the error changes during the outage, not once per retry.
+    errors = [r.args[1] for r in failures]
+    assert 1 <= len(failures) < stats.retries
+    assert all(a != b for a, b in zip(errors, errors[1:], strict=False))
+    assert failures[0].levelno == logging.ERROR and "HOTLINE_PG_DSN" in failures[0].getMessage()
+    assert sum("accepts writes again" in r.getMessage() for r in caplog.records) == 1
+    assert sum("ALARM event log" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_overflow_spills_to_disk_and_comes_back_in_order(pg, tmp_path):
+    await migrate(pg.dsn)
+    spill = tmp_path / "spill" / "acd_event.jsonl"
+    writer = EventLogWriter(
+        dsn=pg.dsn, engine_id="e1", backoff=FAST, max_pending=100, spill_path=spill
+    )
+    await writer.start()
+    try:
+        first = arrived(0)
+        writer.append(first)
+        await writer.wait_flushed()
+
+        await pg.stop()
+        during = [arrived(n) for n in range(1, 1001)]
+        for event in during:
+            writer.append(event)
+        await eventually(lambda: writer.stats.spilled >= 900)
+        assert writer.stats.pending == 1000
+        lines = spill.read_text().splitlines()
+        assert len(lines) == writer.stats.spilled
+        assert '"call_id":"call-000001"' in lines[0]  # the oldest went to disk first
+
+        await pg.start()
+        await writer.wait_flushed(timeout_s=30)
+        assert writer.stats.pending == 0 and writer.stats.written == 1001
+        assert not spill.exists()  # consumed and removed
+    finally:
+        await writer.close()
+    assert await stored_keys(pg.dsn) == [e.dedup_key for e in [first, *during]]
+
+
+async def test_close_spills_what_is_unwritten_and_the_next_writer_writes_it_first(
+    pg, tmp_path, caplog
+):
+    await migrate(pg.dsn)
+    spill = tmp_path / "acd_event.jsonl"
+    await pg.stop()
+    old = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST, spill_path=spill)
+    await old.start()
+    earlier = [
+        LogEvent(
+            at=T0 + n,
+            kind=ev.CALL_OVERFLOWED,
+            call_id=f"c{n}",
+            queue="投诉",
+            data={"to": "callback", "note": "市民要求回电"},
+        )
+        for n in range(300)
+    ]
+    for event in earlier:
+        old.append(event)
+    await eventually(lambda: old.stats.retries >= 1)
+    await old.close(flush_timeout_s=0.2)
+    await old.close()  # idempotent
+    assert len(spill.read_text(encoding="utf-8").splitlines()) == 300
+    with pytest.raises(RuntimeError, match="closed"):
+        old.append(arrived(1))
+
+    # Without a spill file, what cannot be written is reported loudly as lost.
+    no_spill = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    await no_spill.start()
+    no_spill.append(arrived(7))
+    await no_spill.close(flush_timeout_s=0.1)
+    assert "1 events not written to PostgreSQL" in caplog.text and "LOST" in caplog.text
+
+    await pg.start()
+    new = EventLogWriter(dsn=pg.dsn, engine_id="e2", backoff=FAST, spill_path=spill)
+    await new.start()
+    try:
+        assert new.stats.pending == 300
+        later = [arrived(n) for n in range(5)]
+        for event in later:
+            new.append(event)
+        await new.wait_flushed(timeout_s=30)
+    finally:
+        await new.close()
+    assert await stored_keys(pg.dsn) == [e.dedup_key for e in earlier + later]
+    assert not spill.exists()
+    conn = await asyncpg.connect(pg.dsn)
+    try:
+        row = await conn.fetchrow("SELECT queue, data, engine_id FROM acd_event WHERE call_id='c0'")
+    finally:
+        await conn.close()
+    assert row["queue"] == "投诉" and row["engine_id"] == "e2"
+    assert '"note": "市民要求回电"' in row["data"]
+
+
+async def test_a_row_postgresql_refuses_is_dead_lettered_not_blocking_the_rest(
+    pg, tmp_path, caplog
+):
+    await migrate(pg.dsn)
+    spill = tmp_path / "acd_event.jsonl"
+    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST, spill_path=spill)
+    await writer.start()
+    try:
+        writer.append(arrived(1))
+        writer.append(LogEvent(at=float("nan"), kind=ev.CALL_ARRIVED, call_id="bad"))
+        writer.append(LogEvent(at=T0, kind=ev.CALL_ARRIVED, call_id="x\x00y"))
+        writer.append(arrived(3))
+        await writer.wait_flushed()
+    finally:
+        await writer.close()
+    assert await stored_keys(pg.dsn) == [
+        "call-000001:CALL_ARRIVED:0",
+        "x\ufffdy:CALL_ARRIVED:0",
+        "call-000003:CALL_ARRIVED:0",
+    ]
+    assert writer.stats.rejected == 1
+    assert '"call_id":"bad"' in (tmp_path / "acd_event.jsonl.rejected").read_text()
+    assert "PostgreSQL refused a row" in caplog.text
+
+
+async def test_a_writer_started_before_the_schema_exists_migrates_on_connect(pg):
+    # An engine that started while PostgreSQL was down could not migrate then.
+    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    await writer.start()
+    try:
+        writer.append(arrived(1))
+        await writer.wait_flushed()
+    finally:
+        await writer.close()
+    assert await stored_keys(pg.dsn) == ["call-000001:CALL_ARRIVED:0"]
+    assert await migrate(pg.dsn) == []
+
+
+# ------------------------------------------------------------------- loaders
+
+
+async def test_agent_states_and_repeat_callers_after_a_restart(pg):
+    await migrate(pg.dsn)
+    rows = [
+        LogEvent(at=T0 + 100, kind=ev.AGENT_LOGIN, agent="a1"),
+        LogEvent(at=T0 + 200, kind=ev.AGENT_PAUSED, agent="a1", data={"reason": "lunch"}),
+        LogEvent(at=T0 + 100, kind=ev.AGENT_LOGIN, agent="a2"),
+        LogEvent(at=T0 + 150, kind=ev.AGENT_PAUSED, agent="a2", data={"reason": "meeting"}),
+        LogEvent(at=T0 + 180, kind=ev.AGENT_RESUMED, agent="a2"),
+        LogEvent(at=T0 + 100, kind=ev.AGENT_LOGIN, agent="a3"),
+        LogEvent(at=T0 + 300, kind=ev.AGENT_LOGOUT, agent="a3"),
+        LogEvent(at=T0 + 50, kind=ev.AGENT_LOGIN, agent="a4"),
+        # not a login/logout/pause/resume: ignored
+        LogEvent(at=T0 + 400, kind=ev.AGENT_STATE, agent="a4", data={"new": "BUSY"}),
+        LogEvent(at=T0 + 500, kind=ev.AGENT_LOGIN, agent="a3", seq=1),
+        # answers
+        LogEvent(at=T0 + 100, kind=ev.CALL_ANSWERED, call_id="c1", agent="a1",
+                 caller_number="13800000001", wait_s=3),
+        LogEvent(at=T0 + 200, kind=ev.CALL_ANSWERED, call_id="c2", agent="a2",
+                 caller_number="13800000001", wait_s=3),
+        LogEvent(at=T0 + 50, kind=ev.CALL_ANSWERED, call_id="c3", agent="a3",
+                 caller_number="13800000002", wait_s=3),
+        LogEvent(at=T0 + 300, kind=ev.CALL_QUEUED, call_id="c4", caller_number="13800000003"),
+        LogEvent(at=T0 + 300, kind=ev.CALL_ANSWERED, call_id="c5", agent="a1", wait_s=1),
+    ]  # fmt: skip
+    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    await writer.start()
+    try:
+        for row in rows:
+            writer.append(row)
+        await writer.wait_flushed()
+    finally:
+        await writer.close()
+
+    pool = await asyncpg.create_pool(pg.dsn, min_size=1, max_size=2)
+    conn = await asyncpg.connect(pg.dsn)
+    try:
+        assert await load_agent_states(pool) == {
+            "a1": ("PAUSED", T0 + 200, "lunch"),
+            "a2": ("AVAILABLE", T0 + 180, None),
+            "a3": ("AVAILABLE", T0 + 500, None),
+            "a4": ("AVAILABLE", T0 + 50, None),
+        }
+        assert await load_agent_states(conn, since=T0 + 120) == {
+            "a1": ("PAUSED", T0 + 200, "lunch"),
+            "a2": ("AVAILABLE", T0 + 180, None),
+            "a3": ("AVAILABLE", T0 + 500, None),
+        }
+        assert await load_agent_states(conn, since=T0 + 250) == {
+            "a3": ("AVAILABLE", T0 + 500, None)
+        }
+        assert await load_repeat_callers(conn, since=T0) == {
+            "13800000001": ("a2", T0 + 200),
+            "13800000002": ("a3", T0 + 50),
+        }
+        assert await load_repeat_callers(pool, since=T0 + 60) == {"13800000001": ("a2", T0 + 200)}
+    finally:
+        await conn.close()
+        await pool.close()

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from acd.presence import Presence
+from cti.call_printer import mask_number
+
+
+def test_presence_from_contact_status_and_device_state_list():
+    presence = Presence(["1001", "1002"])
+    assert (
+        presence.apply({"Event": "ContactStatus", "AOR": "1001", "ContactStatus": "Created"})
+        is True
+    )
+    assert (
+        presence.apply({"Event": "ContactStatus", "AOR": "9999", "ContactStatus": "Created"})
+        is False
+    )
+    assert presence.registered == {"1001"}
+    assert (
+        presence.apply({"Event": "ContactStatus", "AOR": "1001", "ContactStatus": "Removed"})
+        is True
+    )
+    presence.resync(
+        [
+            {"Device": "PJSIP/1001", "State": "NOT_INUSE"},
+            {"Device": "PJSIP/1002", "State": "UNAVAILABLE"},
+            {"Device": "Queue:x", "State": "NOT_INUSE"},
+        ]
+    )
+    assert presence.registered == {"1001"}
+
+
+def test_mask_number_keeps_prefix_and_last_four():
+    assert mask_number("13800138000") == "138****8000"
+    assert mask_number("057112345678") == "057*****5678"
+    assert mask_number("12345") == "*****"
