@@ -42,6 +42,8 @@ class LineSpec:
     greeting: str = ""
     priority: int = 0
     """Callers of this line are served before lower priorities (e.g. an elderly line)."""
+    route: str = "engine"
+    """"engine" (the hotline ACD) or "app_queue" (Asterisk's Queue(): a benchmark peer)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class AgentSpec:
     skills: Mapping[str, int] = field(default_factory=dict)
     queues: tuple[str, ...] = ()
     mobile: str = ""
+    contact: str = ""
+    """Static SIP contact instead of registration (private stack only)."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +278,10 @@ def validate(config: EngineConfig) -> EngineConfig:
     queues = {q.name: q for q in config.effective_queues}
     _unique("queues", [q.name for q in config.effective_queues], "a queue name")
     for i, spec in enumerate(config.lines):
+        if spec.route not in ("engine", "app_queue"):
+            raise ConfigError(
+                f"lines[{i}].route", f"expected engine or app_queue, got {spec.route!r}"
+            )
         if spec.queue not in queues:
             raise ConfigError(f"lines[{i}].queue", f"no queue named {spec.queue!r} in [[queues]]")
     for i, q in enumerate(config.effective_queues):

@@ -35,6 +35,8 @@ class AgentSeat:
     extension: str
     name: str
     password: str
+    contact: str = ""
+    """A static SIP contact (e.g. one sipp UAS answering for many agents); empty: registers."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class LineConfig:
     queue: str
     greeting: str = ""
     priority: int = 0
+    route: str = "engine"
+    """"engine" (the hotline ACD) or "app_queue" (Asterisk's Queue(), for comparison)."""
 
 
 @dataclass
@@ -88,7 +92,12 @@ def render_config(settings: AsteriskSettings, *, module_dir: str, moh_dir: Path)
     agents = "\n".join(
         render(
             load_template("pjsip_agent.conf.tmpl"),
-            {"extension": a.extension, "name": a.name, "password": a.password},
+            {
+                "extension": a.extension,
+                "name": a.name,
+                "password": a.password,
+                "contact_line": f"contact = {a.contact}" if a.contact else "",
+            },
             name="pjsip_agent.conf.tmpl",
         )
         for a in settings.agents
@@ -104,6 +113,9 @@ def render_config(settings: AsteriskSettings, *, module_dir: str, moh_dir: Path)
                 "queue": spec.queue,
                 "greeting": spec.greeting or "silence/1",
                 "priority": spec.priority,
+                "entry_context": "hotline-appqueue"
+                if spec.route == "app_queue"
+                else "hotline-intake",
             },
             name="extensions_line.conf.tmpl",
         )

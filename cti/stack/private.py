@@ -67,7 +67,7 @@ class PrivateStack:
     async def start(self) -> StackInfo:
         cfg = self.config
         seats = [
-            AgentSeat(a.extension, a.name, a.password or secrets.token_urlsafe(12))
+            AgentSeat(a.extension, a.name, a.password or secrets.token_urlsafe(12), a.contact)
             for a in cfg.agents
         ]
         ami = cfg.ami
@@ -87,7 +87,7 @@ class PrivateStack:
                     run_dir=self.run_dir / "asterisk",
                     agents=seats,
                     lines=[
-                        LineConfig(s.did, s.line, s.queue, s.greeting, s.priority)
+                        LineConfig(s.did, s.line, s.queue, s.greeting, s.priority, s.route)
                         for s in cfg.lines
                     ],
                     queues=tuple(q.name for q in cfg.effective_queues),
