@@ -311,15 +311,26 @@ class Acd:
         """The caller is back in the queue: a ring ended unanswered (without a
         RONA), or an agent transferred the call to a queue (``queue``, default
         the call's own). The call keeps its first ``queued_at`` and priority,
-        so it goes back to the head of its priority band. An agent still
-        reserved for or ringing with it is released (idle time restarts)."""
+        so it goes back to the head of its priority band. An agent ringing
+        with it is released (idle time restarts). An agent only RESERVED for
+        it keeps the reservation: the ring that ended was an earlier one, and
+        the engine's Redirect to this agent is still on its way (releasing it
+        would offer the call again and interrupt that ring in turn); the
+        reservation timeout covers a Redirect that never lands."""
         if queue is not None and queue not in self.queues:
             raise UnknownQueue(queue, f"requeue of call {call_id}")
         out: list[Command] = []
         call = self._calls.get(call_id)
         if call is not None:
-            if call.offered_to is not None:
-                agent = self.agents[call.offered_to]
+            offered = self.agents[call.offered_to] if call.offered_to is not None else None
+            if offered is not None and offered.state is AgentState.RESERVED:
+                log.debug(
+                    "call %s: requeue of an earlier ring; %s stays reserved",
+                    call_id,
+                    offered.agent_id,
+                )
+            elif offered is not None:
+                agent = offered
                 self._unreserve(agent)
                 state, reason = self._after_work(agent)
                 self._set_state(agent, state, at, "ring ended", out, reason=reason, idle_since=at)

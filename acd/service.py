@@ -10,6 +10,7 @@ event-log sink and the snapshot publisher are injected.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum
@@ -45,6 +46,9 @@ from cti.calls import (
 )
 
 log = logging.getLogger(__name__)
+
+# Contexts where Asterisk's app_queue, not the engine, is serving the caller.
+APP_QUEUE_CONTEXTS = frozenset({"hotline-fallback", "hotline-appqueue"})
 
 
 class AcdEffects(Protocol):
@@ -94,6 +98,7 @@ class AcdService:
     priority_callers: Mapping[str, int] = field(default_factory=dict)
     queue_skill: Mapping[str, str | None] = field(default_factory=dict)
     agent_queues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
     calls: dict[str, CallFacts] = field(default_factory=dict)
     alarms: list[Alarm] = field(default_factory=list)
     _wrapups: dict[str, WrapUp] = field(default_factory=dict)
@@ -194,6 +199,9 @@ class AcdService:
             c.call_id, at=queued_at, line=facts.line or "", queue=queue, skill=facts.skill
         )
         self._log(E.CALL_QUEUED, queued_at, c.call_id, data={"priority": facts.priority})
+        if call is not None and call.adopted:
+            self._adopt_waiting(c.call_id, call, facts, queue, queued_at)
+            return
         self._run(
             self.acd.enqueue(
                 c.call_id,
@@ -204,6 +212,33 @@ class AcdService:
                 at=queued_at,
             ),
             c.at,
+        )
+
+    def _adopt_waiting(
+        self, call_id: str, call: Any, facts: CallFacts, queue: str, queued_at: float
+    ) -> None:
+        """A caller found waiting after an engine restart. One already in
+        app_queue's hands (the fallback) stays there; one still in the engine's
+        hold is taken back, keeping its place by first queue entry. Decisions
+        are made at the present, not at the (past) time the call queued."""
+        now = self.clock()
+        channel = self.model.channels.get(call.caller_channel)
+        if channel is not None and channel.context in APP_QUEUE_CONTEXTS:
+            log.info("call %s: found in app_queue (%s); leaving it there", call_id, channel.context)
+            self.fallback_took(call_id, now)
+            return
+        log.info("call %s: adopted, waiting since %.1f s", call_id, now - queued_at)
+        self._run(
+            self.acd.adopt_call(
+                call_id,
+                queue=queue,
+                line=facts.line or "",
+                caller_number=facts.caller_number,
+                priority=facts.priority,
+                queued_at=queued_at,
+                at=now,
+            ),
+            now,
         )
 
     def _ringing(self, c: AgentRinging) -> None:

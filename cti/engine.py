@@ -111,6 +111,7 @@ class Engine:
             priority_callers=dict(acd_cfg.priority_callers),
             queue_skill={q.name: q.skill or None for q in config.effective_queues},
             agent_queues={a.extension: config.agent_queues(a) for a in config.agents},
+            clock=clock,
         )
         self._repeat_callers: dict[str, tuple[str, float]] = {}
         self._listeners: list[Listener] = []
@@ -206,6 +207,9 @@ class Engine:
             for agent in self.acd.agents:
                 self.service.agent_busy_changed(agent, self.model.agent_busy(agent), self.clock())
             self._sync_fallback_members()
+            # Callers adopted from the engine's hold get a fresh lease at once,
+            # not a heartbeat later (the old engine's may be about to run out).
+            self._renew_leases()
             async with self._resynced:
                 self.resyncs.append(report)
                 self._resynced.notify_all()
@@ -429,42 +433,46 @@ class Engine:
         self._after_input()
 
     async def _heartbeat(self) -> None:
-        """Renew each waiting caller's lease and tell it its position."""
         period = self.config.acd.heartbeat_s
         while True:
             await asyncio.sleep(period)  # a period, not a synchronisation
-            if not self.link.connected:
+            self._renew_leases()
+
+    def _renew_leases(self) -> None:
+        """Renew each waiting caller's lease and tell it its position. Without
+        renewals the dialplan hands the caller to its fallback."""
+        if not self.link.connected:
+            return
+        lease_until = str(int(self.clock() + self.config.acd.engine_grace_s))
+        waiting = [c for c in self.model.calls.values() if c.phase is CallPhase.QUEUED]
+        for call in waiting:
+            channel = self._caller_channel(call.call_id)
+            if channel is None:
                 continue
-            lease_until = str(int(self.clock() + self.config.acd.engine_grace_s))
-            waiting = [c for c in self.model.calls.values() if c.phase is CallPhase.QUEUED]
-            for call in waiting:
-                channel = self._caller_channel(call.call_id)
-                if channel is None:
-                    continue
+            self._action(
+                {
+                    "Action": "Setvar",
+                    "Channel": channel,
+                    "Variable": "HOTLINE_LEASE_UNTIL",
+                    "Value": lease_until,
+                },
+                what=f"call {call.call_id}: lease",
+            )
+            position = self.acd.position(call.call_id)
+            if position is not None and self._positions.get(call.call_id) != position:
+                self._positions[call.call_id] = position
                 self._action(
                     {
                         "Action": "Setvar",
                         "Channel": channel,
-                        "Variable": "HOTLINE_LEASE_UNTIL",
-                        "Value": lease_until,
+                        "Variable": "HOTLINE_POSITION",
+                        "Value": str(position),
                     },
-                    what=f"call {call.call_id}: lease",
+                    what=f"call {call.call_id}: position",
                 )
-                position = self.acd.position(call.call_id)
-                if position is not None and self._positions.get(call.call_id) != position:
-                    self._positions[call.call_id] = position
-                    self._action(
-                        {
-                            "Action": "Setvar",
-                            "Channel": channel,
-                            "Variable": "HOTLINE_POSITION",
-                            "Value": str(position),
-                        },
-                        what=f"call {call.call_id}: position",
-                    )
-            for call_id in list(self._positions):
-                if call_id not in self.model.calls:
-                    del self._positions[call_id]
+        for call_id in list(self._positions):
+            if call_id not in self.model.calls:
+                del self._positions[call_id]
 
     async def _kpi_loop(self) -> None:
         while True:

@@ -585,3 +585,26 @@ def test_random_event_storm_keeps_every_invariant():
         "caller left",
     )
     assert seen["ConnectCall"] > 50 and all(seen[kind] > 0 for kind in kinds), seen
+
+
+def test_a_late_requeue_from_an_earlier_ring_does_not_release_the_new_reservation():
+    """Engine side: the ring on 1001 ended and the call was offered to 1002;
+    a second "back in queue" report of that old ring arrives while 1002 is
+    only RESERVED (the Redirect is on its way). It must not release 1002 and
+    offer the call again: each offer interrupts the ring before it."""
+    acd = make(("1001", "1002"))
+    acd.login("1001", 0.0)
+    acd.login("1002", 1.0)
+    assert connects(enqueue(acd, "c", 2.0)) == [("c", "1001")]
+    acd.ringing("c", "1001", 2.1)
+    assert connects(acd.requeue("c", 3.0)) == [("c", "1002")]  # ring ended: next agent
+    assert acd.agents["1001"].state is AgentState.AVAILABLE
+
+    assert connects(acd.requeue("c", 3.1)) == []  # the stale report
+    assert acd.agents["1002"].state is AgentState.RESERVED
+    assert acd.agents["1002"].call_id == "c"
+    assert acd.audit() == []
+
+    acd.ringing("c", "1002", 3.2)
+    assert connects(acd.requeue("c", 4.0)) == [("c", "1001")]  # a real ring ended
+    assert acd.agents["1002"].state is AgentState.AVAILABLE
