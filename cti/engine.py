@@ -123,6 +123,7 @@ class Engine:
         self._resynced = asyncio.Condition()
         self.resyncs: list[ResyncReport] = []
         self._held: list[Any] | None = None
+        self._agents_changed = asyncio.Event()
         self.link.add_event_handler(self._on_event)
         self.link.add_connect_handler(self._on_connect)
 
@@ -499,7 +500,16 @@ class Engine:
         if event.kind == "CALL_ANSWERED" and event.caller_number and event.agent:
             self._repeat_callers[event.caller_number] = (event.agent, event.at)
 
+    async def wait_agent_state(self, agent: str, state: str, timeout_s: float = 10.0) -> None:
+        """Until the ACD has *agent* in *state* (an AgentState name)."""
+        async with asyncio.timeout(timeout_s):
+            while self.acd.agents[agent].state.name != state:
+                self._agents_changed.clear()
+                await self._agents_changed.wait()
+
     def _publish_event(self, kind: str, payload: Mapping[str, Any]) -> None:
+        if kind == "AgentStateChanged":
+            self._agents_changed.set()
         if self.snapshot_store is not None:
             self.snapshot_store.publish(kind, dict(payload))
 

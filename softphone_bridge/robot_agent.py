@@ -90,6 +90,25 @@ class RobotAgent:
         self._stopping.set()
         await asyncio.to_thread(self.phone.stop)
 
+    async def dial(self, number: str, *, timeout_s: float = 15.0) -> str:
+        """Place a call (e.g. a feature code such as ``*21``) and wait until the
+        far end hangs up; returns how it ended: "ended" or "timeout"."""
+        return await asyncio.to_thread(self._dial_blocking, number, timeout_s)
+
+    def _dial_blocking(self, number: str, timeout_s: float) -> str:
+        call = self.phone.call(number)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if call.state == CallState.ENDED:
+                return "ended"
+            time.sleep(0.02)
+        if call.state == CallState.ANSWERED:
+            try:
+                call.hangup()
+            except InvalidStateError:
+                pass
+        return "timeout"
+
     async def next_event(self, kind: str | None = None, timeout_s: float = 30.0) -> PhoneEvent:
         """The next event (of *kind*, if given), skipping others."""
         async with asyncio.timeout(timeout_s):

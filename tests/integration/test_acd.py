@@ -235,3 +235,28 @@ async def test_callers_hanging_up_while_waiting_count_as_abandons(rig: Rig):
         0,
     )
     assert window.rate_15s == 0.0  # 0 within 15 s of (2 offered - 1 short abandon)
+
+
+@pytest.mark.rig(agents=1)
+async def test_softphone_feature_codes_log_in_pause_resume_and_log_out(rig: Rig):
+    eng = rig.engine
+    phone = rig.robots["1001"]
+    agent = eng.acd.agents["1001"]
+    assert agent.state is AgentState.LOGGED_OUT
+
+    async def feature(code: str, expected: AgentState) -> None:
+        assert await phone.dial(code) == "ended"  # Asterisk plays the prompt and hangs up
+        await eng.wait_agent_state("1001", expected.name)
+
+    await feature("*21", AgentState.AVAILABLE)
+    await feature("*23", AgentState.PAUSED)
+    assert agent.pause_reason == "feature code"
+    await feature("*24", AgentState.AVAILABLE)
+    await feature("*22", AgentState.LOGGED_OUT)
+    await rig.writer.wait_flushed()
+    kinds = [
+        e.kind
+        for e in eng.recent_log
+        if e.agent == "1001" and e.kind.startswith("AGENT_") and e.kind != "AGENT_STATE"
+    ]
+    assert kinds == ["AGENT_LOGIN", "AGENT_PAUSED", "AGENT_RESUMED", "AGENT_LOGOUT"]
