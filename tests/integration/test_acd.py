@@ -15,6 +15,7 @@ import pytest_asyncio
 from acd.agents import AgentState
 from acd.event_log import EventLogWriter
 from acd.kpi_sql import recompute
+from acd.snapshot_store import SnapshotStore
 from cti.calls import CallAnswered, CallEnded, CallQueued
 from cti.config import AcdConfig, AgentSpec, EngineConfig, KpiConfig, LineSpec
 from cti.engine import Engine
@@ -54,9 +55,11 @@ class Rig:
         robots: dict[str, RobotAgent],
         citizens: SippCitizens,
         writer: EventLogWriter,
+        store: SnapshotStore,
     ) -> None:
         self.private, self.engine, self.changes = private, engine, changes
         self.robots, self.citizens, self.writer = robots, citizens, writer
+        self.store = store
 
 
 @pytest_asyncio.fixture
@@ -69,6 +72,7 @@ async def rig(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Rig]:
     info = await private.start()
     engine_config = engine_config_for(config, info)
     writer = EventLogWriter(dsn=info.database_dsn, engine_id="test")
+    store = SnapshotStore(url=info.redis_url)
     robots: dict[str, RobotAgent] = {}
     engine = None
     citizens = SippCitizens(asterisk_sip=info.sip, work_dir=tmp_path / "sipp")
@@ -77,7 +81,8 @@ async def rig(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Rig]:
 
         await migrate(info.database_dsn)
         await writer.start()
-        engine = Engine(engine_config, event_log=writer)
+        await store.start()
+        engine = Engine(engine_config, event_log=writer, snapshot_store=store)
         changes = ChangeLog()
         engine.add_listener(changes)
         await engine.start()
@@ -90,13 +95,14 @@ async def rig(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Rig]:
                 behaviour=behaviours.get(seat.extension, AgentBehaviour(talk_s=1.5)),
             )
         await asyncio.gather(*(r.start() for r in robots.values()))
-        yield Rig(private, engine, changes, robots, citizens, writer)
+        yield Rig(private, engine, changes, robots, citizens, writer, store)
     finally:
         await citizens.close()
         await asyncio.gather(*(r.stop() for r in robots.values()), return_exceptions=True)
         if engine is not None:
             await engine.stop()
         await writer.close()
+        await store.close()
         await private.stop()
 
 
@@ -212,6 +218,17 @@ async def test_live_15s_rate_equals_the_rate_recomputed_from_the_event_log(rig: 
     assert live.rate_15s == pytest.approx(sql.rate_15s, abs=1e-9)
     assert live.rate_15s_of_answered == pytest.approx(sql.rate_15s_of_answered, abs=1e-9)
     assert live.rate_15s == pytest.approx(live.answered_within_target / 5)
+
+    # The live snapshot in Redis carries the same figures (written every second).
+    async with asyncio.timeout(10):
+        while True:
+            shared = await rig.store.read_snapshot()
+            if shared and shared["kpi"]["all"]["windows"]["60m"]["offered"] == 6:
+                break
+            await asyncio.sleep(0.2)  # another writer's cadence: poll, bounded
+    assert shared["kpi"]["all"]["windows"]["60m"]["rate_15s"] == pytest.approx(live.rate_15s)
+    assert "definitions" in shared["kpi"]
+    assert shared["acd"]["agents"]["1001"]["state"] in ("AVAILABLE", "WRAP_UP")
 
 
 @pytest.mark.rig(agents=2)
