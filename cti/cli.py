@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop after S seconds (default: until Ctrl-C)",
     )
-    demo.add_argument("--agents", type=int, default=3, help="robot agents (default 3)")
+    demo.add_argument("--agents", type=int, default=4, help="robot agents (default 4)")
     demo.add_argument(
         "--calls-per-minute", type=float, default=12.0, help="citizen call rate (default 12)"
     )

@@ -52,7 +52,7 @@ GIVEN = [
 @dataclass(frozen=True)
 class DemoOptions:
     duration_s: float | None = None
-    agents: int = 3
+    agents: int = 4
     calls_per_minute: float = 12.0
     abandon_share: float = 0.15
     seed: int | None = None
@@ -84,6 +84,8 @@ async def run_demo(
     config = replace(
         base,
         agents=tuple(AgentSpec(str(1001 + n), f"坐席{n + 1:02d}") for n in range(options.agents)),
+        # Robots type no notes: a short wrap-up keeps the demo floor realistic.
+        acd=replace(base.acd, wrapup_s=min(base.acd.wrapup_s, 5.0)),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
