@@ -161,3 +161,10 @@ def test_cross_references_are_checked(tmp_path: Path, toml: str, key: str):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.key == key
+
+
+def test_the_shipped_example_config_loads():
+    example = Path(__file__).resolve().parents[2] / "config" / "hotline.example.toml"
+    config = load_config(example)
+    assert config.kpi.answer_target_s == 15.0 and config.kpi.rate_target == 0.90
+    assert [a.extension for a in config.agents] == ["1001", "1002"]
