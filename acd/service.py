@@ -473,6 +473,10 @@ class AcdService:
         self._agent_seq[key] = self._agent_seq.get(key, -1) + 1
         return self._agent_seq[key]
 
+    def raise_alarms(self, alarms: list[Alarm]) -> None:
+        """Log and publish alarm transitions found outside an outcome."""
+        self._alarms(alarms)
+
     def _alarms(self, alarms: list[Alarm]) -> None:
         for alarm in alarms:
             self.alarms.append(alarm)

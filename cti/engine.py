@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -119,7 +120,7 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tick_handle: asyncio.TimerHandle | None = None
         self._tick_at: float | None = None
-        self._positions: dict[str, int] = {}
+        self._positions: dict[str, tuple[int, int]] = {}
         self._resynced = asyncio.Condition()
         self.resyncs: list[ResyncReport] = []
         self._held: list[Any] | None = None
@@ -440,8 +441,9 @@ class Engine:
             self._renew_leases()
 
     def _renew_leases(self) -> None:
-        """Renew each waiting caller's lease and tell it its position. Without
-        renewals the dialplan hands the caller to its fallback."""
+        """Renew each waiting caller's lease and tell it its position and
+        expected wait. Without renewals the dialplan hands the caller to its
+        fallback."""
         if not self.link.connected:
             return
         lease_until = str(int(self.clock() + self.config.acd.engine_grace_s))
@@ -450,35 +452,39 @@ class Engine:
             channel = self._caller_channel(call.call_id)
             if channel is None:
                 continue
-            self._action(
-                {
-                    "Action": "Setvar",
-                    "Channel": channel,
-                    "Variable": "HOTLINE_LEASE_UNTIL",
-                    "Value": lease_until,
-                },
-                what=f"call {call.call_id}: lease",
-            )
-            position = self.acd.position(call.call_id)
-            if position is not None and self._positions.get(call.call_id) != position:
-                self._positions[call.call_id] = position
-                self._action(
-                    {
-                        "Action": "Setvar",
-                        "Channel": channel,
-                        "Variable": "HOTLINE_POSITION",
-                        "Value": str(position),
-                    },
-                    what=f"call {call.call_id}: position",
+            self._setvar(channel, "HOTLINE_LEASE_UNTIL", lease_until, call.call_id)
+            announced = self._announcement(call.call_id)
+            if announced is not None and self._positions.get(call.call_id) != announced:
+                self._positions[call.call_id] = announced
+                # One variable, "position,minutes": the dialplan CUTs it apart.
+                self._setvar(
+                    channel, "HOTLINE_POSITION", f"{announced[0]},{announced[1]}", call.call_id
                 )
         for call_id in list(self._positions):
             if call_id not in self.model.calls:
                 del self._positions[call_id]
 
+    def _announcement(self, call_id: str) -> tuple[int, int] | None:
+        """(position, expected wait in whole minutes; 0 when unknown)."""
+        position = self.acd.position(call_id)
+        facts = self.service.calls.get(call_id)
+        if position is None or facts is None or facts.queue is None:
+            return None
+        ewt = self.acd.estimated_wait_s(facts.queue, position)
+        minutes = max(1, math.ceil(ewt / 60)) if math.isfinite(ewt) else 0
+        return position, minutes
+
+    def _setvar(self, channel: str, name: str, value: str, call_id: str) -> None:
+        self._action(
+            {"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value},
+            what=f"call {call_id}: {name}",
+        )
+
     async def _kpi_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.kpi.print_every_s)  # a period
             try:
+                self._evaluate_alarms()
                 snapshot = self.snapshot()
             except Exception:
                 log.exception("building the live snapshot failed")
@@ -490,6 +496,13 @@ class Engine:
                     listener(snapshot)
                 except Exception:
                     log.exception("KPI listener failed")
+
+    def _evaluate_alarms(self) -> None:
+        """Windows roll without new outcomes, and the forecast depends on who is
+        waiting and who is free now: re-check both on the KPI cadence."""
+        now = self.clock()
+        inputs = self.tracker.forecast_inputs(now=now)
+        self.service.raise_alarms(self.tracker.evaluate_alarms(now=now, forecast_inputs=inputs))
 
     # -- durable state ----------------------------------------------------------------
 

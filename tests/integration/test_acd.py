@@ -277,3 +277,30 @@ async def test_softphone_feature_codes_log_in_pause_resume_and_log_out(rig: Rig)
         if e.agent == "1001" and e.kind.startswith("AGENT_") and e.kind != "AGENT_STATE"
     ]
     assert kinds == ["AGENT_LOGIN", "AGENT_PAUSED", "AGENT_RESUMED", "AGENT_LOGOUT"]
+
+
+@pytest.mark.rig(agents=1, default_aht_s=120.0, behaviours={"1001": AgentBehaviour(talk_s=30.0)})
+async def test_a_waiting_caller_is_told_position_and_expected_wait(rig: Rig):
+    eng = rig.engine
+    eng.login("1001")
+    first = asyncio.create_task(rig.citizens.call(CitizenCall("12345", "13600000001", "甲", 60)))
+    await rig.changes.wait_for(lambda c: isinstance(c, CallAnswered))
+    second = asyncio.create_task(rig.citizens.call(CitizenCall("12345", "13600000002", "乙", 60)))
+    queued = await rig.changes.wait_for(lambda c: isinstance(c, CallQueued), count=2)
+    waiting = eng.model.calls[queued[1].call_id]
+    channel = eng.model.channels[waiting.caller_channel].name
+    # Position 1; expected wait 1 x AHT 120 s / 1 serving agent = 2 minutes.
+    async with asyncio.timeout(10):
+        while True:
+            reply = await eng.link.send_action(
+                {"Action": "Getvar", "Channel": channel, "Variable": "HOTLINE_POSITION"}
+            )
+            if reply.get("Value") == "1,2":
+                break
+            await asyncio.sleep(0.5)  # set by the engine's next heartbeat (2 s)
+    lease = await eng.link.send_action(
+        {"Action": "Getvar", "Channel": channel, "Variable": "HOTLINE_LEASE_UNTIL"}
+    )
+    assert float(lease["Value"]) > eng.clock() + 20  # renewed: now + engine_grace_s (30 s)
+    first.cancel()
+    second.cancel()
