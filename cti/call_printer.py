@@ -33,6 +33,8 @@ class CallCounts:
     arrived: int = 0
     answered: int = 0
     answered_within_15s: int = 0
+    answered_queued: int = 0
+    """Answered calls that went through the engine's queue (have a wait)."""
     abandoned: int = 0
     ended: int = 0
     lost: int = 0
@@ -75,9 +77,11 @@ class CallPrinter:
             )
         elif isinstance(change, CallAnswered):
             c.answered += 1
-            if change.wait_s is not None and change.wait_s <= 15.0:
-                c.answered_within_15s += 1
-            self._print(change.call_id, f"answered by {change.agent} after {change.wait_s:.1f} s")
+            if change.wait_s is not None:
+                c.answered_queued += 1
+                c.answered_within_15s += change.wait_s <= 15.0
+            wait = f" after {change.wait_s:.1f} s" if change.wait_s is not None else ""
+            self._print(change.call_id, f"answered by {change.agent}{wait}")
         elif isinstance(change, AgentConnected):
             self._print(change.call_id, f"now connected to agent {change.agent}")
         elif isinstance(change, CallTransferred):
@@ -102,7 +106,11 @@ class CallPrinter:
 
     def summary(self) -> str:
         c = self.counts
-        rate = f"{100.0 * c.answered_within_15s / c.answered:.1f} %" if c.answered else "n/a"
+        rate = (
+            f"{100.0 * c.answered_within_15s / c.answered_queued:.1f} %"
+            if c.answered_queued
+            else "n/a"
+        )
         return (
             f"calls: {c.arrived} arrived, {c.answered} answered ({rate} within 15 s), "
             f"{c.abandoned} abandoned, {c.active} active, {c.lost} lost"

@@ -33,6 +33,7 @@ CONNECT_CONTEXT = "hotline-connect"
 CALLBACK_CONTEXT = "hotline-callback"
 OFFLINE_REASON = "softphone offline"
 Listener = Callable[[CallChange], Awaitable[None] | None]
+DEFER_CAP_S = 1.5
 AGENT_USER_EVENTS = frozenset(
     {"HotlineAgentLogin", "HotlineAgentLogout", "HotlineAgentPause", "HotlineAgentResume"}
 )
@@ -125,6 +126,9 @@ class Engine:
         self.resyncs: list[ResyncReport] = []
         self._held: list[Any] | None = None
         self._agents_changed = asyncio.Event()
+        self._on_hold: set[str] = set()
+        """Caller channels now in MusicOnHold: the safe moment for a Redirect."""
+        self._deferred: dict[str, tuple[str, str, asyncio.TimerHandle]] = {}
         self.link.add_event_handler(self._on_event)
         self.link.add_connect_handler(self._on_connect)
 
@@ -147,10 +151,12 @@ class Engine:
     async def stop(self) -> None:
         if self._tick_handle is not None:
             self._tick_handle.cancel()
-        await self.link.close()
+        for uniqueid in list(self._deferred):
+            self._cancel_deferred(uniqueid)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.link.close()
 
     async def wait_resynced(self, count: int = 1, timeout_s: float = 30.0) -> ResyncReport:
         """Until at least *count* resyncs have completed; returns the latest report."""
@@ -242,9 +248,15 @@ class Engine:
         if name == "UserEvent":
             self._user_event(event, at)
         elif name in ("Newchannel", "Hangup"):
+            if name == "Hangup":
+                self._left_hold(str(event.get("Uniqueid", "")), hung_up=True)
             agent = endpoint_of(str(event.get("Channel", "")))
             if agent in self.acd.agents:
                 self.service.agent_busy_changed(agent, self.model.agent_busy(agent), at)
+        elif name == "MusicOnHoldStart":
+            self._entered_hold(str(event.get("Uniqueid", "")))
+        elif name == "MusicOnHoldStop":
+            self._left_hold(str(event.get("Uniqueid", "")))
         elif name == "ContactStatus" and self.presence.apply(event):
             self._presence_changed(str(event.get("AOR") or event.get("Aor") or ""), at)
         self._after_input()
@@ -298,9 +310,53 @@ class Engine:
     # -- ACD effects (the AcdEffects port) ------------------------------------------
 
     def connect(self, call_id: str, agent: str) -> None:
+        call = self.model.calls.get(call_id)
+        if call is None or self._caller_channel(call_id) is None:
+            log.error("call %s: no caller channel to connect to agent %s", call_id, agent)
+            return
+        uniqueid = call.caller_channel
+        if uniqueid not in self._on_hold:
+            # Between dialplan steps (walking back to hold after a ring, or an
+            # announcement's jump): a Redirect that lands on a Goto can lose the
+            # channel on Asterisk 16. Send it when the music starts again, or
+            # after a short cap (a Playback in progress is safe to interrupt).
+            self._cancel_deferred(uniqueid)
+            handle = asyncio.get_running_loop().call_later(
+                DEFER_CAP_S, self._send_deferred, uniqueid
+            )
+            self._deferred[uniqueid] = (call_id, agent, handle)
+            return
+        self._redirect_to_agent(call_id, agent)
+
+    def _entered_hold(self, uniqueid: str) -> None:
+        self._on_hold.add(uniqueid)
+        if uniqueid in self._deferred:
+            self._send_deferred(uniqueid)
+
+    def _left_hold(self, uniqueid: str, *, hung_up: bool = False) -> None:
+        self._on_hold.discard(uniqueid)
+        if hung_up:
+            self._cancel_deferred(uniqueid)
+
+    def _cancel_deferred(self, uniqueid: str) -> None:
+        deferred = self._deferred.pop(uniqueid, None)
+        if deferred is not None:
+            deferred[2].cancel()
+
+    def _send_deferred(self, uniqueid: str) -> None:
+        deferred = self._deferred.pop(uniqueid, None)
+        if deferred is None:
+            return
+        call_id, agent, handle = deferred
+        handle.cancel()
+        acd_agent = self.acd.agents.get(agent)
+        if acd_agent is None or acd_agent.call_id != call_id:
+            return  # the ACD changed its mind meanwhile (reservation expired, caller left)
+        self._redirect_to_agent(call_id, agent)
+
+    def _redirect_to_agent(self, call_id: str, agent: str) -> None:
         channel = self._caller_channel(call_id)
         if channel is None:
-            log.error("call %s: no caller channel to connect to agent %s", call_id, agent)
             return
         log.info("call %s: routing to agent %s", call_id, agent)
         self._action(
