@@ -92,7 +92,9 @@ class AcdService:
     effects: AcdEffects
     sink: Callable[[LogEvent], None]
     """The event log (EventLogWriter.append, or a list's append in tests)."""
-    publish: Callable[[str, Mapping[str, Any]], None] = lambda kind, payload: None
+    publish: Callable[[Any], None] = lambda item: None
+    """Every command and alarm (dataclasses); the engine turns them into pub/sub
+    messages only when a snapshot store is attached."""
     line_priority: Mapping[str, int] = field(default_factory=dict)
     """DID -> priority of the line."""
     priority_callers: Mapping[str, int] = field(default_factory=dict)
@@ -399,7 +401,7 @@ class AcdService:
                     command.call_id,
                     command.agent,
                 )
-            self.publish(type(command).__name__, payload(command))
+            self.publish(command)
 
     def _agent_state(self, c: AgentStateChanged) -> None:
         old, new = c.old, c.new
@@ -482,7 +484,7 @@ class AcdService:
             self.alarms.append(alarm)
             level = logging.WARNING if alarm.state == "RAISED" else logging.INFO
             log.log(level, "ALARM %s %s: %s", alarm.kind, alarm.state, alarm.message)
-            self.publish("Alarm", payload(alarm))
+            self.publish(alarm)
 
     def _log(
         self,

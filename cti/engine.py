@@ -292,7 +292,7 @@ class Engine:
 
     async def _handle_change(self, change: CallChange) -> None:
         self.service.on_change(change)
-        self._publish_event(type(change).__name__, payload(change))
+        self._publish_event(change)
         for listener in self._listeners:
             try:
                 result = listener(change)
@@ -576,11 +576,12 @@ class Engine:
                 self._agents_changed.clear()
                 await self._agents_changed.wait()
 
-    def _publish_event(self, kind: str, payload: Mapping[str, Any]) -> None:
+    def _publish_event(self, item: Any) -> None:
+        kind = type(item).__name__
         if kind == "AgentStateChanged":
             self._agents_changed.set()
         if self.snapshot_store is not None:
-            self.snapshot_store.publish(kind, dict(payload))
+            self.snapshot_store.publish(kind, payload(item))
 
     def _last_agent_for(self, number: str, now: float) -> str | None:
         found = self._repeat_callers.get(number)
