@@ -55,7 +55,6 @@ import platform
 import pstats
 import random
 import shlex
-import subprocess
 import sys
 import time
 from collections import Counter, deque
@@ -69,6 +68,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
 from panoramisk.message import Message  # noqa: E402
 
+from bench.provenance import code_version, cpu_model  # noqa: E402
 from cti.ami import AMILink, FrameBuffer, parse_message  # noqa: E402
 from cti.calls import CallModel  # noqa: E402
 from cti.config import AcdConfig, AgentSpec, AmiConfig, EngineConfig  # noqa: E402
@@ -605,39 +605,6 @@ def _profile_table(profiler: cProfile.Profile) -> str:
 # -- main ------------------------------------------------------------------------------
 
 
-def code_version() -> str:
-    """The commit measured, and whether the working tree differed from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split("\n")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    files = [line[3:] for line in changed if line.strip()]
-    return f"commit {head}" + (f" + uncommitted changes in {', '.join(files)}" if files else "")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _parse_mix(text: str) -> dict[str, int]:
     mix = {}
     for item in text.split(","):
@@ -713,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         "```",
         f"$ {command}",
         f"python {platform.python_version()} on {platform.platform()}, "
-        f"{os.cpu_count()} CPUs, {_cpu_model()}; code {code}",
+        f"{os.cpu_count()} CPUs, {cpu_model()}; code {code}",
         f"engine pinned to CPU {ENGINE_CPU} (os.sched_setaffinity), in this process; "
         f"AMI server in a forked process pinned to CPU {SERVER_CPU}; gc on",
         f"stream: {stream.events:,} events, {len(stream.data) / 1e6:.1f} MB, {total_calls:,} "

@@ -71,6 +71,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
 from acd.event_log import EventLogWriter  # noqa: E402
 from acd.log_events import AGENT_LOGIN, LogEvent  # noqa: E402
+from bench.provenance import code_version, cpu_model  # noqa: E402
 from cti.ami import AMILink  # noqa: E402
 from cti.config import AcdConfig, AgentSpec, EngineConfig, LineSpec  # noqa: E402
 from cti.db import migrate  # noqa: E402
@@ -790,7 +791,7 @@ def report(
         "```",
         f"$ {command}",
         f"python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs, "
-        f"{_cpu_model()}; {version}; {sipp_version}",
+        f"{cpu_model()}; {version}; {sipp_version}",
         f"code {code}",
         f"{opts.agents} agents (static contacts -> one sipp UAS on {AGENTS_HOST}, ring "
         f"{opts.ring_s:g} s, talk uniform {opts.talk_s - opts.talk_spread_s:g}-"
@@ -959,37 +960,6 @@ def _engine_log_problems(path: Path, start: float, end: float) -> dict[str, tupl
             count, first = found.get(key, (0, parts[4][:110]))
             found[key] = (count + 1, first)
     return found
-
-
-def code_version() -> str:
-    """The commit measured, and whether the working tree differed from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split("\n")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    files = [line[3:] for line in changed if line.strip()]
-    return f"commit {head}" + (f" + uncommitted changes in {', '.join(files)}" if files else "")
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,6 +69,13 @@ async def stack(request: pytest.FixtureRequest) -> AsyncIterator[tuple[PrivateSt
         await private.stop()
 
 
+async def cancel_and_wait(*tasks: asyncio.Task[object]) -> None:
+    """Cancel citizen calls still running and wait until their sipp is stopped."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class ChangeLog:
     """Every call change the engine published, awaitable by predicate."""
 

@@ -23,7 +23,7 @@ from cti.stack.private import PrivateStack, engine_config_for
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
 
-from .conftest import ChangeLog
+from .conftest import ChangeLog, cancel_and_wait
 
 pytestmark = pytest.mark.integration
 
@@ -174,7 +174,7 @@ async def test_rona_pauses_the_silent_agent_and_another_answers(rig: Rig):
     assert agent.pause_reason == "no answer"
     # The caller went back to the head and waited about one ring timeout (4 s).
     assert 4.0 <= answered.wait_s <= 8.0
-    result_task.cancel()
+    await cancel_and_wait(result_task)
 
 
 @pytest.mark.rig(agents=1, behaviours={"1001": AgentBehaviour(talk_s=10.0)})
@@ -302,5 +302,4 @@ async def test_a_waiting_caller_is_told_position_and_expected_wait(rig: Rig):
         {"Action": "Getvar", "Channel": channel, "Variable": "HOTLINE_LEASE_UNTIL"}
     )
     assert float(lease["Value"]) > eng.clock() + 20  # renewed: now + engine_grace_s (30 s)
-    first.cancel()
-    second.cancel()
+    await cancel_and_wait(first, second)

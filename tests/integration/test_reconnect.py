@@ -13,6 +13,8 @@ import pytest
 from cti.calls import CallAnswered, CallArrived, CallLost, CallQueued
 from softphone_bridge.sipp_citizen import CitizenCall
 
+from .conftest import cancel_and_wait
+
 pytestmark = pytest.mark.integration
 
 
@@ -83,7 +85,7 @@ async def test_asterisk_killed_mid_call_engine_reconnects_and_resyncs(
     assert len(eng.resyncs) == 2
 
     # The new link carries calls: a fresh caller is seen arriving and queued.
-    first.cancel()
+    await cancel_and_wait(first)
     second = asyncio.create_task(
         citizens.call(CitizenCall("96181", "13833334444", "测试乙", hold_s=4))
     )
