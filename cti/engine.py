@@ -12,7 +12,8 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from functools import partial
 from typing import Any
 
 from acd.core import Acd
@@ -21,9 +22,10 @@ from acd.presence import Presence
 from acd.queues import AcdSettings, QueueSpec
 from acd.service import AcdService, agent_specs, payload
 from acd.sla import KpiSettings, ServiceLevelTracker
-from cti.ami import AMIError, AMILink
+from cti.ami import AMIError, AMILink, AmiMessage
 from cti.calls import CallChange, CallModel, CallPhase
 from cti.config import EngineConfig
+from cti.events import KNOWN_EVENTS
 from cti.events import channel_endpoint as endpoint_of
 from cti.resync import ResyncReport, resync
 
@@ -32,11 +34,33 @@ log = logging.getLogger(__name__)
 CONNECT_CONTEXT = "hotline-connect"
 CALLBACK_CONTEXT = "hotline-callback"
 OFFLINE_REASON = "softphone offline"
-Listener = Callable[[CallChange], Awaitable[None] | None]
+Listener = Callable[[CallChange], None]
 DEFER_CAP_S = 1.5
+# The events the engine itself looks at after the call model has applied them.
+_ENGINE_EVENTS = frozenset(
+    {"UserEvent", "Newchannel", "Hangup", "MusicOnHoldStart", "MusicOnHoldStop", "ContactStatus"}
+)
+# What the engine's link lets through: the call model's events and the
+# engine's own. Asterisk sends more (NewConnectedLine, DialState, Hold...);
+# they are dropped by name, unparsed.
+WANTED_EVENTS = KNOWN_EVENTS | _ENGINE_EVENTS
 AGENT_USER_EVENTS = frozenset(
     {"HotlineAgentLogin", "HotlineAgentLogout", "HotlineAgentPause", "HotlineAgentResume"}
 )
+
+
+def _check_reply(
+    what: str, refusal_ok: bool, reply: AmiMessage | list[AmiMessage] | AMIError
+) -> None:
+    if isinstance(reply, AMIError):
+        log.error("%s failed: %s", what, reply)
+    elif isinstance(reply, AmiMessage) and not reply.success:
+        log.log(
+            logging.DEBUG if refusal_ok else logging.WARNING,
+            "%s refused by Asterisk: %s",
+            what,
+            reply.get("Message", reply),
+        )
 
 
 class Engine:
@@ -59,6 +83,7 @@ class Engine:
             name="asterisk",
             action_timeout_s=config.ami.action_timeout_s,
             ping_interval_s=config.ami.ping_interval_s,
+            event_filter=WANTED_EVENTS,
         )
         self.model = CallModel(lines=config.lines_by_did)
         self.presence = Presence([a.extension for a in config.agents])
@@ -135,7 +160,8 @@ class Engine:
     # -- public ---------------------------------------------------------------------
 
     def add_listener(self, listener: Listener) -> None:
-        """Called with every call change, in order."""
+        """Called with every call change, in order, synchronously on the ingest
+        path: a listener that needs I/O hands the change to its own task."""
         self._listeners.append(listener)
 
     def add_kpi_listener(self, listener: Callable[[dict[str, Any]], None]) -> None:
@@ -211,7 +237,7 @@ class Engine:
                 clock=self.clock,
             )
             for change in changes:
-                await self._handle_change(change)
+                self._handle_change(change)
             for agent in self.acd.agents:
                 self.service.agent_busy_changed(agent, self.model.agent_busy(agent), self.clock())
             self._sync_fallback_members()
@@ -222,28 +248,30 @@ class Engine:
                 self.resyncs.append(report)
                 self._resynced.notify_all()
         finally:
-            await self._release_held()
+            self._release_held()
         self._after_input()
 
-    async def _release_held(self) -> None:
+    def _release_held(self) -> None:
         held = self._held
         while held:
-            await self._apply(held.pop(0))
+            self._apply(held.pop(0))
         # Only once empty: an event that arrived during the replay was appended
         # to the same list and has just been applied in its turn.
         self._held = None
 
-    async def _on_event(self, event: Any) -> None:
+    def _on_event(self, event: Mapping[str, Any]) -> None:
         if self._held is not None:
             self._held.append(event)
             return
-        await self._apply(event)
+        self._apply(event)
 
-    async def _apply(self, event: Any) -> None:
-        changes = self.model.apply(event)
-        for change in changes:
-            await self._handle_change(change)
+    def _apply(self, event: Mapping[str, Any]) -> None:
+        for change in self.model.apply(event):
+            self._handle_change(change)
         name = event.get("Event")
+        if name not in _ENGINE_EVENTS:
+            self._after_input()
+            return
         at = self._event_time(event)
         if name == "UserEvent":
             self._user_event(event, at)
@@ -290,14 +318,12 @@ class Engine:
         except Exception as exc:  # an ACD precondition: log, never break event handling
             log.warning("agent %s presence change not applied: %s", agent, exc)
 
-    async def _handle_change(self, change: CallChange) -> None:
+    def _handle_change(self, change: CallChange) -> None:
         self.service.on_change(change)
         self._publish_event(change)
         for listener in self._listeners:
             try:
-                result = listener(change)
-                if result is not None:
-                    await result
+                listener(change)
             except Exception:
                 log.exception("listener %r failed on %s", listener, change)
 
@@ -401,42 +427,43 @@ class Engine:
     def agent_in_fallback_queues(
         self, agent: str, *, member: bool, paused: bool, reason: str | None
     ) -> None:
-        if self.link.connected:
-            self._spawn(self._fallback_member(agent, member=member, paused=paused, reason=reason))
-
-    async def _fallback_member(
-        self, agent: str, *, member: bool, paused: bool, reason: str | None
-    ) -> None:
         """Keep app_queue's members and pauses in step with the ACD, so that the
-        dialplan's fallback rings the same agents the engine would."""
+        dialplan's fallback rings the same agents the engine would. Asterisk
+        runs one session's actions in order: QueueAdd lands before QueuePause."""
+        if not self.link.connected:
+            return
         interface = f"PJSIP/{agent}"
+        flag = "true" if paused else "false"
         for queue in self.service.agent_queues.get(agent, ()):
-            try:
-                if not member:
-                    await self.link.send_action(
-                        {"Action": "QueueRemove", "Queue": queue, "Interface": interface}
-                    )
-                    continue
-                await self.link.send_action(
-                    {
-                        "Action": "QueueAdd",
-                        "Queue": queue,
-                        "Interface": interface,
-                        "MemberName": agent,
-                        "Paused": "true" if paused else "false",
-                    }
+            what = f"agent {agent}: app_queue member sync for {queue}"
+            if not member:
+                self._action(
+                    {"Action": "QueueRemove", "Queue": queue, "Interface": interface},
+                    what=what,
+                    refusal_ok=True,
                 )
-                await self.link.send_action(
-                    {
-                        "Action": "QueuePause",
-                        "Queue": queue,
-                        "Interface": interface,
-                        "Paused": "true" if paused else "false",
-                        "Reason": reason or "",
-                    }
-                )
-            except AMIError as exc:
-                log.warning("agent %s: app_queue member sync for %s failed: %s", agent, queue, exc)
+                continue
+            self._action(
+                {
+                    "Action": "QueueAdd",
+                    "Queue": queue,
+                    "Interface": interface,
+                    "MemberName": agent,
+                    "Paused": flag,
+                },
+                what=what,
+                refusal_ok=True,
+            )
+            self._action(
+                {
+                    "Action": "QueuePause",
+                    "Queue": queue,
+                    "Interface": interface,
+                    "Paused": flag,
+                    "Reason": reason or "",
+                },
+                what=what,
+            )
 
     def _sync_fallback_members(self) -> None:
         for agent_id, agent in self.acd.agents.items():
@@ -455,20 +482,14 @@ class Engine:
         channel = self.model.channels.get(call.caller_channel)
         return channel.name if channel is not None else None
 
-    def _action(self, action: dict[str, str], *, what: str) -> None:
-        if not self.link.connected:
-            log.warning("%s: not sent, AMI is disconnected (resync will decide again)", what)
-            return
-        self._spawn(self._send(action, what))
-
-    async def _send(self, action: dict[str, str], what: str) -> None:
+    def _action(self, action: dict[str, str], *, what: str, refusal_ok: bool = False) -> None:
+        """Send without waiting (the routing path); the reply is only checked.
+        ``refusal_ok``: Asterisk saying no is expected (a QueueAdd of a member
+        already there) and only logged at debug level."""
         try:
-            reply = await self.link.send_action(action)
+            self.link.post_action(action, on_done=partial(_check_reply, what, refusal_ok))
         except AMIError as exc:
-            log.error("%s failed: %s", what, exc)
-            return
-        if not getattr(reply, "success", False):
-            log.warning("%s refused by Asterisk: %s", what, reply.get("Message", reply))
+            log.warning("%s: not sent (%s); resync will decide again", what, exc)
 
     # -- timers ---------------------------------------------------------------------
 

@@ -26,10 +26,10 @@ caller's receive time is only a fallback for messages without one
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 __all__ = [
     "AmiEvent",
@@ -67,9 +67,10 @@ __all__ = [
 # Asterisk prints this for an absent caller id / connected line.
 UNKNOWN = "<unknown>"
 # "PJSIP/1001-0000002a": the driver appends "-" and 8 hex digits to the endpoint.
-_CHANNEL_SEQUENCE = re.compile(r"-[0-9a-fA-F]{8}$")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_SEQUENCE_LENGTH = 8
 # Local channels are "Local/<exten>@<context>-<seq>;1" (or ";2").
-_LOCAL_HALF = re.compile(r";[12]$")
+_LOCAL_HALVES = (";1", ";2")
 
 
 class MalformedEvent(ValueError):
@@ -96,27 +97,35 @@ def channel_endpoint(name: str) -> str:
     never compare equal to ``"1001"``). Masquerade decorations (``<ZOMBIE>``,
     ``AsyncGoto/`` prefixes) are dropped. A name without a driver is returned as is.
     """
-    name = name.split("<", 1)[0]
+    if "<" in name:
+        name = name.split("<", 1)[0]
     if name.startswith("AsyncGoto/"):
         name = name[len("AsyncGoto/") :]
     _, sep, rest = name.partition("/")
     if not sep:
         return name
-    rest = _LOCAL_HALF.sub("", rest)
-    return _CHANNEL_SEQUENCE.sub("", rest)
+    if rest.endswith(_LOCAL_HALVES):
+        rest = rest[:-2]
+    head, dash, sequence = rest.rpartition("-")
+    if dash and len(sequence) == _SEQUENCE_LENGTH and _HEX_DIGITS.issuperset(sequence):
+        return head
+    return rest
 
 
 def parse_timestamp(value: Any) -> float | None:
     """``"1795237408.414539"`` -> epoch seconds, or ``None`` when absent or unusable."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if value is None:
-        return None
+    if value.__class__ is not str:
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is None:
+            return None
+        value = str(value)
     try:
-        at = float(str(value).strip())
+        at = float(value)  # surrounding whitespace is accepted
     except ValueError:
         return None
-    return at if math.isfinite(at) and at >= 0 else None
+    # NaN fails both comparisons; infinity fails the second.
+    return at if 0 <= at < math.inf else None
 
 
 def parse_duration(value: Any) -> int:
@@ -160,10 +169,13 @@ def _callerid(message: Mapping[str, Any], key: str) -> str:
     return "" if value == UNKNOWN else value
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelInfo:
+class ChannelInfo(NamedTuple):
     """The channel snapshot Asterisk attaches to channel events (optionally prefixed,
-    e.g. ``Dest*`` in ``DialBegin``)."""
+    e.g. ``Dest*`` in ``DialBegin``).
+
+    A named tuple rather than a frozen dataclass: it is built once or twice
+    per AMI event, and a frozen dataclass's ``__init__`` costs four times as much.
+    """
 
     name: str
     uniqueid: str
@@ -183,29 +195,69 @@ class ChannelInfo:
         return channel_tech(self.name)
 
 
+# The snapshot headers _channel reads, in its order, for each prefix it is used with.
+_SNAPSHOT_HEADERS = (
+    "Uniqueid",
+    "Channel",
+    "Linkedid",
+    "ChannelStateDesc",
+    "CallerIDNum",
+    "CallerIDName",
+    "ConnectedLineNum",
+    "ConnectedLineName",
+    "Context",
+    "Exten",
+)
+_SNAPSHOT_KEYS = {
+    prefix: tuple(prefix + header for header in _SNAPSHOT_HEADERS)
+    for prefix in (
+        "",
+        "Dest",
+        "Transferer",
+        "Transferee",
+        "OrigTransferer",
+        "SecondTransferer",
+        "TransferTarget",
+    )
+}
+
+
 def _channel(
     message: Mapping[str, Any], event: str, prefix: str = "", *, required: bool = True
 ) -> ChannelInfo | None:
-    uniqueid = _text(message, f"{prefix}Uniqueid")
-    name = _text(message, f"{prefix}Channel")
+    # The hot path of ingest (one or two per event): the ten headers are read
+    # in one comprehension; a repeated header (a list) is rare and fixed after.
+    get = message.get
+    values = [get(key, "") for key in _SNAPSHOT_KEYS[prefix]]
+    if list in map(type, values):
+        values = [_first_of(value) for value in values]
+    uniqueid, name, linkedid, state, number, caller, connected_number, connected, context, exten = (
+        values
+    )
     if not uniqueid:
         if required:
             raise MalformedEvent(event, f"no {prefix}Uniqueid")
         return None
     return ChannelInfo(
-        name=name,
-        uniqueid=uniqueid,
+        name,
+        uniqueid,
         # A channel without a Linkedid is the first of its own group.
-        linkedid=_text(message, f"{prefix}Linkedid") or uniqueid,
-        endpoint=channel_endpoint(name),
-        state=_text(message, f"{prefix}ChannelStateDesc"),
-        caller_number=_callerid(message, f"{prefix}CallerIDNum"),
-        caller_name=_callerid(message, f"{prefix}CallerIDName"),
-        connected_number=_callerid(message, f"{prefix}ConnectedLineNum"),
-        connected_name=_callerid(message, f"{prefix}ConnectedLineName"),
-        context=_text(message, f"{prefix}Context"),
-        exten=_text(message, f"{prefix}Exten"),
+        linkedid or uniqueid,
+        channel_endpoint(name),
+        state,
+        "" if number == UNKNOWN else number,
+        "" if caller == UNKNOWN else caller,
+        "" if connected_number == UNKNOWN else connected_number,
+        "" if connected == UNKNOWN else connected,
+        context,
+        exten,
     )
+
+
+def _first_of(value: Any) -> str:
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return "" if value is None else str(value)
 
 
 def _required(message: Mapping[str, Any], event: str, key: str) -> str:
@@ -462,93 +514,154 @@ _USER_EVENTS = frozenset(
 )
 
 
-def _build(name: str, m: Mapping[str, Any], at: float) -> AmiEvent | None:
-    # One branch per event: explicit beats a table of lambdas for a reader
-    # looking for "where does DialEnd come from".
-    if name == "Newchannel":
-        return Newchannel(at, _must(_channel(m, name)))
-    if name == "Newstate":
-        return Newstate(at, _must(_channel(m, name)))
-    if name == "NewCallerid":
-        return NewCallerid(at, _must(_channel(m, name)))
-    if name == "Rename":
-        return Rename(
-            at, uniqueid=_required(m, name, "Uniqueid"), new_name=_required(m, name, "Newname")
-        )
-    if name in ("HangupRequest", "SoftHangupRequest"):
-        return HangupRequest(
-            at, _must(_channel(m, name)), cause=_cause(m), soft=name == "SoftHangupRequest"
-        )
-    if name == "Hangup":
-        return Hangup(
-            at, _must(_channel(m, name)), cause=_cause(m), cause_txt=_text(m, "Cause-txt")
-        )
-    if name == "DialBegin":
-        return DialBegin(
-            at,
-            _channel(m, name, required=False),
-            _must(_channel(m, name, "Dest")),
-            dial_string=_text(m, "DialString"),
-        )
-    if name == "DialEnd":
-        return DialEnd(
-            at,
-            _channel(m, name, required=False),
-            _must(_channel(m, name, "Dest")),
-            dial_status=_text(m, "DialStatus"),
-        )
-    if name == "BridgeCreate":
-        return BridgeCreate(at, _required(m, name, "BridgeUniqueid"))
-    if name == "BridgeEnter":
-        return BridgeEnter(at, _required(m, name, "BridgeUniqueid"), _must(_channel(m, name)))
-    if name == "BridgeLeave":
-        return BridgeLeave(at, _required(m, name, "BridgeUniqueid"), _must(_channel(m, name)))
-    if name == "BridgeDestroy":
-        return BridgeDestroy(at, _required(m, name, "BridgeUniqueid"))
-    if name == "BlindTransfer":
-        return BlindTransfer(
-            at,
-            result=_text(m, "Result"),
-            transferer=_channel(m, name, "Transferer", required=False),
-            transferee=_channel(m, name, "Transferee", required=False),
-            extension=_text(m, "Extension"),
-            context=_text(m, "Context"),
-            bridge_id=_text(m, "BridgeUniqueid"),
-        )
-    if name == "AttendedTransfer":
-        return AttendedTransfer(
-            at,
-            result=_text(m, "Result"),
-            orig_transferer=_channel(m, name, "OrigTransferer", required=False),
-            second_transferer=_channel(m, name, "SecondTransferer", required=False),
-            transferee=_channel(m, name, "Transferee", required=False),
-            target=_channel(m, name, "TransferTarget", required=False),
-            dest_type=_text(m, "DestType"),
-            dest_bridge_id=_text(m, "DestBridgeUniqueid"),
-            dest_app=_text(m, "DestApp"),
-        )
-    if name in ("MusicOnHoldStart", "MusicOnHoldStop"):
-        return MusicOnHold(
-            at,
-            _must(_channel(m, name)),
-            started=name == "MusicOnHoldStart",
-            moh_class=_text(m, "Class"),
-        )
-    if name in ("MixMonitorStart", "MixMonitorStop"):
-        return MixMonitor(at, _must(_channel(m, name)), started=name == "MixMonitorStart")
-    if name == "UserEvent":
-        return _user_event(m, at)
-    if name == "CoreShowChannel":
-        return CoreShowChannel(
-            at,
-            _must(_channel(m, name)),
-            bridge_id=_text(m, "BridgeId"),
-            application=_text(m, "Application"),
-            application_data=_text(m, "ApplicationData"),
-            duration_s=parse_duration(m.get("Duration")),
-            account_code=_text(m, "AccountCode"),
-        )
-    return None
+# One small builder per event name, looked up in a table (a chain of ifs
+# cost up to twenty string comparisons per event). Each takes the event name,
+# the headers and the time.
+Builder = Callable[[str, Mapping[str, Any], float], AmiEvent | None]
+
+
+def _newchannel(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return Newchannel(at, _must(_channel(m, name)))
+
+
+def _newstate(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return Newstate(at, _must(_channel(m, name)))
+
+
+def _new_callerid(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return NewCallerid(at, _must(_channel(m, name)))
+
+
+def _rename(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return Rename(
+        at, uniqueid=_required(m, name, "Uniqueid"), new_name=_required(m, name, "Newname")
+    )
+
+
+def _hangup_request(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return HangupRequest(
+        at, _must(_channel(m, name)), cause=_cause(m), soft=name == "SoftHangupRequest"
+    )
+
+
+def _hangup(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return Hangup(at, _must(_channel(m, name)), cause=_cause(m), cause_txt=_text(m, "Cause-txt"))
+
+
+def _dial_begin(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return DialBegin(
+        at,
+        _channel(m, name, required=False),
+        _must(_channel(m, name, "Dest")),
+        dial_string=_text(m, "DialString"),
+    )
+
+
+def _dial_end(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return DialEnd(
+        at,
+        _channel(m, name, required=False),
+        _must(_channel(m, name, "Dest")),
+        dial_status=_text(m, "DialStatus"),
+    )
+
+
+def _bridge_create(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return BridgeCreate(at, _required(m, name, "BridgeUniqueid"))
+
+
+def _bridge_enter(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return BridgeEnter(at, _required(m, name, "BridgeUniqueid"), _must(_channel(m, name)))
+
+
+def _bridge_leave(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return BridgeLeave(at, _required(m, name, "BridgeUniqueid"), _must(_channel(m, name)))
+
+
+def _bridge_destroy(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return BridgeDestroy(at, _required(m, name, "BridgeUniqueid"))
+
+
+def _blind_transfer(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return BlindTransfer(
+        at,
+        result=_text(m, "Result"),
+        transferer=_channel(m, name, "Transferer", required=False),
+        transferee=_channel(m, name, "Transferee", required=False),
+        extension=_text(m, "Extension"),
+        context=_text(m, "Context"),
+        bridge_id=_text(m, "BridgeUniqueid"),
+    )
+
+
+def _attended_transfer(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return AttendedTransfer(
+        at,
+        result=_text(m, "Result"),
+        orig_transferer=_channel(m, name, "OrigTransferer", required=False),
+        second_transferer=_channel(m, name, "SecondTransferer", required=False),
+        transferee=_channel(m, name, "Transferee", required=False),
+        target=_channel(m, name, "TransferTarget", required=False),
+        dest_type=_text(m, "DestType"),
+        dest_bridge_id=_text(m, "DestBridgeUniqueid"),
+        dest_app=_text(m, "DestApp"),
+    )
+
+
+def _music_on_hold(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return MusicOnHold(
+        at,
+        _must(_channel(m, name)),
+        started=name == "MusicOnHoldStart",
+        moh_class=_text(m, "Class"),
+    )
+
+
+def _mix_monitor(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return MixMonitor(at, _must(_channel(m, name)), started=name == "MixMonitorStart")
+
+
+def _user_event_of(name: str, m: Mapping[str, Any], at: float) -> AmiEvent | None:
+    return _user_event(m, at)
+
+
+def _core_show_channel(name: str, m: Mapping[str, Any], at: float) -> AmiEvent:
+    return CoreShowChannel(
+        at,
+        _must(_channel(m, name)),
+        bridge_id=_text(m, "BridgeId"),
+        application=_text(m, "Application"),
+        application_data=_text(m, "ApplicationData"),
+        duration_s=parse_duration(m.get("Duration")),
+        account_code=_text(m, "AccountCode"),
+    )
+
+
+_BUILDERS: Mapping[str, Builder] = MappingProxyType(
+    {
+        "Newchannel": _newchannel,
+        "Newstate": _newstate,
+        "NewCallerid": _new_callerid,
+        "Rename": _rename,
+        "HangupRequest": _hangup_request,
+        "SoftHangupRequest": _hangup_request,
+        "Hangup": _hangup,
+        "DialBegin": _dial_begin,
+        "DialEnd": _dial_end,
+        "BridgeCreate": _bridge_create,
+        "BridgeEnter": _bridge_enter,
+        "BridgeLeave": _bridge_leave,
+        "BridgeDestroy": _bridge_destroy,
+        "BlindTransfer": _blind_transfer,
+        "AttendedTransfer": _attended_transfer,
+        "MusicOnHoldStart": _music_on_hold,
+        "MusicOnHoldStop": _music_on_hold,
+        "MixMonitorStart": _mix_monitor,
+        "MixMonitorStop": _mix_monitor,
+        "UserEvent": _user_event_of,
+        "CoreShowChannel": _core_show_channel,
+    }
+)
 
 
 def _must(channel: ChannelInfo | None) -> ChannelInfo:
@@ -557,31 +670,7 @@ def _must(channel: ChannelInfo | None) -> ChannelInfo:
     return channel
 
 
-KNOWN_EVENTS = frozenset(
-    {
-        "Newchannel",
-        "Newstate",
-        "NewCallerid",
-        "Rename",
-        "HangupRequest",
-        "SoftHangupRequest",
-        "Hangup",
-        "DialBegin",
-        "DialEnd",
-        "BridgeCreate",
-        "BridgeEnter",
-        "BridgeLeave",
-        "BridgeDestroy",
-        "BlindTransfer",
-        "AttendedTransfer",
-        "MusicOnHoldStart",
-        "MusicOnHoldStop",
-        "MixMonitorStart",
-        "MixMonitorStop",
-        "UserEvent",
-        "CoreShowChannel",
-    }
-)
+KNOWN_EVENTS = frozenset(_BUILDERS)
 
 
 def normalize(message: Mapping[str, Any], *, received_at: float | None = None) -> AmiEvent | None:
@@ -592,12 +681,15 @@ def normalize(message: Mapping[str, Any], *, received_at: float | None = None) -
     when the message has no usable ``Timestamp``. Raises :class:`MalformedEvent`
     when a known event misses a header the model needs, or has no time at all.
     """
-    name = _first(message, "Event")
-    if not name or name not in KNOWN_EVENTS:
+    name = message.get("Event")
+    if name.__class__ is not str:
+        name = _first_of(name)
+    builder = _BUILDERS.get(name)
+    if builder is None:
         return None
     at = parse_timestamp(message.get("Timestamp"))
     if at is None:
         if received_at is None:
             raise MalformedEvent(name, "no Timestamp and no receive time")
         at = received_at
-    return _build(name, message, at)
+    return builder(name, message, at)

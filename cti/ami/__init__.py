@@ -9,8 +9,6 @@ callbacks, actions without timeout that are resent after a reconnect).
 
 from __future__ import annotations
 
-from panoramisk.message import Message
-
 from .errors import (
     AMIActionTimeout,
     AMIDisconnected,
@@ -22,6 +20,7 @@ from .framing import (
     BANNER_PREFIX,
     FrameBuffer,
     MalformedMessage,
+    MessageParser,
     OversizeMessage,
     encode_action,
     ends_event_list,
@@ -29,10 +28,12 @@ from .framing import (
     starts_event_list,
 )
 from .link import AMILink, ConnectHandler, DisconnectHandler, EventHandler
-from .protocol import AMIStats, HardenedAMIProtocol, PendingAction
+from .message import AmiMessage
+from .protocol import AMIStats, EventBacklog, HardenedAMIProtocol, PendingAction
 
 __all__ = [
     "BANNER_PREFIX",
+    "AmiMessage",
     "AMIActionTimeout",
     "AMIDisconnected",
     "AMIError",
@@ -42,11 +43,12 @@ __all__ = [
     "AMIStats",
     "ConnectHandler",
     "DisconnectHandler",
+    "EventBacklog",
     "EventHandler",
     "FrameBuffer",
     "HardenedAMIProtocol",
     "MalformedMessage",
-    "Message",
+    "MessageParser",
     "OversizeMessage",
     "PendingAction",
     "encode_action",

@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from panoramisk.message import Message
+from .message import AmiMessage, canonical_header
 
 __all__ = [
     "BANNER_PREFIX",
     "FrameBuffer",
     "MalformedMessage",
+    "MessageParser",
     "OversizeMessage",
     "encode_action",
     "ends_event_list",
@@ -47,6 +48,10 @@ _SEPARATOR_TAIL = 3
 # Old Asterisk "Response: Follows" (Command) bodies are LF-separated CLI
 # output that may contain blank lines, so only CRLF CRLF ends them.
 _FOLLOWS_PREFIX = b"Response: Follows"
+# Replies that may carry a body (Follows, Fail) never take the fast path.
+_BODY_MARK = b"Response: F"
+# An empty message without running AmiMessage.__init__ (the parser fills it).
+_new_message = dict.__new__
 
 # A header key is printable ASCII without spaces or colon; the value follows
 # "Key: " or "Key:" (both seen in the wild).
@@ -55,8 +60,7 @@ _HEADER_NAME = re.compile(r"[!-9;-~]+")
 _BODY_RESPONSE = re.compile(r"^Response:[ \t]*(Follows|Fail)[ \t]*$", re.IGNORECASE)
 _END_COMMAND = "--END COMMAND--"
 # Headers that identify a message: a repeat makes routing ambiguous.
-_UNIQUE_HEADERS = ("event", "response", "actionid")
-_QUOTED_KEYS = frozenset(k.lower() for k in Message.quoted_keys)
+_UNIQUE_HEADERS = frozenset({"Event", "Response", "ActionID"})
 _REPR_BYTES = 120
 
 
@@ -127,6 +131,53 @@ class FrameBuffer:
         if not self.banner_checked and not self._take_banner():
             return out
         self._extract_messages(out)
+        self._drop_oversize_tail(out)
+        return out
+
+    def feed_texts(
+        self, data: bytes, encoding: str = "utf-8"
+    ) -> list[str | bytes | MalformedMessage]:
+        """Like :meth:`feed`, but complete messages come decoded when that is safe.
+
+        The fast path of ingest: when the complete part of the buffer is plain
+        CRLF-framed AMI (as many CRs as LFs, no ``Response: Follows``/``Fail``
+        body, not oversize), it is decoded in one piece and split into message texts
+        (``str``) for :meth:`MessageParser.parse`. A multibyte character
+        cannot straddle a message boundary, because the separator is ASCII.
+        Anything else takes the careful path of :meth:`feed` and comes back as
+        raw ``bytes`` for :func:`parse_message`.
+        """
+        if self._discarding or not self.banner_checked:
+            return list(self.feed(data))
+        buf = self._buf
+        buf += data
+        out: list[str | bytes | MalformedMessage] = []
+        end = buf.rfind(_STRICT_SEPARATOR)
+        if end >= 0:
+            region = bytes(buf[:end])
+            # Every LF must end a CRLF (a bare LF could be a bare-LF separator):
+            # two single-byte counts are several times cheaper than a two-byte search.
+            if (
+                len(region) <= self.max_message_bytes
+                and region.count(b"\r") == region.count(b"\n")
+                and _BODY_MARK not in region
+            ):
+                del buf[: end + len(_STRICT_SEPARATOR)]
+                self._scan_from = max(0, len(buf) - _SEPARATOR_TAIL)
+                for block in region.decode(encoding, "replace").split("\r\n\r\n"):
+                    if block[:1] == "\r":
+                        block = block.lstrip("\r\n")
+                    if block:
+                        out.append(block)
+                self._drop_oversize_tail(out)
+                return out
+        careful: list[bytes | MalformedMessage] = []
+        self._extract_messages(careful)
+        self._drop_oversize_tail(careful)
+        out.extend(careful)
+        return out
+
+    def _drop_oversize_tail(self, out: list[Any]) -> None:
         if len(self._buf) > self.max_message_bytes:
             size = len(self._buf)
             out.append(
@@ -143,7 +194,6 @@ class FrameBuffer:
             self._buf.clear()
             self._scan_from = 0
             self._discarding = True
-        return out
 
     def _take_banner(self) -> bool:
         """Consume the banner line if present; False while it may still come."""
@@ -210,11 +260,54 @@ class FrameBuffer:
         return combined[match.end() :]
 
 
-def parse_message(raw: bytes, encoding: str = "utf-8") -> Message:
-    """Parse one complete raw AMI message into a panoramisk :class:`Message`.
+def _header_key(raw_key: str) -> str:
+    """The stored name of a header line's key, or ``""`` if it is not a header name.
+
+    A header name is printable ASCII without spaces or colon (RFC-822 style
+    token); spaces or tabs before the colon are tolerated and dropped.
+    """
+    key = raw_key.rstrip(" \t")
+    if not key or " " in key or ":" in key or not key.isascii() or not key.isprintable():
+        return ""
+    return canonical_header(key)
+
+
+def _add_header(store: AmiMessage, key: str, value: str, raw: bytes | str) -> None:
+    previous = store.get(key)
+    if previous is None:
+        store[key] = value
+    elif key in _UNIQUE_HEADERS:
+        raise MalformedMessage(f"repeated {key} header", _as_bytes(raw))
+    elif isinstance(previous, list):
+        previous.append(value)
+    else:
+        store[key] = [previous, value]
+
+
+def _as_bytes(raw: bytes | str) -> bytes:
+    return raw if isinstance(raw, bytes) else raw.encode("utf-8", "replace")
+
+
+def _finish(store: AmiMessage, raw: bytes | str) -> AmiMessage:
+    if "Event" not in store and "Response" not in store:
+        raise MalformedMessage("neither Event nor Response header", _as_bytes(raw))
+    if "Result" in store:
+        # Quoted like panoramisk does (AGI results come URL-encoded).
+        result = store["Result"]
+        store["Result"] = (
+            [unquote(v).strip() for v in result]
+            if isinstance(result, list)
+            else unquote(result).strip()
+        )
+    return store
+
+
+def parse_message(raw: bytes, encoding: str = "utf-8") -> AmiMessage:
+    """Parse one complete raw AMI message into an :class:`AmiMessage`.
 
     The whole message is decoded at once with ``errors="replace"``: one bad
-    byte becomes U+FFFD and the rest of the message is kept. Repeated headers
+    byte becomes U+FFFD and the rest of the message is kept. Header names are
+    stored canonically (:func:`canonical_header`). Repeated headers
     (``Variable``, ``ChanVariable``, ``Output``...) become lists. Raises
     :class:`MalformedMessage` for a message with neither ``Event`` nor
     ``Response``, or with a repeated ``Event``, ``Response`` or ``ActionID``
@@ -243,38 +336,94 @@ def parse_message(raw: bytes, encoding: str = "utf-8") -> Message:
     else:
         lines = [line.rstrip("\r") for line in stripped.split("\n")]
 
-    # The hot path of ingest: a plain split instead of the header regex, and
-    # the Message's case-insensitive store filled directly instead of through
-    # one __setitem__ per header (the same object, at half the cost).
-    store: dict[str, tuple[str, Any]] = {}
+    store = AmiMessage(content=content)
     for line in lines:
-        key, sep, rest = line.partition(":")
+        raw_key, sep, rest = line.partition(":")
         if not sep:
             continue
-        key = key.rstrip(" \t")
-        # A header name is printable ASCII without spaces (RFC-822 style token).
-        if not key or " " in key or not key.isascii() or not key.isprintable():
+        key = _header_key(raw_key)
+        if not key:
             continue
-        value = rest[1:] if rest[:1] in (" ", "\t") else rest
-        lower = key.lower()
-        if lower in _QUOTED_KEYS:
-            value = unquote(value).strip()
-        previous = store.get(lower)
+        _add_header(store, key, rest[1:] if rest[:1] in (" ", "\t") else rest, raw)
+    return _finish(store, raw)
+
+
+def _with_repeats(lines: list[str], text: str) -> AmiMessage | None:
+    """The fast loop again, keeping repeated headers as lists (a ``UserEvent``
+    repeats ``Priority``); None if a line is not ``Key: value``."""
+    store: AmiMessage = _new_message(AmiMessage)
+    for line in lines:
+        key, sep, value = line.partition(": ")
+        if not sep:
+            return None
+        previous = store.get(key)
         if previous is None:
-            store[lower] = (key, value)
-        elif lower in _UNIQUE_HEADERS:
-            raise MalformedMessage(f"repeated {key} header", raw)
-        elif isinstance(previous[1], list):
-            previous[1].append(value)
+            store[key] = value
+        elif key in _UNIQUE_HEADERS:
+            raise MalformedMessage(f"repeated {key} header", _as_bytes(text))
+        elif isinstance(previous, list):
+            previous.append(value)
         else:
-            store[lower] = (previous[0], [previous[1], value])
-    if "event" not in store and "response" not in store:
-        raise MalformedMessage("neither Event nor Response header", raw)
-    store["content"] = ("content", content)
-    message: Message = Message.__new__(Message)
-    message._store = store  # what CaseInsensitiveDict.__init__ would build
-    message.manager = None
-    return message
+            store[key] = [previous, value]
+    return store
+
+
+class MessageParser:
+    """Parses the decoded messages of one connection, remembering header spellings.
+
+    The hot path of ingest: one ``split`` per message and one ``partition``
+    per line, and each distinct header spelling is validated and made
+    canonical once per connection instead of once per line. At most
+    ``max_known_keys`` spellings are remembered (a peer sending endless
+    distinct headers costs time, never memory).
+    """
+
+    def __init__(self, max_known_keys: int = 4096) -> None:
+        self._known: set[str] = set()
+        self._max_known_keys = max_known_keys
+
+    def parse(self, text: str) -> AmiMessage:
+        """Parse one message decoded from the wire (CRLF lines, no trailing blank line).
+
+        Same result and same :class:`MalformedMessage` rules as
+        :func:`parse_message` for messages without a ``Response: Follows``
+        body (:meth:`FrameBuffer.feed_texts` sends those the careful way).
+        A message with a repeated header, a line that is not ``Key: value``,
+        or a header name not yet known to be valid and canonical is parsed
+        again the careful way.
+        """
+        store: AmiMessage = _new_message(AmiMessage)
+        lines = text.split("\r\n")
+        for line in lines:
+            key, _, value = line.partition(": ")
+            store[key] = value
+        # Checked once after the loop, not per line: a repeated header (fewer
+        # keys than lines), or a key not known valid and canonical (this also
+        # catches a line without ": ", whose whole text became the key).
+        if len(store) != len(lines):
+            repeated = _with_repeats(lines, text)
+            if repeated is None:
+                return self._careful(text)
+            store = repeated
+        if not store.keys() <= self._known:
+            return self._careful(text)
+        store.content = ""
+        return _finish(store, text)
+
+    def _careful(self, text: str) -> AmiMessage:
+        store: AmiMessage = _new_message(AmiMessage)
+        store.content = ""
+        for line in text.split("\r\n"):
+            raw_key, sep, rest = line.partition(":")
+            if not sep:
+                continue
+            key = _header_key(raw_key)
+            if not key:
+                continue
+            if key == raw_key and len(self._known) < self._max_known_keys:
+                self._known.add(key)  # valid and canonical as sent
+            _add_header(store, key, rest[1:] if rest[:1] in (" ", "\t") else rest, text)
+        return _finish(store, text)
 
 
 def encode_action(action: Mapping[str, object], encoding: str = "utf-8") -> bytes:
@@ -305,7 +454,7 @@ def encode_action(action: Mapping[str, object], encoding: str = "utf-8") -> byte
     return "".join(lines).encode(encoding)
 
 
-def starts_event_list(response: Message) -> bool:
+def starts_event_list(response: AmiMessage) -> bool:
     """True when a Response opens a list (``EventList: start``, ``... will follow``).
 
     Mirrors panoramisk's ``Action.multi`` for list actions, but not its
@@ -321,7 +470,7 @@ def starts_event_list(response: Message) -> bool:
     return "will follow" in str(response.get("Message", "")).lower()
 
 
-def ends_event_list(message: Message) -> bool:
+def ends_event_list(message: AmiMessage) -> bool:
     """True for the message closing a list (``...Complete`` event, ``EventList: Complete``)."""
     if str(message.get("Event", "")).lower().endswith("complete"):
         return True

@@ -20,26 +20,29 @@ import contextlib
 import inspect
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 from uuid import uuid4
-
-from panoramisk.message import Message
-from panoramisk.utils import CaseInsensitiveDict
 
 from ..backoff import Backoff, retry_forever
 from .errors import (
     AMIActionTimeout,
     AMIDisconnected,
+    AMIError,
     AMILoginFailed,
     AMINotConnected,
 )
 from .framing import encode_action
-from .protocol import AMIStats, HardenedAMIProtocol, PendingAction
+from .message import AmiMessage, canonical_header
+from .protocol import AMIStats, EventBacklog, HardenedAMIProtocol, PendingAction
 
 __all__ = ["AMILink", "AMIStats", "ConnectHandler", "DisconnectHandler", "EventHandler"]
 
-EventHandler = Callable[[Message], Awaitable[None] | None]
+EventHandler = Callable[[AmiMessage], Awaitable[None] | None]
+# Events dispatched in a row before the dispatcher yields to the event loop.
+DISPATCH_SLICE = 256
+# The link itself needs these whatever the event filter says.
+_ALWAYS_WANTED = frozenset({"FullyBooted"})
 ConnectHandler = Callable[[], Awaitable[None]]
 DisconnectHandler = Callable[[BaseException | None], Awaitable[None] | None]
 
@@ -60,6 +63,11 @@ class AMILink:
     ``queue_high_watermark`` / ``queue_low_watermark``: when more events than
     the high mark wait for dispatch, reading from Asterisk pauses (TCP then
     pushes back on Asterisk) until the queue drains below the low mark.
+
+    ``event_filter``: the names of the events the handlers need. Any other
+    event is read by name, counted (``stats.events_filtered``) and dropped
+    without being parsed; ``FullyBooted``, action replies and the events of a
+    list reply always pass. None (the default) passes everything.
     """
 
     def __init__(
@@ -80,6 +88,7 @@ class AMILink:
         logger: logging.Logger | None = None,
         queue_high_watermark: int = 10_000,
         queue_low_watermark: int = 1_000,
+        event_filter: Collection[str] | None = None,
     ) -> None:
         if not host:
             raise ValueError("AMILink host must not be empty")
@@ -112,6 +121,9 @@ class AMILink:
         self._log = logger if logger is not None else logging.getLogger(__name__)
         self._high_watermark = queue_high_watermark
         self._low_watermark = queue_low_watermark
+        self._event_filter = (
+            None if event_filter is None else frozenset(event_filter) | _ALWAYS_WANTED
+        )
 
         self.stats = AMIStats()
         self.version: str | None = None
@@ -119,7 +131,7 @@ class AMILink:
         self._connect_handlers: list[ConnectHandler] = []
         self._disconnect_handlers: list[DisconnectHandler] = []
         self._pending: dict[str, PendingAction] = {}
-        self._events: asyncio.Queue[Message] = asyncio.Queue()
+        self._events = EventBacklog()
         self._protocol: HardenedAMIProtocol | None = None
         self._logged_in = asyncio.Event()
         self._fully_booted = asyncio.Event()
@@ -203,7 +215,7 @@ class AMILink:
 
     async def send_action(
         self, action: Mapping[str, Any], *, timeout_s: float | None = None
-    ) -> Message | list[Message]:
+    ) -> AmiMessage | list[AmiMessage]:
         """Send one action and wait for its complete reply.
 
         An ActionID is assigned when absent. A list action (``EventList:
@@ -242,15 +254,64 @@ class AMILink:
     def _next_action_id(self) -> str:
         return f"{self._action_id_prefix}-{next(self._action_seq)}"
 
-    async def _request(
+    def post_action(
         self,
-        protocol: HardenedAMIProtocol,
         action: Mapping[str, Any],
-        timeout_s: float,
         *,
-        count_timeout: bool = True,
-    ) -> Message | list[Message]:
-        fields = CaseInsensitiveDict(action)
+        on_done: Callable[[AmiMessage | list[AmiMessage] | AMIError], None] | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        """Send one action without waiting for its reply (the routing path).
+
+        ``on_done`` is called later with the reply, or with the
+        :class:`AMIActionTimeout` / :class:`AMIDisconnected` that ended the
+        wait. Cheaper than ``send_action``: no task, no ``wait_for``, one timer.
+        Raises :class:`AMINotConnected` and ``ValueError`` at once, like
+        :meth:`send_action`.
+        """
+        timeout = self._action_timeout_s if timeout_s is None else timeout_s
+        if not timeout > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        protocol = self._protocol
+        if protocol is None or not self.connected:
+            raise AMINotConnected.for_action(
+                link=self.name, endpoint=self.endpoint, action=str(action.get("Action", "?"))
+            )
+        pending = self._submit(protocol, action)
+        timer = asyncio.get_running_loop().call_later(timeout, self._expire, pending, timeout)
+
+        def finished(future: asyncio.Future[AmiMessage | list[AmiMessage]]) -> None:
+            timer.cancel()
+            if self._pending.get(pending.action_id) is pending:
+                del self._pending[pending.action_id]
+            if on_done is None or future.cancelled():
+                return
+            error = future.exception()
+            if error is None:
+                on_done(future.result())
+            elif isinstance(error, AMIError):
+                on_done(error)
+            else:
+                self._log.error("AMI %s: %s failed", self.name, pending.action, exc_info=error)
+
+        pending.future.add_done_callback(finished)
+
+    def _expire(self, pending: PendingAction, timeout_s: float) -> None:
+        if pending.future.done():
+            return
+        self.stats.actions_timed_out += 1
+        pending.future.set_exception(
+            AMIActionTimeout.for_action(
+                link=self.name,
+                action=pending.action,
+                action_id=pending.action_id,
+                timeout_s=timeout_s,
+            )
+        )
+
+    def _submit(self, protocol: HardenedAMIProtocol, action: Mapping[str, Any]) -> PendingAction:
+        """Validate, register and write one action; its reply resolves ``.future``."""
+        fields = {canonical_header(key): value for key, value in action.items()}
         name = fields.get("Action")
         if not isinstance(name, str) or not name:
             raise ValueError(f"an AMI action needs an 'Action' field, got {dict(action)!r}")
@@ -268,25 +329,38 @@ class AMILink:
             protocol=protocol,
             future=asyncio.get_running_loop().create_future(),
         )
-        self._pending[action_id] = pending
         try:
-            try:
-                protocol.write_payload(payload)
-            except ConnectionError as exc:
-                raise AMINotConnected.for_action(
-                    link=self.name, endpoint=self.endpoint, action=name
-                ) from exc
-            try:
-                return await asyncio.wait_for(pending.future, timeout_s)
-            except TimeoutError:
-                if count_timeout:
-                    self.stats.actions_timed_out += 1
-                raise AMIActionTimeout.for_action(
-                    link=self.name, action=name, action_id=action_id, timeout_s=timeout_s
-                ) from None
+            protocol.write_payload(payload)
+        except ConnectionError as exc:
+            raise AMINotConnected.for_action(
+                link=self.name, endpoint=self.endpoint, action=name
+            ) from exc
+        self._pending[action_id] = pending
+        return pending
+
+    async def _request(
+        self,
+        protocol: HardenedAMIProtocol,
+        action: Mapping[str, Any],
+        timeout_s: float,
+        *,
+        count_timeout: bool = True,
+    ) -> AmiMessage | list[AmiMessage]:
+        pending = self._submit(protocol, action)
+        try:
+            return await asyncio.wait_for(pending.future, timeout_s)
+        except TimeoutError:
+            if count_timeout:
+                self.stats.actions_timed_out += 1
+            raise AMIActionTimeout.for_action(
+                link=self.name,
+                action=pending.action,
+                action_id=pending.action_id,
+                timeout_s=timeout_s,
+            ) from None
         finally:
-            if self._pending.get(action_id) is pending:
-                del self._pending[action_id]
+            if self._pending.get(pending.action_id) is pending:
+                del self._pending[pending.action_id]
 
     def _fail_pending(self, protocol: HardenedAMIProtocol | None, reason: str) -> None:
         """Fail the actions sent on ``protocol`` (all of them when None)."""
@@ -343,6 +417,7 @@ class AMILink:
             encoding=self._encoding,
             max_message_bytes=self._max_message_bytes,
             high_watermark=self._high_watermark,
+            event_filter=self._event_filter,
             logger=self._log,
         )
 
@@ -384,8 +459,12 @@ class AMILink:
                 },
                 self._action_timeout_s,
             )
-            if not isinstance(reply, Message) or not reply.success:
-                detail = reply.message if isinstance(reply, Message) else "unexpected list reply"
+            if not isinstance(reply, AmiMessage) or not reply.success:
+                detail = (
+                    reply.get("Message", "")
+                    if isinstance(reply, AmiMessage)
+                    else "unexpected list reply"
+                )
                 raise AMILoginFailed.for_credentials(
                     link=self.name,
                     username=self._username,
@@ -495,40 +574,52 @@ class AMILink:
     # -- dispatcher ---------------------------------------------------------------
 
     async def _dispatch_events(self) -> None:
+        backlog = self._events
+        items = backlog.items
         while True:
-            event = await self._events.get()
-            protocol = self._protocol
-            if (
-                protocol is not None
-                and protocol.reading_paused
-                and self._events.qsize() <= self._low_watermark
-            ):
-                protocol.resume_reading()
-            for handler in list(self._event_handlers):
-                try:
-                    result = handler(event)
-                    if inspect.isawaitable(result):
-                        await result
-                except asyncio.CancelledError:
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
-                        raise
-                    # A handler awaited something that was cancelled: its
-                    # failure, not a request to stop dispatching.
-                    self._log.error(
-                        "AMI %s: event handler %r was cancelled on %s event",
-                        self.name,
-                        handler,
-                        event.event,
-                    )
-                except Exception:
-                    self._log.exception(
-                        "AMI %s: event handler %r failed on %s event",
-                        self.name,
-                        handler,
-                        event.event,
-                    )
-            self.stats.events_dispatched += 1
+            await backlog.ready.wait()
+            backlog.ready.clear()
+            slice_left = DISPATCH_SLICE
+            while items:
+                if not slice_left:
+                    # A long backlog must not starve action replies and timers.
+                    await asyncio.sleep(0)
+                    slice_left = DISPATCH_SLICE
+                    continue
+                slice_left -= 1
+                event = items.popleft()
+                protocol = self._protocol
+                if (
+                    protocol is not None
+                    and protocol.reading_paused
+                    and len(items) <= self._low_watermark
+                ):
+                    protocol.resume_reading()
+                for handler in self._event_handlers:
+                    try:
+                        result = handler(event)
+                        if result is not None and inspect.isawaitable(result):
+                            await result
+                    except asyncio.CancelledError:
+                        task = asyncio.current_task()
+                        if task is not None and task.cancelling():
+                            raise
+                        # A handler awaited something that was cancelled: its
+                        # failure, not a request to stop dispatching.
+                        self._log.error(
+                            "AMI %s: event handler %r was cancelled on %s event",
+                            self.name,
+                            handler,
+                            event.event,
+                        )
+                    except Exception:
+                        self._log.exception(
+                            "AMI %s: event handler %r failed on %s event",
+                            self.name,
+                            handler,
+                            event.event,
+                        )
+                self.stats.events_dispatched += 1
 
     # -- shutdown -----------------------------------------------------------------
 

@@ -11,24 +11,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from panoramisk.ami_protocol import AMIProtocol
-from panoramisk.message import Message
 
 from .framing import (
     FrameBuffer,
     MalformedMessage,
+    MessageParser,
     OversizeMessage,
     encode_action,
     ends_event_list,
     parse_message,
     starts_event_list,
 )
+from .message import AmiMessage
 
-__all__ = ["AMIStats", "HardenedAMIProtocol", "PendingAction"]
+__all__ = ["AMIStats", "EventBacklog", "HardenedAMIProtocol", "PendingAction"]
+
+
+class EventBacklog:
+    """Events read but not yet dispatched, in arrival order.
+
+    The protocol appends the events of a whole read, then sets ``ready`` once;
+    the link's dispatcher drains them in a loop. Cheaper than an
+    ``asyncio.Queue``, whose ``put``/``get`` pair costs a coroutine per event.
+    """
+
+    def __init__(self) -> None:
+        self.items: deque[AmiMessage] = deque()
+        self.ready = asyncio.Event()
+
+    def put_nowait(self, message: AmiMessage) -> None:
+        self.items.append(message)
+        self.ready.set()
+
+    def get_nowait(self) -> AmiMessage:
+        """The oldest event; ``IndexError`` when empty."""
+        return self.items.popleft()
+
+    def qsize(self) -> int:
+        return len(self.items)
 
 
 @dataclass
@@ -36,11 +62,13 @@ class AMIStats:
     """Counters of one link, over all its connections.
 
     ``messages_received`` counts well-formed messages (replies and events);
-    skipped ones are in ``malformed_skipped`` / ``oversize_dropped``.
+    skipped ones are in ``malformed_skipped`` / ``oversize_dropped``, and
+    events dropped unparsed by the link's event filter in ``events_filtered``.
     """
 
     messages_received: int = 0
     events_dispatched: int = 0
+    events_filtered: int = 0
     malformed_skipped: int = 0
     oversize_dropped: int = 0
     reconnects: int = 0
@@ -60,17 +88,17 @@ class PendingAction:
     action: str
     action_id: str
     protocol: HardenedAMIProtocol
-    future: asyncio.Future[Message | list[Message]]
-    replies: list[Message] = field(default_factory=list)
+    future: asyncio.Future[AmiMessage | list[AmiMessage]]
+    replies: list[AmiMessage] = field(default_factory=list)
 
-    def offer(self, message: Message) -> bool:
+    def offer(self, message: AmiMessage) -> bool:
         """Take ``message`` if it belongs to this reply; True when taken."""
         if self.future.done():
             return False
         if not self.replies:
             # Only a Response starts a reply: an event carrying the ActionID
             # (OriginateResponse even has a Response header) is a normal event.
-            if "response" not in message or "event" in message:
+            if "Response" not in message or "Event" in message:
                 return False
             self.replies.append(message)
             if not starts_event_list(message):
@@ -82,6 +110,16 @@ class PendingAction:
         return True
 
 
+def _unwanted(text: str, wanted: frozenset[str]) -> bool:
+    """True for an event outside ``wanted`` that answers no action (read by
+    name only, never parsed). Replies and list items always pass."""
+    if not text.startswith("Event: "):
+        return False
+    end = text.find("\r\n")
+    name = text[7:end] if end >= 0 else text[7:]
+    return name not in wanted and "\r\nActionID: " not in text
+
+
 class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
     """panoramisk's ``AMIProtocol`` with the five known defects fixed.
 
@@ -90,6 +128,10 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
     * the receive buffer is bounded (``max_message_bytes``);
     * nothing is requeued on connection loss (the link fails pending actions);
     * reading pauses while the dispatch queue is above ``high_watermark``.
+
+    With an ``event_filter``, events whose name is not in it are counted and
+    dropped before they are parsed (``FullyBooted``, replies and the events of
+    a list reply always pass).
 
     ``connection_lost`` reports to ``on_lost(protocol, reason)``; ``reason``
     is the transport's exception, or the reason passed to :meth:`abort`, or
@@ -101,16 +143,18 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         *,
         name: str,
         pending: MutableMapping[str, PendingAction],
-        events: asyncio.Queue[Message],
+        events: EventBacklog,
         stats: AMIStats,
         booted: asyncio.Event,
         on_lost: Callable[[HardenedAMIProtocol, BaseException | None], None],
         encoding: str = "utf-8",
         max_message_bytes: int = 1 << 20,
         high_watermark: int = 10_000,
+        event_filter: frozenset[str] | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         super().__init__()
+        self._event_filter = event_filter
         self.name = name
         self.encoding = encoding
         self._pending = pending
@@ -121,6 +165,7 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         self._high_watermark = high_watermark
         self._logger = logger or logging.getLogger(__name__)
         self._frames = FrameBuffer(max_message_bytes)
+        self._parser = MessageParser()
         self._abort_reason: BaseException | None = None
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -144,12 +189,22 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         self.log = self._logger
 
     def data_received(self, data: bytes) -> None:
-        for item in self._frames.feed(data):
-            if isinstance(item, MalformedMessage):
-                self._skip(item)
-                continue
+        parse = self._parser.parse
+        events = self._events
+        queued = len(events.items)
+        wanted = self._event_filter
+        for item in self._frames.feed_texts(data, self.encoding):
             try:
-                message = parse_message(item, self.encoding)
+                if isinstance(item, str):
+                    if wanted is not None and _unwanted(item, wanted):
+                        self._stats.events_filtered += 1
+                        continue
+                    message = parse(item)
+                elif isinstance(item, MalformedMessage):
+                    self._skip(item)
+                    continue
+                else:
+                    message = parse_message(item, self.encoding)
             except MalformedMessage as exc:
                 self._skip(exc)
                 continue
@@ -160,6 +215,12 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
                 # A routing bug must not kill the connection and the rest of
                 # this read with it (panoramisk defect 2).
                 self.log.exception("AMI %s: failed to route message %r", self.name, message)
+        if (
+            len(events.items) != queued
+            and not self.reading_paused
+            and len(events.items) >= self._high_watermark
+        ):
+            self.pause_reading()
         if self._frames.banner_checked and not self.banner_received.done():
             banner = self._frames.banner
             if banner is not None:
@@ -182,16 +243,17 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
 
     # -- routing ------------------------------------------------------------
 
-    def handle_message(self, message: Message) -> None:
-        """Route a reply to its pending action, anything else to the event queue."""
-        action_id = message.action_id
+    def handle_message(self, message: AmiMessage) -> None:
+        """Route a reply to its pending action, anything else to the event backlog."""
+        action_id = message.get("ActionID")
         if action_id:
             pending = self._pending.get(action_id)
             if pending is not None and pending.protocol is self and pending.offer(message):
                 if pending.future.done():
                     del self._pending[action_id]
                 return
-        if "event" not in message:
+        event = message.get("Event")
+        if event is None:
             self.log.debug(
                 "AMI %s: ignoring reply for ActionID %r with no waiting action "
                 "(timed out or cancelled)",
@@ -199,11 +261,9 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
                 action_id,
             )
             return
-        if message.event.lower() == "fullybooted":
+        if event == "FullyBooted":
             self._booted.set()
         self._events.put_nowait(message)
-        if not self.reading_paused and self._events.qsize() >= self._high_watermark:
-            self.pause_reading()
 
     def _skip(self, exc: MalformedMessage) -> None:
         if isinstance(exc, OversizeMessage):

@@ -81,20 +81,22 @@ class ChangeLog:
 
     def __init__(self) -> None:
         self.changes: list[CallChange] = []
-        self._cond = asyncio.Condition()
+        self._changed = asyncio.Event()
 
-    async def __call__(self, change: CallChange) -> None:
-        async with self._cond:
-            self.changes.append(change)
-            self._cond.notify_all()
+    def __call__(self, change: CallChange) -> None:
+        self.changes.append(change)
+        self._changed.set()
 
     async def wait_for(
         self, predicate: Callable[[CallChange], bool], *, count: int = 1, timeout_s: float = 30.0
     ) -> list[CallChange]:
         async with asyncio.timeout(timeout_s):
-            async with self._cond:
-                await self._cond.wait_for(lambda: len(self.matching(predicate)) >= count)
-        return self.matching(predicate)
+            while True:
+                found = self.matching(predicate)
+                if len(found) >= count:
+                    return found
+                self._changed.clear()
+                await self._changed.wait()
 
     def matching(self, predicate: Callable[[CallChange], bool]) -> list[CallChange]:
         return [c for c in self.changes if predicate(c)]

@@ -28,8 +28,10 @@ from cti.ami import (
     AMIError,
     AMILink,
     AMILoginFailed,
+    AmiMessage,
     AMINotConnected,
     AMIStats,
+    EventBacklog,
     HardenedAMIProtocol,
     PendingAction,
 )
@@ -91,7 +93,7 @@ class FakeTransport(asyncio.Transport):
 
 def make_protocol(**kwargs: Any) -> tuple[HardenedAMIProtocol, FakeTransport, SimpleNamespace]:
     state = SimpleNamespace(
-        pending={}, events=asyncio.Queue(), stats=AMIStats(), booted=asyncio.Event(), lost=[]
+        pending={}, events=EventBacklog(), stats=AMIStats(), booted=asyncio.Event(), lost=[]
     )
     protocol = HardenedAMIProtocol(
         name="unit",
@@ -107,7 +109,7 @@ def make_protocol(**kwargs: Any) -> tuple[HardenedAMIProtocol, FakeTransport, Si
     return protocol, transport, state
 
 
-def drain(queue: asyncio.Queue[Message]) -> list[Message]:
+def drain(queue: EventBacklog) -> list[AmiMessage]:
     return [queue.get_nowait() for _ in range(queue.qsize())]
 
 
@@ -537,7 +539,7 @@ async def test_action_times_out(server: FakeAMIServer, make_link: Callable[..., 
     assert link.stats.actions_timed_out == 1
     assert link.connected  # a slow action does not drop the link
     reply = await link.send_action({"Action": "Ping"}, timeout_s=2)
-    assert isinstance(reply, Message) and reply.ping == "Pong"
+    assert isinstance(reply, AmiMessage) and reply.ping == "Pong"
 
 
 async def test_pending_action_fails_on_disconnect_and_is_not_resent(
@@ -607,11 +609,11 @@ async def test_replies_single_error_and_list(
     await started(link)
 
     pong = await link.send_action({"Action": "Ping"})
-    assert isinstance(pong, Message) and pong.success and pong.ping == "Pong"
+    assert isinstance(pong, AmiMessage) and pong.success and pong.ping == "Pong"
     assert pong.action_id.startswith("test-")
 
     error = await link.send_action({"Action": "NoSuchAction"})
-    assert isinstance(error, Message) and not error.success
+    assert isinstance(error, AmiMessage) and not error.success
     assert error.message == "Invalid/unknown command"
 
     listing = await link.send_action({"Action": "CoreShowChannels", "ActionID": "mine-7"})
@@ -682,7 +684,7 @@ async def test_event_carrying_a_pending_action_id_before_its_response_is_dispatc
         + block("Response: Success", "ActionID: O1", "Message: Originate successfully queued")
     )
     reply = pending.future.result()
-    assert isinstance(reply, Message) and reply.message == "Originate successfully queued"
+    assert isinstance(reply, AmiMessage) and reply.message == "Originate successfully queued"
     assert [e.event for e in drain(state.events)] == ["OriginateResponse"]
 
 
