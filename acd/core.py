@@ -1285,4 +1285,5 @@ class Acd:
 
 def _is_number(number: str) -> bool:
     """Anonymous or withheld callers ("", "anonymous") are never repeat callers."""
-    return any(ch.isdigit() for ch in number)
+    # The common case (all digits) in one C call; else look for any digit.
+    return number.isdigit() or any(ch.isdigit() for ch in number)

@@ -29,7 +29,8 @@ Three figures, all over the same bytes:
 
 The engine runs in this process pinned to CPU 0 (``os.sched_setaffinity``);
 the AMI server runs in a forked process pinned to CPU 1. A replay clock feeds
-the engine the stream's own ``Timestamp`` as "now" (live, Asterisk's time and
+the engine the stream's own ``Timestamp`` (of the last event its call model
+applied) as "now" (live, Asterisk's time and
 the engine's agree; at replay speed the wall clock would not), and the ACD's
 wrap-up is 0 s because its timers run on the wall clock, which barely moves
 during the replay. A second, profiled run of (c) prints cProfile's top 15 by
@@ -464,18 +465,17 @@ def ami_server(data: bytes) -> Iterator[tuple[int, Any]]:
 
 
 class ReplayClock:
-    """The engine's "now": the Timestamp of the last event dispatched."""
+    """The engine's "now": the time of the last event its call model applied
+    (before the first event: the stream's start)."""
 
     def __init__(self, start: float) -> None:
-        self.at = start
+        self.start = start
+        self.model: CallModel | None = None
 
     def now(self) -> float:
-        return self.at
-
-    def on_event(self, event: Any) -> None:
-        stamp = event.get("Timestamp")
-        if stamp:
-            self.at = float(stamp)
+        if self.model is None:
+            return self.start
+        return max(self.start, self.model.last_event_at)
 
 
 class CountingHandler(logging.Handler):
@@ -525,8 +525,8 @@ async def _run_engine(
         ping_interval_s=config.ami.ping_interval_s,
         event_filter=WANTED_EVENTS,  # as the engine builds its own link
     )
-    link.add_event_handler(clock.on_event)  # before the engine's own handler
     engine = Engine(config, link=link, clock=clock.now)
+    clock.model = engine.model
     changes: Counter[str] = Counter()
     engine.add_listener(lambda change: changes.update((type(change).__name__,)))
     marks: dict[str, tuple[float, float, int]] = {}

@@ -266,11 +266,13 @@ class Engine:
         self._apply(event)
 
     def _apply(self, event: Mapping[str, Any]) -> None:
-        for change in self.model.apply(event):
+        changes = self.model.apply(event)
+        for change in changes:
             self._handle_change(change)
         name = event.get("Event")
         if name not in _ENGINE_EVENTS:
-            self._after_input()
+            if changes:  # else the ACD saw nothing: its next timer is unchanged
+                self._after_input()
             return
         at = self._event_time(event)
         if name == "UserEvent":

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -175,12 +176,12 @@ class ChannelInfo(NamedTuple):
 
     A named tuple rather than a frozen dataclass: it is built once or twice
     per AMI event, and a frozen dataclass's ``__init__`` costs four times as much.
+    For the same reason :attr:`endpoint` is derived from the name on demand.
     """
 
     name: str
     uniqueid: str
     linkedid: str
-    endpoint: str
     state: str  # ChannelStateDesc: Down, Ring, Ringing, Up, Busy...
     caller_number: str
     caller_name: str
@@ -193,6 +194,11 @@ class ChannelInfo(NamedTuple):
     def tech(self) -> str:
         """Channel driver (``PJSIP``, ``Local``...)."""
         return channel_tech(self.name)
+
+    @property
+    def endpoint(self) -> str:
+        """The device part of the name (:func:`channel_endpoint`)."""
+        return channel_endpoint(self.name)
 
 
 # The snapshot headers _channel reads, in its order, for each prefix it is used with.
@@ -222,13 +228,19 @@ _SNAPSHOT_KEYS = {
 }
 
 
+_SNAPSHOT_READERS = {prefix: itemgetter(*keys) for prefix, keys in _SNAPSHOT_KEYS.items()}
+
+
 def _channel(
     message: Mapping[str, Any], event: str, prefix: str = "", *, required: bool = True
 ) -> ChannelInfo | None:
     # The hot path of ingest (one or two per event): the ten headers are read
     # in one comprehension; a repeated header (a list) is rare and fixed after.
-    get = message.get
-    values = [get(key, "") for key in _SNAPSHOT_KEYS[prefix]]
+    try:
+        values: Any = _SNAPSHOT_READERS[prefix](message)  # one C call when all are there
+    except KeyError:
+        get = message.get
+        values = [get(key, "") for key in _SNAPSHOT_KEYS[prefix]]
     if list in map(type, values):
         values = [_first_of(value) for value in values]
     uniqueid, name, linkedid, state, number, caller, connected_number, connected, context, exten = (
@@ -243,7 +255,6 @@ def _channel(
         uniqueid,
         # A channel without a Linkedid is the first of its own group.
         linkedid or uniqueid,
-        channel_endpoint(name),
         state,
         "" if number == UNKNOWN else number,
         "" if caller == UNKNOWN else caller,

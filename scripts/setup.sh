@@ -31,7 +31,9 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 
 stamp=.venv/.hotline-installed
-if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+# Reinstall when the project definition or the C accelerator changed (an
+# editable install builds cti/ami/_speedups.c in place).
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || cti/ami/_speedups.c -nt $stamp ]]; then
   echo "setup: installing hotline and its dependencies into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'

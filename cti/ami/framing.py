@@ -24,6 +24,11 @@ from urllib.parse import unquote
 
 from .message import AmiMessage, canonical_header
 
+try:  # the C header loop; the same loop in Python below when it is not built
+    from ._speedups import fill_headers
+except ImportError:  # pragma: no cover - depends on the build
+    fill_headers = None
+
 __all__ = [
     "BANNER_PREFIX",
     "FrameBuffer",
@@ -378,9 +383,15 @@ class MessageParser:
     distinct headers costs time, never memory).
     """
 
-    def __init__(self, max_known_keys: int = 4096) -> None:
+    def __init__(self, max_known_keys: int = 4096, *, accelerated: bool = True) -> None:
         self._known: set[str] = set()
         self._max_known_keys = max_known_keys
+        self._fill = fill_headers if accelerated else None
+
+    @property
+    def accelerated(self) -> bool:
+        """True when the header loop runs in C (``cti.ami._speedups``)."""
+        return self._fill is not None
 
     def parse(self, text: str) -> AmiMessage:
         """Parse one message decoded from the wire (CRLF lines, no trailing blank line).
@@ -393,20 +404,23 @@ class MessageParser:
         again the careful way.
         """
         store: AmiMessage = _new_message(AmiMessage)
-        lines = text.split("\r\n")
-        for line in lines:
-            key, _, value = line.partition(": ")
-            store[key] = value
-        # Checked once after the loop, not per line: a repeated header (fewer
-        # keys than lines), or a key not known valid and canonical (this also
-        # catches a line without ": ", whose whole text became the key).
-        if len(store) != len(lines):
-            repeated = _with_repeats(lines, text)
-            if repeated is None:
+        known = self._known
+        if self._fill is not None:
+            # In C: one pass, False on a repeat, an odd line or an unknown key.
+            plain = self._fill(text, store, known)
+        else:
+            lines = text.split("\r\n")
+            for line in lines:
+                key, _, value = line.partition(": ")
+                store[key] = value
+            # A repeated header leaves fewer keys than lines; a line without
+            # ": " became a key of its own and fails the known-key check.
+            plain = len(store) == len(lines) and store.keys() <= known
+        if not plain:
+            repeated = _with_repeats(text.split("\r\n"), text)
+            if repeated is None or not repeated.keys() <= known:
                 return self._careful(text)
             store = repeated
-        if not store.keys() <= self._known:
-            return self._careful(text)
         store.content = ""
         return _finish(store, text)
 

@@ -172,6 +172,8 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         self.reading_paused = False
         self.pause_count = 0
         loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._outgoing: list[bytes] = []
         # Resolved with the banner line (None if the peer sent none) as soon
         # as the first bytes show whether there is one.
         self.banner_received: asyncio.Future[str | None] = loop.create_future()
@@ -210,7 +212,14 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
                 continue
             self._stats.messages_received += 1
             try:
-                self.handle_message(message)
+                # The common case inline: an event that answers no action.
+                if "ActionID" not in message and message.get("Event") not in (
+                    None,
+                    "FullyBooted",
+                ):
+                    events.put_nowait(message)
+                else:
+                    self.handle_message(message)
             except Exception:
                 # A routing bug must not kill the connection and the rest of
                 # this read with it (panoramisk defect 2).
@@ -280,9 +289,22 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         self.write_payload(encode_action(data, self.encoding))
 
     def write_payload(self, payload: bytes) -> None:
+        """Queue one encoded action; the actions of one loop iteration go out
+        in a single write (one system call instead of one per Redirect)."""
         if self.transport is None or self.transport.is_closing():
             raise ConnectionError("AMI transport is closed")
-        self.transport.write(payload)
+        if not self._outgoing:
+            self._loop.call_soon(self.flush)
+        self._outgoing.append(payload)
+
+    def flush(self) -> None:
+        """Write what :meth:`write_payload` queued, in order."""
+        if not self._outgoing:
+            return
+        data = b"".join(self._outgoing)
+        self._outgoing.clear()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def is_closing(self) -> bool:
         return self.closed or self.transport is None or self.transport.is_closing()
@@ -314,6 +336,7 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
 
     def close(self) -> None:
         """Close gracefully (flush writes); never requeues pending actions."""
+        self.flush()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 

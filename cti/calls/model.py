@@ -309,6 +309,11 @@ class CallModel:
             log.exception("call model: failed to apply %r", event)
         return changes
 
+    @property
+    def last_event_at(self) -> float:
+        """Asterisk's time of the latest event applied (0.0 before any)."""
+        return self._last_at
+
     def call_for_channel(self, uniqueid: str) -> Call | None:
         """The active call the channel is a leg of, if any."""
         call_id = self._call_of.get(uniqueid)

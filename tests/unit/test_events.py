@@ -112,7 +112,6 @@ def test_newchannel(normal_call):
         name="PJSIP/trunk-00000000",
         uniqueid="hotline-1795237408.0",
         linkedid="hotline-1795237408.0",
-        endpoint="trunk",
         state="Ring",
         caller_number="13800138000",
         caller_name="张三丰",
@@ -122,6 +121,7 @@ def test_newchannel(normal_call):
         exten="12345",
     )
     assert event.channel.tech == "PJSIP"
+    assert event.channel.endpoint == "trunk"
 
 
 def test_user_event_reads_its_own_repeated_header(normal_call):
