@@ -428,13 +428,23 @@ class _AgentTimeline:
     lines: tuple[str, ...] = ()
     skills: tuple[str, ...] = ()
 
+    _memberships: tuple[tuple[Any, ...], frozenset[str]] | None = None
+
     def memberships(self) -> frozenset[str]:
-        return frozenset(
+        """The scopes the agent counts in; rebuilt only when its memberships change
+        (this runs on every agent state change)."""
+        source = (self.queues, self.lines, self.skills)
+        cached = self._memberships
+        if cached is not None and cached[0] == source:
+            return cached[1]
+        scopes = frozenset(
             {"all"}
             | {f"queue:{q}" for q in self.queues}
             | {f"line:{v}" for v in self.lines}
             | {f"skill:{s}" for s in self.skills}
         )
+        self._memberships = (source, scopes)
+        return scopes
 
 
 def _definitions(settings: KpiSettings) -> dict[str, str]:

@@ -41,8 +41,7 @@ __all__ = ["AMILink", "AMIStats", "ConnectHandler", "DisconnectHandler", "EventH
 EventHandler = Callable[[AmiMessage], Awaitable[None] | None]
 # Events dispatched in a row before the dispatcher yields to the event loop.
 DISPATCH_SLICE = 256
-# The link itself needs these whatever the event filter says.
-_ALWAYS_WANTED = frozenset({"FullyBooted"})
+
 ConnectHandler = Callable[[], Awaitable[None]]
 DisconnectHandler = Callable[[BaseException | None], Awaitable[None] | None]
 
@@ -121,9 +120,7 @@ class AMILink:
         self._log = logger if logger is not None else logging.getLogger(__name__)
         self._high_watermark = queue_high_watermark
         self._low_watermark = queue_low_watermark
-        self._event_filter = (
-            None if event_filter is None else frozenset(event_filter) | _ALWAYS_WANTED
-        )
+        self._event_filter = None if event_filter is None else frozenset(event_filter)
 
         self.stats = AMIStats()
         self.version: str | None = None

@@ -154,7 +154,8 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         logger: logging.Logger | None = None,
     ) -> None:
         super().__init__()
-        self._event_filter = event_filter
+        # FullyBooted is the protocol's own business (resync waits for it).
+        self._event_filter = None if event_filter is None else event_filter | {"FullyBooted"}
         self.name = name
         self.encoding = encoding
         self._pending = pending
@@ -206,7 +207,17 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
                     self._skip(item)
                     continue
                 else:
+                    # The careful path (first read, bare LFs, bodies): parsed
+                    # before the filter can look at it.
                     message = parse_message(item, self.encoding)
+                    if (
+                        wanted is not None
+                        and "ActionID" not in message
+                        and "Event" in message
+                        and message["Event"] not in wanted
+                    ):
+                        self._stats.events_filtered += 1
+                        continue
             except MalformedMessage as exc:
                 self._skip(exc)
                 continue

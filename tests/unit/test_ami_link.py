@@ -944,3 +944,133 @@ async def test_constructor_validates_settings() -> None:
     link = AMILink(**common)
     assert not link.connected and link.version is None
     assert link.stats == AMIStats()
+
+
+# == 9. the ingest fast path: filter, posted actions, batched writes and dispatch =========
+
+
+async def test_event_filter_drops_unused_events_unparsed_but_never_replies() -> None:
+    protocol, _, state = make_protocol(event_filter=frozenset({"Newchannel"}))
+    loop = asyncio.get_running_loop()
+    listing = PendingAction("Status", "S1", protocol, loop.create_future())
+    state.pending["S1"] = listing
+    protocol.data_received(
+        block("Event: NewConnectedLine", "Channel: A")  # not wanted: dropped
+        + block("Event: Newchannel", "Channel: B")
+        + block("Response: Success", "ActionID: S1", "EventList: start")
+        + block("Event: Status", "ActionID: S1", "Channel: C")  # a list item: kept
+        + block("Event: StatusComplete", "ActionID: S1", "EventList: Complete")
+        + block("Event: DialState", "Channel: D")  # not wanted: dropped
+        + block("Event: FullyBooted")  # the link always needs it
+    )
+    assert [e.event for e in drain(state.events)] == ["Newchannel", "FullyBooted"]
+    assert [m.event or m["Response"] for m in listing.future.result()] == [
+        "Success",
+        "Status",
+        "StatusComplete",
+    ]
+    assert state.stats.events_filtered == 2
+    assert state.booted.is_set()
+
+
+async def test_filtered_link_still_dispatches_wanted_events(
+    server: FakeAMIServer, make_link: Callable[..., AMILink]
+) -> None:
+    seen: list[str] = []
+    done = asyncio.Event()
+    link = make_link(server, event_filter={"Hangup"})
+
+    def on_event(event: AmiMessage) -> None:
+        seen.append(event["Channel"])
+        if event["Channel"] == "last":
+            done.set()
+
+    link.add_event_handler(on_event)
+    await started(link)
+    await server.current.push(
+        block("Event: Newstate", "Channel: x")
+        + block("Event: Hangup", "Channel: first")
+        + block("Event: VarSet", "Channel: y")
+        + block("Event: Hangup", "Channel: last")
+    )
+    await asyncio.wait_for(done.wait(), 5)
+    assert seen == ["first", "last"]
+    assert link.stats.events_filtered == 2
+
+
+async def test_post_action_reports_reply_timeout_and_refusal(
+    server: FakeAMIServer, make_link: Callable[..., AMILink]
+) -> None:
+    link = await started(make_link(server, action_timeout_s=0.2))
+    loop = asyncio.get_running_loop()
+    pong: asyncio.Future[object] = loop.create_future()
+    link.post_action({"Action": "Ping"}, on_done=pong.set_result)
+    reply = await asyncio.wait_for(pong, 5)
+    assert isinstance(reply, AmiMessage) and reply.ping == "Pong"
+
+    server.silent_actions = {"originate"}
+    late: asyncio.Future[object] = loop.create_future()
+    link.post_action({"Action": "Originate", "ActionID": "o-9"}, on_done=late.set_result)
+    error = await asyncio.wait_for(late, 5)
+    assert isinstance(error, AMIActionTimeout) and error.action_id == "o-9"
+    assert link.stats.actions_timed_out == 1
+    assert "o-9" not in link._pending  # nothing left behind
+
+    with pytest.raises(ValueError, match="header injection"):
+        link.post_action({"Action": "Redirect", "Channel": "x\r\nAction: Command"})
+    assert not any(a.name == "Command" for a in server.actions)
+
+
+async def test_post_action_fails_on_disconnect_and_refuses_when_not_connected(
+    server: FakeAMIServer, make_link: Callable[..., AMILink]
+) -> None:
+    link = await started(make_link(server))
+    server.silent_actions = {"redirect"}
+    outcome: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    link.post_action({"Action": "Redirect", "Channel": "PJSIP/1"}, on_done=outcome.set_result)
+    await server.wait_for_actions("Redirect")
+    server.current.drop()
+    assert isinstance(await asyncio.wait_for(outcome, 5), AMIDisconnected)
+    await server.wait_until(lambda: not link.connected)
+    with pytest.raises(AMINotConnected):
+        link.post_action({"Action": "Redirect", "Channel": "PJSIP/1"})
+
+
+async def test_actions_of_one_loop_iteration_go_out_in_one_write() -> None:
+    protocol, transport, _ = make_protocol()
+    protocol.write_payload(b"Action: A\r\n\r\n")
+    protocol.write_payload(b"Action: B\r\n\r\n")
+    assert transport.written == []  # not yet: at the end of this iteration
+    await asyncio.sleep(0)
+    assert transport.written == [b"Action: A\r\n\r\nAction: B\r\n\r\n"]
+    protocol.write_payload(b"Action: C\r\n\r\n")
+    protocol.close()  # a graceful close flushes first
+    assert transport.written[-1] == b"Action: C\r\n\r\n" and transport.closing
+
+
+async def test_a_long_backlog_does_not_starve_the_loop(
+    server: FakeAMIServer, make_link: Callable[..., AMILink]
+) -> None:
+    # While thousands of events wait, a timer due now still runs long before
+    # the backlog is drained: the dispatcher yields every DISPATCH_SLICE events.
+    from cti.ami.link import DISPATCH_SLICE
+
+    total = DISPATCH_SLICE * 8
+    dispatched_when_timer_ran: list[int] = []
+    done = asyncio.Event()
+    count = 0
+
+    def on_event(event: AmiMessage) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            asyncio.get_running_loop().call_soon(lambda: dispatched_when_timer_ran.append(count))
+        if count == total:
+            done.set()
+
+    link = make_link(server)
+    link.add_event_handler(on_event)
+    await started(link)
+    await server.current.push(b"".join(block("Event: Burst", f"N: {n}") for n in range(total)))
+    await asyncio.wait_for(done.wait(), 10)
+    assert dispatched_when_timer_ran and dispatched_when_timer_ran[0] <= DISPATCH_SLICE + 1

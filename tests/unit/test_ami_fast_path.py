@@ -1,0 +1,211 @@
+"""The ingest fast path gives exactly what the careful path gives.
+
+``FrameBuffer.feed_texts`` + ``MessageParser.parse`` (in C when
+``cti.ami._speedups`` is built, in Python otherwise) must agree with
+``FrameBuffer.feed`` + ``parse_message`` on every input: the recorded
+transcripts cut at every kind of offset, and hand-made odd messages.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from cti.ami import (
+    AmiMessage,
+    FrameBuffer,
+    MalformedMessage,
+    MessageParser,
+    OversizeMessage,
+    parse_message,
+)
+from cti.ami.message import CANONICAL_HEADERS, canonical_header
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
+TRANSCRIPTS = sorted(FIXTURES.glob("*.ami"))
+
+
+def careful(data: bytes, cuts: list[int]) -> list[object]:
+    frames = FrameBuffer()
+    out: list[object] = []
+    for chunk in _chunks(data, cuts):
+        for item in frames.feed(chunk):
+            out.append(_careful_item(item))
+    return out
+
+
+def fast(data: bytes, cuts: list[int], parser: MessageParser) -> list[object]:
+    frames = FrameBuffer()
+    out: list[object] = []
+    for chunk in _chunks(data, cuts):
+        for item in frames.feed_texts(chunk):
+            if isinstance(item, str):
+                try:
+                    out.append(_as_plain(parser.parse(item)))
+                except MalformedMessage as exc:
+                    out.append(("malformed", exc.reason))
+            else:
+                out.append(_careful_item(item))
+    return out
+
+
+def _careful_item(item: bytes | MalformedMessage) -> object:
+    if isinstance(item, MalformedMessage):
+        return ("oversize", item.size) if isinstance(item, OversizeMessage) else item.reason
+    try:
+        return _as_plain(parse_message(item))
+    except MalformedMessage as exc:
+        return ("malformed", exc.reason)
+
+
+def _as_plain(message: AmiMessage) -> tuple[dict[str, object], str]:
+    return dict(message), message.content
+
+
+def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = [0, *sorted(c for c in cuts if 0 < c < len(data)), len(data)]
+    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
+
+
+@pytest.fixture(params=[True, False], ids=["c-loop", "python-loop"])
+def parser(request: pytest.FixtureRequest) -> MessageParser:
+    return MessageParser(accelerated=request.param)
+
+
+def test_the_c_loop_is_built() -> None:
+    # CI must measure and test what production runs: the editable install
+    # builds cti/ami/_speedups.c; a missing build is a setup defect, not a skip.
+    assert MessageParser().accelerated
+
+
+@pytest.mark.parametrize("path", TRANSCRIPTS, ids=[p.name for p in TRANSCRIPTS])
+def test_transcripts_parse_the_same_in_64k_reads_and_odd_cuts(
+    path: Path, parser: MessageParser
+) -> None:
+    data = path.read_bytes()
+    rng = random.Random(path.name)
+    for cuts in (
+        list(range(65536, len(data), 65536)),
+        list(range(7, len(data), 7)),
+        sorted(rng.sample(range(1, len(data)), 200)),
+    ):
+        expected = careful(data, cuts)
+        assert fast(data, cuts, parser) == expected
+        assert len(expected) > 10
+
+
+ODD_MESSAGES = [
+    b"Event: A\r\nKey: \r\nOther: x: y\r\n\r\n",  # empty value, ": " inside a value
+    b"Event: A\r\nCause:16\r\nCause-txt: Normal\r\n\r\n",  # "Key:value"
+    b"Event: A\r\nKey : spaced\r\n\r\n",  # space before the colon
+    b"Event: A\r\nno colon line\r\nB: 1\r\n\r\n",
+    b"Event: UserEvent\r\nPriority: 3\r\nPriority: 0\r\nPriority: 9\r\n\r\n",
+    b"Event: A\r\nEvent: B\r\n\r\n",  # repeated identifying header
+    b"Event: A\r\nevent: B\r\n\r\n",  # the same, in another case
+    b"Event: A\r\nUNIQUEID: x\r\nactionid: 7\r\n\r\n",  # non-canonical spellings
+    b"Foo: bar\r\n\r\n",  # neither Event nor Response
+    b"Event: A\r\nResult: 200%20ok\r\n\r\n",  # unquoted like panoramisk
+    "Event: A\r\nCallerIDName: 张三\r\n\r\n".encode(),
+    b"Event: A\r\nName: a\rb\r\n\r\n",  # a lone CR stays in the value
+    b"\r\n\r\nEvent: AfterBlankLines\r\n\r\n",
+    b"Event: A\r\n\xff\xfeKey: v\r\n\r\n",  # undecodable bytes
+    b"Event: A\r\nK\x01ey: v\r\n\r\n",  # control character in a name
+]
+
+
+@pytest.mark.parametrize("raw", ODD_MESSAGES, ids=range(len(ODD_MESSAGES)))
+def test_odd_messages_parse_the_same(raw: bytes, parser: MessageParser) -> None:
+    stream = b"Event: Before\r\n\r\n" + raw + b"Event: After\r\n\r\n"
+    expected = careful(stream, [])
+    assert fast(stream, [], parser) == expected
+    # The neighbours survive whatever the middle message is.
+    assert expected[0] == ({"Event": "Before"}, "")
+    assert expected[-1] == ({"Event": "After"}, "")
+
+
+def test_repeats_become_lists_and_keep_the_channel_priority_first(
+    parser: MessageParser,
+) -> None:
+    message = parser.parse("Event: UserEvent\r\nPriority: 3\r\nUserEvent: X\r\nPriority: 0")
+    assert message["Priority"] == ["3", "0"]
+    assert message["UserEvent"] == "X"
+
+
+def test_non_canonical_spellings_are_stored_canonically(parser: MessageParser) -> None:
+    message = parser.parse("Event: ContactStatus\r\nAor: 1001\r\nUNIQUEID: u1\r\nX-Custom: 1")
+    assert message == {"Event": "ContactStatus", "AOR": "1001", "Uniqueid": "u1", "X-Custom": "1"}
+    assert canonical_header("actionId") == "ActionID"
+    assert all(canonical_header(name.upper()) == name for name in CANONICAL_HEADERS.values())
+
+
+def test_recorded_headers_are_their_own_canonical_spelling() -> None:
+    # The table must never rename what Asterisk 16 actually sends.
+    for path in TRANSCRIPTS:
+        for item in FrameBuffer().feed(path.read_bytes()):
+            assert isinstance(item, bytes)
+            for line in item.decode().split("\r\n"):
+                name = line.partition(": ")[0]
+                if name:
+                    assert canonical_header(name) == name, (path.name, name)
+
+
+def test_attribute_api() -> None:
+    reply = AmiMessage({"response": "Success", "actionid": "a1", "Ping": "Pong"})
+    assert reply == {"Response": "Success", "ActionID": "a1", "Ping": "Pong"}
+    assert reply.success and reply.action_id == "a1" and reply.ping == "Pong"
+    assert reply.event == "" and reply.missing == ""
+    assert not AmiMessage({"Response": "Error"}).success
+    assert AmiMessage({"Event": "Hangup"}).success
+    with pytest.raises(AttributeError):
+        reply.__wrapped__  # noqa: B018 - dunder lookups are not headers
+
+
+def test_known_header_memory_is_bounded() -> None:
+    parser = MessageParser(max_known_keys=3)
+    for n in range(50):
+        assert parser.parse(f"Event: A\r\nHeader{n}: {n}")[f"Header{n}"] == str(n)
+    assert len(parser._known) <= 3
+
+
+def test_bare_lf_streams_take_the_careful_path() -> None:
+    frames = FrameBuffer()
+    items = frames.feed_texts(b"Event: A\nKey: 1\n\nEvent: B\r\n\r\n")
+    assert all(isinstance(item, bytes) for item in items)
+    assert [parse_message(i)["Event"] for i in items if isinstance(i, bytes)] == ["A", "B"]
+
+
+def test_follows_bodies_take_the_careful_path() -> None:
+    body = (
+        b"Response: Follows\r\nActionID: c1\r\nline one\nline two\n\n--END COMMAND--\r\n\r\n"
+        b"Event: After\r\n\r\n"
+    )
+    items = FrameBuffer().feed_texts(body)
+    assert all(isinstance(item, bytes) for item in items)
+    reply = parse_message(items[0])  # type: ignore[arg-type]
+    assert reply.content == "line one\nline two"
+
+
+def test_oversize_is_dropped_on_the_fast_path_too() -> None:
+    frames = FrameBuffer(max_message_bytes=1024)
+    items = frames.feed_texts(b"Event: Big\r\nData: " + b"x" * 5000)
+    assert len(items) == 1 and isinstance(items[0], OversizeMessage)
+    after = frames.feed_texts(b"x" * 10 + b"\r\n\r\nEvent: Next\r\n\r\n")
+    # While resynchronising the careful path hands out raw bytes.
+    assert [parse_message(i)["Event"] for i in after if isinstance(i, bytes)] == ["Next"]
+    assert frames.feed_texts(b"Event: Later\r\n\r\n") == ["Event: Later"]
+
+
+def test_random_streams_parse_the_same(parser: MessageParser) -> None:
+    # Messages built from the pieces that matter to the splitter: separators,
+    # colons, spaces, CR alone, repeated and odd-cased names, wide characters.
+    pieces = ["Event", "Response", "ActionID", "Priority", "uniqueid", ": ", ":", " ", "\r\n"]
+    pieces += ["\r", "\n", "a", "7", "张", "-", "Key"]
+    rng = random.Random(12345)
+    for _ in range(300):
+        lines = ["Event: Fuzz"]
+        for _ in range(rng.randrange(0, 8)):
+            lines.append("".join(rng.choice(pieces) for _ in range(rng.randrange(0, 6))))
+        stream = ("\r\n".join(lines) + "\r\n\r\nEvent: After\r\n\r\n").encode()
+        assert fast(stream, [], parser) == careful(stream, []), stream
