@@ -50,9 +50,9 @@ AGENT_USER_EVENTS = frozenset(
 
 
 def _check_reply(
-    what: str, refusal_ok: bool, reply: AmiMessage | list[AmiMessage] | AMIError
+    what: str, refusal_ok: bool, reply: AmiMessage | list[AmiMessage] | Exception
 ) -> None:
-    if isinstance(reply, AMIError):
+    if isinstance(reply, Exception):
         log.error("%s failed: %s", what, reply)
     elif isinstance(reply, AmiMessage) and not reply.success:
         log.log(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import inspect
 import itertools
 import logging
@@ -28,7 +29,6 @@ from ..backoff import Backoff, retry_forever
 from .errors import (
     AMIActionTimeout,
     AMIDisconnected,
-    AMIError,
     AMILoginFailed,
     AMINotConnected,
 )
@@ -128,6 +128,10 @@ class AMILink:
         self._connect_handlers: list[ConnectHandler] = []
         self._disconnect_handlers: list[DisconnectHandler] = []
         self._pending: dict[str, PendingAction] = {}
+        # Posted actions by deadline, and the one timer that expires them.
+        self._deadlines: list[tuple[float, int, PendingAction]] = []
+        self._expiry: asyncio.TimerHandle | None = None
+        self._deadline_seq = itertools.count()
         self._events = EventBacklog()
         self._protocol: HardenedAMIProtocol | None = None
         self._logged_in = asyncio.Event()
@@ -255,14 +259,16 @@ class AMILink:
         self,
         action: Mapping[str, Any],
         *,
-        on_done: Callable[[AmiMessage | list[AmiMessage] | AMIError], None] | None = None,
+        on_done: Callable[[AmiMessage | list[AmiMessage] | Exception], None] | None = None,
         timeout_s: float | None = None,
     ) -> None:
         """Send one action without waiting for its reply (the routing path).
 
         ``on_done`` is called later with the reply, or with the
         :class:`AMIActionTimeout` / :class:`AMIDisconnected` that ended the
-        wait. Cheaper than ``send_action``: no task, no ``wait_for``, one timer.
+        wait, straight from the code that read the reply. Cheaper than
+        ``send_action``: no task, no future, no timer of its own (one timer
+        serves all posted actions).
         Raises :class:`AMINotConnected` and ``ValueError`` at once, like
         :meth:`send_action`.
         """
@@ -274,40 +280,49 @@ class AMILink:
             raise AMINotConnected.for_action(
                 link=self.name, endpoint=self.endpoint, action=str(action.get("Action", "?"))
             )
-        pending = self._submit(protocol, action)
-        timer = asyncio.get_running_loop().call_later(timeout, self._expire, pending, timeout)
+        loop = asyncio.get_running_loop()
+        pending = self._submit(protocol, action, on_done=on_done)
+        pending.deadline = loop.time() + timeout
+        # One timer for all posted actions, at the earliest deadline.
+        heapq.heappush(self._deadlines, (pending.deadline, next(self._deadline_seq), pending))
+        if self._expiry is None or pending.deadline < self._expiry.when():
+            if self._expiry is not None:
+                self._expiry.cancel()
+            self._expiry = loop.call_at(pending.deadline, self._expire_posted)
 
-        def finished(future: asyncio.Future[AmiMessage | list[AmiMessage]]) -> None:
-            timer.cancel()
+    def _expire_posted(self) -> None:
+        """Fail the posted actions whose deadline passed; re-arm for the next."""
+        self._expiry = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0][2].done or deadlines[0][0] <= now):
+            deadline, _, pending = heapq.heappop(deadlines)
+            if pending.done:
+                continue
             if self._pending.get(pending.action_id) is pending:
                 del self._pending[pending.action_id]
-            if on_done is None or future.cancelled():
-                return
-            error = future.exception()
-            if error is None:
-                on_done(future.result())
-            elif isinstance(error, AMIError):
-                on_done(error)
-            else:
-                self._log.error("AMI %s: %s failed", self.name, pending.action, exc_info=error)
-
-        pending.future.add_done_callback(finished)
-
-    def _expire(self, pending: PendingAction, timeout_s: float) -> None:
-        if pending.future.done():
-            return
-        self.stats.actions_timed_out += 1
-        pending.future.set_exception(
-            AMIActionTimeout.for_action(
-                link=self.name,
-                action=pending.action,
-                action_id=pending.action_id,
-                timeout_s=timeout_s,
+            self.stats.actions_timed_out += 1
+            pending.settle(
+                AMIActionTimeout.for_action(
+                    link=self.name,
+                    action=pending.action,
+                    action_id=pending.action_id,
+                    timeout_s=self._action_timeout_s,
+                )
             )
-        )
+        if deadlines:
+            self._expiry = loop.call_at(deadlines[0][0], self._expire_posted)
 
-    def _submit(self, protocol: HardenedAMIProtocol, action: Mapping[str, Any]) -> PendingAction:
-        """Validate, register and write one action; its reply resolves ``.future``."""
+    def _submit(
+        self,
+        protocol: HardenedAMIProtocol,
+        action: Mapping[str, Any],
+        *,
+        on_done: Callable[[AmiMessage | list[AmiMessage] | Exception], None] | None = None,
+    ) -> PendingAction:
+        """Validate, register and write one action. Its outcome goes to
+        ``on_done`` when given (a posted action), else to ``.future``."""
         fields = {canonical_header(key): value for key, value in action.items()}
         name = fields.get("Action")
         if not isinstance(name, str) or not name:
@@ -324,7 +339,8 @@ class AMILink:
             action=name,
             action_id=action_id,
             protocol=protocol,
-            future=asyncio.get_running_loop().create_future(),
+            future=None if on_done is not None else asyncio.get_running_loop().create_future(),
+            on_done=on_done,
         )
         try:
             protocol.write_payload(payload)
@@ -344,6 +360,7 @@ class AMILink:
         count_timeout: bool = True,
     ) -> AmiMessage | list[AmiMessage]:
         pending = self._submit(protocol, action)
+        assert pending.future is not None  # no on_done: awaited
         try:
             return await asyncio.wait_for(pending.future, timeout_s)
         except TimeoutError:
@@ -365,15 +382,14 @@ class AMILink:
             if protocol is not None and pending.protocol is not protocol:
                 continue
             del self._pending[action_id]
-            if not pending.future.done():
-                pending.future.set_exception(
-                    AMIDisconnected.for_action(
-                        link=self.name,
-                        action=pending.action,
-                        action_id=action_id,
-                        reason=reason,
-                    )
+            pending.settle(
+                AMIDisconnected.for_action(
+                    link=self.name,
+                    action=pending.action,
+                    action_id=action_id,
+                    reason=reason,
                 )
+            )
 
     # -- supervisor ---------------------------------------------------------------
 
@@ -635,6 +651,10 @@ class AMILink:
             except TimeoutError:
                 protocol.abort()
         self._fail_pending(None, "link closed")
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        self._deadlines.clear()
         self._protocol = None
         self._logged_in.clear()
         self._fully_booted.clear()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class AMIStats:
     actions_timed_out: int = 0
 
 
+ActionOutcome = AmiMessage | list[AmiMessage] | Exception
+
+
 @dataclass(eq=False)
 class PendingAction:
     """An action waiting for its reply, keyed by ActionID in the link's table.
@@ -83,17 +87,24 @@ class PendingAction:
     Completion mirrors panoramisk's ``Action``: a single Response completes
     it, unless it opens an event list, which a ``...Complete`` event closes;
     the result is then the list [Response, events..., Complete event].
+
+    The outcome (that reply, or the error that ended the wait) goes to
+    ``future`` for an awaited action, or straight to ``on_done`` for a posted
+    one (no future, no callback scheduling: the routing path).
     """
 
     action: str
     action_id: str
     protocol: HardenedAMIProtocol
-    future: asyncio.Future[AmiMessage | list[AmiMessage]]
+    future: asyncio.Future[AmiMessage | list[AmiMessage]] | None = None
+    on_done: Callable[[ActionOutcome], None] | None = None
+    deadline: float = math.inf
     replies: list[AmiMessage] = field(default_factory=list)
+    done: bool = False
 
     def offer(self, message: AmiMessage) -> bool:
         """Take ``message`` if it belongs to this reply; True when taken."""
-        if self.future.done():
+        if self.done or (self.future is not None and self.future.done()):
             return False
         if not self.replies:
             # Only a Response starts a reply: an event carrying the ActionID
@@ -102,12 +113,31 @@ class PendingAction:
                 return False
             self.replies.append(message)
             if not starts_event_list(message):
-                self.future.set_result(message)
+                self.settle(message)
             return True
         self.replies.append(message)
         if ends_event_list(message):
-            self.future.set_result(list(self.replies))
+            self.settle(list(self.replies))
         return True
+
+    def settle(self, outcome: ActionOutcome) -> None:
+        """Complete with the reply or an error; later calls change nothing."""
+        if self.done:
+            return
+        self.done = True
+        future = self.future
+        if future is not None and not future.done():
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        if self.on_done is not None:
+            try:
+                self.on_done(outcome)
+            except Exception:
+                logging.getLogger(__name__).exception(
+                    "AMI: reply handler of %s %s failed", self.action, self.action_id
+                )
 
 
 def _unwanted(text: str, wanted: frozenset[str]) -> bool:
@@ -269,7 +299,7 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         if action_id:
             pending = self._pending.get(action_id)
             if pending is not None and pending.protocol is self and pending.offer(message):
-                if pending.future.done():
+                if pending.done:
                     del self._pending[action_id]
                 return
         event = message.get("Event")
