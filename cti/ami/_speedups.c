@@ -1,62 +1,72 @@
 /*
- * The hot loop of AMI ingest in C: one decoded message ("Key: value" lines
- * separated by CRLF) into a dict. Nothing else lives here; every rule about
+ * The hot loop of AMI ingest in C. Nothing else lives here: every rule about
  * what a valid message is stays in framing.py, which also holds the pure
- * Python version of this same loop (MessageParser.parse) and uses it when
- * this module is not built. tests/unit/test_ami_speedups.py checks that both
- * give the same result.
+ * Python version of both functions (MessageParser.parse and
+ * MessageParser.split_region) and uses it when this module is not built.
+ * tests/unit/test_ami_fast_path.py checks that both give the same results.
  *
  * fill_headers(text, store, known) -> bool
- *   Splits text at CRLF and each line at its first ": ", and stores
- *   key -> value in store (a dict or dict subclass, expected empty).
- *   Returns False, leaving store partly filled, as soon as a line has no
- *   ": ", a key is not in the set known, or a key repeats: the caller then
- *   takes the careful path.
+ *   One decoded message ("Key: value" lines separated by CRLF) into store
+ *   (a dict or dict subclass, expected empty). Returns False, leaving store
+ *   partly filled, as soon as a line has no ": ", a key is not in the dict
+ *   known (header names already checked valid and canonical, each mapped to
+ *   itself) or a key repeats: the caller then takes the careful path. Keys
+ *   are stored as the objects held in known.
+ *
+ * split_region(text, known, wanted, cls) -> (events, others, filtered)
+ *   A decoded run of complete messages separated by CRLF CRLF. Events whose
+ *   name is not in the frozenset wanted (None: no filter) and that carry no
+ *   ActionID are counted in filtered and not parsed. Every other message is
+ *   parsed into a new cls (a dict subclass) as fill_headers does; a message
+ *   that fill_headers would refuse, or that has a Result header (unquoted by
+ *   the careful path), is passed on as its text. events holds the plain
+ *   events (Event, no ActionID, not FullyBooted) in order; others holds
+ *   (number of events before it, message or text) for the rest, in order.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-static PyObject *
-fill_headers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "fill_headers(text, store, known) takes 3 arguments");
-        return NULL;
-    }
-    PyObject *text = args[0];
-    PyObject *store = args[1];
-    PyObject *known = args[2];
-    if (!PyAnySet_Check(known)) {
-        PyErr_SetString(PyExc_TypeError, "fill_headers: known must be a set");
-        return NULL;
-    }
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "fill_headers: text must be str");
-        return NULL;
-    }
-    if (!PyDict_Check(store)) {
-        PyErr_SetString(PyExc_TypeError, "fill_headers: store must be a dict");
-        return NULL;
-    }
-    if (PyUnicode_READY(text) < 0) {
-        return NULL;
-    }
-    const int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    const Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+static PyObject *s_event;        /* "Event" */
+static PyObject *s_response;     /* "Response" */
+static PyObject *s_action_id;    /* "ActionID" */
+static PyObject *s_result;       /* "Result" */
+static PyObject *s_fully_booted; /* "FullyBooted" */
+static PyObject *s_action_line;  /* "\r\nActionID: " */
+static PyObject *s_empty_tuple;
 
-    Py_ssize_t line_start = 0;
-    while (line_start <= length) {
-        /* The end of this line: the next CRLF, or the end of the text. */
-        Py_ssize_t line_end = line_start;
-        while (line_end < length) {
-            if (PyUnicode_READ(kind, data, line_end) == '\r' && line_end + 1 < length &&
-                PyUnicode_READ(kind, data, line_end + 1) == '\n') {
-                break;
-            }
-            line_end++;
+/* Index of the next CRLF at or after start, or end. */
+static Py_ssize_t
+find_crlf(int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
+{
+    for (Py_ssize_t i = start; i + 1 < end; i++) {
+        if (PyUnicode_READ(kind, data, i) == '\r' && PyUnicode_READ(kind, data, i + 1) == '\n') {
+            return i;
         }
-        /* The first ": " within the line ("Key: " has an empty value). */
+    }
+    return end;
+}
+
+/* Index of the next CRLF CRLF at or after start, or end. */
+static Py_ssize_t
+find_blank_line(int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
+{
+    for (Py_ssize_t i = start; i + 3 < end; i++) {
+        if (PyUnicode_READ(kind, data, i) == '\r' && PyUnicode_READ(kind, data, i + 1) == '\n' &&
+            PyUnicode_READ(kind, data, i + 2) == '\r' && PyUnicode_READ(kind, data, i + 3) == '\n') {
+            return i;
+        }
+    }
+    return end;
+}
+
+/* The lines of text[start:end] into store. 1: done; 0: refused; -1: error. */
+static int
+fill_range(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t end,
+           PyObject *store, PyObject *known)
+{
+    Py_ssize_t line_start = start;
+    while (line_start <= end) {
+        Py_ssize_t line_end = find_crlf(kind, data, line_start, end);
         Py_ssize_t colon = line_start;
         while (colon + 1 < line_end) {
             if (PyUnicode_READ(kind, data, colon) == ':' &&
@@ -66,43 +76,247 @@ fill_headers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             colon++;
         }
         if (colon + 1 >= line_end) {
-            Py_RETURN_FALSE; /* no ": " (an empty line included): the careful path */
+            return 0; /* no ": " (an empty line included) */
         }
-        PyObject *key = PyUnicode_Substring(text, line_start, colon);
+        PyObject *raw_key = PyUnicode_Substring(text, line_start, colon);
+        if (raw_key == NULL) {
+            return -1;
+        }
+        PyObject *key = PyDict_GetItemWithError(known, raw_key); /* borrowed */
+        Py_DECREF(raw_key);
         if (key == NULL) {
-            return NULL;
-        }
-        int is_known = PySet_Contains(known, key);
-        if (is_known <= 0) {
-            Py_DECREF(key);
-            if (is_known < 0) {
-                return NULL;
-            }
-            Py_RETURN_FALSE; /* a header name not yet checked valid and canonical */
+            return PyErr_Occurred() ? -1 : 0; /* a name not yet checked */
         }
         PyObject *value = PyUnicode_Substring(text, colon + 2, line_end);
         if (value == NULL) {
-            Py_DECREF(key);
-            return NULL;
+            return -1;
         }
         PyObject *stored = PyDict_SetDefault(store, key, value); /* borrowed */
-        Py_DECREF(key);
         Py_DECREF(value);
         if (stored == NULL) {
-            return NULL;
+            return -1;
         }
         if (stored != value) {
-            Py_RETURN_FALSE; /* a repeated header */
+            return 0; /* a repeated header */
         }
         line_start = line_end + 2;
     }
-    Py_RETURN_TRUE;
+    return 1;
+}
+
+static int
+check_args(PyObject *text, PyObject *known)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be str");
+        return -1;
+    }
+    if (!PyDict_Check(known)) {
+        PyErr_SetString(PyExc_TypeError, "known must be a dict");
+        return -1;
+    }
+    return PyUnicode_READY(text);
+}
+
+static PyObject *
+fill_headers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "fill_headers(text, store, known) takes 3 arguments");
+        return NULL;
+    }
+    PyObject *text = args[0], *store = args[1], *known = args[2];
+    if (check_args(text, known) < 0) {
+        return NULL;
+    }
+    if (!PyDict_Check(store)) {
+        PyErr_SetString(PyExc_TypeError, "store must be a dict");
+        return NULL;
+    }
+    int done = fill_range(text, PyUnicode_KIND(text), PyUnicode_DATA(text), 0,
+                          PyUnicode_GET_LENGTH(text), store, known);
+    if (done < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(done);
+}
+
+/* Append (position, item) to others; steals nothing. 0 ok, -1 error. */
+static int
+add_other(PyObject *others, Py_ssize_t position, PyObject *item)
+{
+    PyObject *pair = Py_BuildValue("(nO)", position, item);
+    if (pair == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(others, pair);
+    Py_DECREF(pair);
+    return failed;
+}
+
+/* One message of the region: parsed and sorted, or passed on as text. */
+static int
+take_message(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t end,
+             PyObject *known, PyTypeObject *cls, PyObject *events, PyObject *others)
+{
+    PyObject *message = PyDict_Type.tp_new(cls, s_empty_tuple, NULL);
+    if (message == NULL) {
+        return -1;
+    }
+    int done = fill_range(text, kind, data, start, end, message, known);
+    if (done < 0) {
+        Py_DECREF(message);
+        return -1;
+    }
+    PyObject *event = NULL;
+    if (done) {
+        event = PyDict_GetItemWithError(message, s_event); /* borrowed */
+        if (event == NULL && PyErr_Occurred()) {
+            Py_DECREF(message);
+            return -1;
+        }
+        int has_response = PyDict_Contains(message, s_response);
+        int has_result = PyDict_Contains(message, s_result);
+        if (has_response < 0 || has_result < 0) {
+            Py_DECREF(message);
+            return -1;
+        }
+        /* Malformed (no Event, no Response) and Result: the careful path. */
+        done = (event != NULL || has_response) && !has_result;
+    }
+    int failed;
+    if (!done) {
+        Py_DECREF(message);
+        PyObject *part = PyUnicode_Substring(text, start, end);
+        if (part == NULL) {
+            return -1;
+        }
+        failed = add_other(others, PyList_GET_SIZE(events), part);
+        Py_DECREF(part);
+        return failed;
+    }
+    int has_action = PyDict_Contains(message, s_action_id);
+    if (has_action < 0) {
+        Py_DECREF(message);
+        return -1;
+    }
+    int booted = 0;
+    if (event != NULL) {
+        booted = PyUnicode_Check(event) && PyUnicode_Compare(event, s_fully_booted) == 0;
+    }
+    if (event != NULL && !has_action && !booted) {
+        failed = PyList_Append(events, message);
+    }
+    else {
+        failed = add_other(others, PyList_GET_SIZE(events), message);
+    }
+    Py_DECREF(message);
+    return failed;
+}
+
+/* True when the event starting at start is outside wanted and answers no action. */
+static int
+unwanted(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t end,
+         PyObject *wanted)
+{
+    static const char prefix[] = "Event: ";
+    const Py_ssize_t prefix_length = 7;
+    if (end - start < prefix_length) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < prefix_length; i++) {
+        if (PyUnicode_READ(kind, data, start + i) != (Py_UCS4)prefix[i]) {
+            return 0;
+        }
+    }
+    Py_ssize_t name_end = find_crlf(kind, data, start + prefix_length, end);
+    PyObject *name = PyUnicode_Substring(text, start + prefix_length, name_end);
+    if (name == NULL) {
+        return -1;
+    }
+    int is_wanted = PySet_Contains(wanted, name);
+    Py_DECREF(name);
+    if (is_wanted != 0) {
+        return is_wanted < 0 ? -1 : 0;
+    }
+    Py_ssize_t found = PyUnicode_Find(text, s_action_line, start, end, 1);
+    if (found == -2) {
+        return -1;
+    }
+    return found == -1;
+}
+
+static PyObject *
+split_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "split_region(text, known, wanted, cls) takes 4 arguments");
+        return NULL;
+    }
+    PyObject *text = args[0], *known = args[1], *wanted = args[2], *cls = args[3];
+    if (check_args(text, known) < 0) {
+        return NULL;
+    }
+    if (wanted != Py_None && !PyAnySet_Check(wanted)) {
+        PyErr_SetString(PyExc_TypeError, "wanted must be a set or None");
+        return NULL;
+    }
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyDict_Type)) {
+        PyErr_SetString(PyExc_TypeError, "cls must be a dict subclass");
+        return NULL;
+    }
+    const int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    const Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    PyObject *events = PyList_New(0);
+    PyObject *others = PyList_New(0);
+    Py_ssize_t filtered = 0;
+    if (events == NULL || others == NULL) {
+        goto error;
+    }
+    Py_ssize_t position = 0;
+    while (position < length) {
+        /* Extra blank lines between messages are not messages. */
+        Py_UCS4 c = PyUnicode_READ(kind, data, position);
+        if (c == '\r' || c == '\n') {
+            position++;
+            continue;
+        }
+        Py_ssize_t end = find_blank_line(kind, data, position, length);
+        if (wanted != Py_None) {
+            int skip = unwanted(text, kind, data, position, end, wanted);
+            if (skip < 0) {
+                goto error;
+            }
+            if (skip) {
+                filtered++;
+                position = end + 4;
+                continue;
+            }
+        }
+        if (take_message(text, kind, data, position, end, known, (PyTypeObject *)cls, events,
+                         others) < 0) {
+            goto error;
+        }
+        position = end + 4;
+    }
+    PyObject *result = Py_BuildValue("(NNn)", events, others, filtered);
+    return result;
+
+error:
+    Py_XDECREF(events);
+    Py_XDECREF(others);
+    return NULL;
 }
 
 static PyMethodDef speedups_methods[] = {
     {"fill_headers", (PyCFunction)(void (*)(void))fill_headers, METH_FASTCALL,
      "fill_headers(text, store, known) -> bool: CRLF 'Key: value' lines into store; "
      "False on a line without ': ', a key not in known, or a repeated key."},
+    {"split_region", (PyCFunction)(void (*)(void))split_region, METH_FASTCALL,
+     "split_region(text, known, wanted, cls) -> (events, others, filtered): the "
+     "messages of a decoded region, filtered, parsed and sorted (see the module)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -117,5 +331,16 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    s_event = PyUnicode_InternFromString("Event");
+    s_response = PyUnicode_InternFromString("Response");
+    s_action_id = PyUnicode_InternFromString("ActionID");
+    s_result = PyUnicode_InternFromString("Result");
+    s_fully_booted = PyUnicode_InternFromString("FullyBooted");
+    s_action_line = PyUnicode_FromString("\r\nActionID: ");
+    s_empty_tuple = PyTuple_New(0);
+    if (s_event == NULL || s_response == NULL || s_action_id == NULL || s_result == NULL ||
+        s_fully_booted == NULL || s_action_line == NULL || s_empty_tuple == NULL) {
+        return NULL;
+    }
     return PyModule_Create(&speedups_module);
 }

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 from urllib.parse import unquote
 
 from .message import AmiMessage, canonical_header
 
-try:  # the C header loop; the same loop in Python below when it is not built
-    from ._speedups import fill_headers
+try:  # the C header loop; the same loops in Python below when it is not built
+    from ._speedups import fill_headers, split_region
 except ImportError:  # pragma: no cover - depends on the build
-    fill_headers = None
+    fill_headers = split_region = None
 
 __all__ = [
     "BANNER_PREFIX",
@@ -35,6 +36,7 @@ __all__ = [
     "MalformedMessage",
     "MessageParser",
     "OversizeMessage",
+    "split_messages",
     "encode_action",
     "ends_event_list",
     "parse_message",
@@ -139,18 +141,19 @@ class FrameBuffer:
         self._drop_oversize_tail(out)
         return out
 
-    def feed_texts(
+    def feed_regions(
         self, data: bytes, encoding: str = "utf-8"
     ) -> list[str | bytes | MalformedMessage]:
         """Like :meth:`feed`, but complete messages come decoded when that is safe.
 
         The fast path of ingest: when the complete part of the buffer is plain
         CRLF-framed AMI (as many CRs as LFs, no ``Response: Follows``/``Fail``
-        body, not oversize), it is decoded in one piece and split into message texts
-        (``str``) for :meth:`MessageParser.parse`. A multibyte character
-        cannot straddle a message boundary, because the separator is ASCII.
-        Anything else takes the careful path of :meth:`feed` and comes back as
-        raw ``bytes`` for :func:`parse_message`.
+        body, not oversize), it is decoded in one piece and returned as one
+        ``str`` *region*: complete messages separated by CRLF CRLF, for
+        :meth:`MessageParser.split_region`. A multibyte character cannot
+        straddle a message boundary, because the separator is ASCII. Anything
+        else takes the careful path of :meth:`feed` and comes back as raw
+        ``bytes`` per message for :func:`parse_message`.
         """
         if self._discarding or not self.banner_checked:
             return list(self.feed(data))
@@ -169,17 +172,25 @@ class FrameBuffer:
             ):
                 del buf[: end + len(_STRICT_SEPARATOR)]
                 self._scan_from = max(0, len(buf) - _SEPARATOR_TAIL)
-                for block in region.decode(encoding, "replace").split("\r\n\r\n"):
-                    if block[:1] == "\r":
-                        block = block.lstrip("\r\n")
-                    if block:
-                        out.append(block)
+                out.append(region.decode(encoding, "replace"))
                 self._drop_oversize_tail(out)
                 return out
         careful: list[bytes | MalformedMessage] = []
         self._extract_messages(careful)
         self._drop_oversize_tail(careful)
         out.extend(careful)
+        return out
+
+    def feed_texts(
+        self, data: bytes, encoding: str = "utf-8"
+    ) -> list[str | bytes | MalformedMessage]:
+        """:meth:`feed_regions` with each region split into message texts."""
+        out: list[str | bytes | MalformedMessage] = []
+        for item in self.feed_regions(data, encoding):
+            if isinstance(item, str):
+                out.extend(split_messages(item))
+            else:
+                out.append(item)
         return out
 
     def _drop_oversize_tail(self, out: list[Any]) -> None:
@@ -353,6 +364,27 @@ def parse_message(raw: bytes, encoding: str = "utf-8") -> AmiMessage:
     return _finish(store, raw)
 
 
+def split_messages(region: str) -> list[str]:
+    """The message texts of a decoded region (extra blank lines dropped)."""
+    out = []
+    for block in region.split("\r\n\r\n"):
+        if block[:1] in ("\r", "\n"):
+            block = block.lstrip("\r\n")
+        if block:
+            out.append(block)
+    return out
+
+
+def _unwanted(text: str, wanted: AbstractSet[str]) -> bool:
+    """True for an event outside ``wanted`` that answers no action (read by
+    name only, never parsed). Replies and list items always pass."""
+    if not text.startswith("Event: "):
+        return False
+    end = text.find("\r\n")
+    name = text[7:end] if end >= 0 else text[7:]
+    return name not in wanted and "\r\nActionID: " not in text
+
+
 def _with_repeats(lines: list[str], text: str) -> AmiMessage | None:
     """The fast loop again, keeping repeated headers as lists (a ``UserEvent``
     repeats ``Priority``); None if a line is not ``Key: value``."""
@@ -384,14 +416,68 @@ class MessageParser:
     """
 
     def __init__(self, max_known_keys: int = 4096, *, accelerated: bool = True) -> None:
-        self._known: set[str] = set()
+        # Header names checked valid and canonical, each mapped to itself (the
+        # C loop stores these objects as keys instead of fresh copies).
+        self._known: dict[str, str] = {}
         self._max_known_keys = max_known_keys
         self._fill = fill_headers if accelerated else None
+        self._split = split_region if accelerated else None
 
     @property
     def accelerated(self) -> bool:
         """True when the header loop runs in C (``cti.ami._speedups``)."""
         return self._fill is not None
+
+    def split_region(
+        self, region: str, wanted: AbstractSet[str] | None
+    ) -> tuple[list[AmiMessage], list[tuple[int, AmiMessage | str]], int]:
+        """The messages of a region from :meth:`FrameBuffer.feed_regions`.
+
+        Returns ``(events, others, filtered)``: ``events`` are the plain
+        events (``Event``, no ``ActionID``, not ``FullyBooted``) in order;
+        ``others`` are ``(number of events before it, item)`` for everything
+        else in order, where the item is a parsed message (a reply, a list
+        item, ``FullyBooted``) or a message text that needs :meth:`parse` (it
+        may raise :class:`MalformedMessage`); ``filtered`` counts the events
+        outside ``wanted`` (None: no filter) that were dropped unparsed.
+        """
+        if self._split is not None:
+            return self._split(region, self._known, wanted, AmiMessage)  # type: ignore[no-any-return]
+        events: list[AmiMessage] = []
+        others: list[tuple[int, AmiMessage | str]] = []
+        filtered = 0
+        for text in split_messages(region):
+            if wanted is not None and _unwanted(text, wanted):
+                filtered += 1
+                continue
+            message = self._quick(text)
+            if message is None:
+                others.append((len(events), text))
+            elif (
+                "Event" in message
+                and "ActionID" not in message
+                and (message["Event"] != "FullyBooted")
+            ):
+                events.append(message)
+            else:
+                others.append((len(events), message))
+        return events, others, filtered
+
+    def _quick(self, text: str) -> AmiMessage | None:
+        """The Python twin of the C loop: None where it would refuse the message."""
+        store: AmiMessage = _new_message(AmiMessage)
+        lines = text.split("\r\n")
+        for line in lines:
+            key, _, value = line.partition(": ")
+            store[key] = value
+        if (
+            len(store) != len(lines)
+            or not store.keys() <= self._known.keys()
+            or ("Event" not in store and "Response" not in store)
+            or "Result" in store
+        ):
+            return None
+        return store
 
     def parse(self, text: str) -> AmiMessage:
         """Parse one message decoded from the wire (CRLF lines, no trailing blank line).
@@ -415,10 +501,10 @@ class MessageParser:
                 store[key] = value
             # A repeated header leaves fewer keys than lines; a line without
             # ": " became a key of its own and fails the known-key check.
-            plain = len(store) == len(lines) and store.keys() <= known
+            plain = len(store) == len(lines) and store.keys() <= known.keys()
         if not plain:
             repeated = _with_repeats(text.split("\r\n"), text)
-            if repeated is None or not repeated.keys() <= known:
+            if repeated is None or not repeated.keys() <= known.keys():
                 return self._careful(text)
             store = repeated
         store.content = ""
@@ -435,7 +521,7 @@ class MessageParser:
             if not key:
                 continue
             if key == raw_key and len(self._known) < self._max_known_keys:
-                self._known.add(key)  # valid and canonical as sent
+                self._known.setdefault(key, key)  # valid and canonical as sent
             _add_header(store, key, rest[1:] if rest[:1] in (" ", "\t") else rest, text)
         return _finish(store, text)
 

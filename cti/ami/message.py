@@ -130,7 +130,7 @@ def canonical_header(name: str) -> str:
 class AmiMessage(dict[str, Any]):
     """An AMI event or reply: canonical header name -> str, or list of str if repeated."""
 
-    __slots__ = ("content",)
+    __slots__ = ("_content",)
 
     def __init__(
         self,
@@ -141,7 +141,20 @@ class AmiMessage(dict[str, Any]):
         items = headers.items() if isinstance(headers, Mapping) else headers
         for key, value in items:
             self[canonical_header(key)] = value
-        self.content = content
+        if content:
+            self._content = content
+
+    @property
+    def content(self) -> str:
+        """The body of a ``Response: Follows`` (``""`` for any other message)."""
+        try:
+            return self._content
+        except AttributeError:  # never set: the parsers leave it unset when empty
+            return ""
+
+    @content.setter
+    def content(self, value: str) -> None:
+        self._content = value
 
     @property
     def event(self) -> str:
@@ -171,7 +184,7 @@ class AmiMessage(dict[str, Any]):
 
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal attribute lookup fails: message.ping, message.message.
-        if name.startswith("__"):
+        if name.startswith("_"):
             raise AttributeError(name)
         return self.header(name, "")
 

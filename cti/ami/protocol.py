@@ -140,16 +140,6 @@ class PendingAction:
                 )
 
 
-def _unwanted(text: str, wanted: frozenset[str]) -> bool:
-    """True for an event outside ``wanted`` that answers no action (read by
-    name only, never parsed). Replies and list items always pass."""
-    if not text.startswith("Event: "):
-        return False
-    end = text.find("\r\n")
-    name = text[7:end] if end >= 0 else text[7:]
-    return name not in wanted and "\r\nActionID: " not in text
-
-
 class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
     """panoramisk's ``AMIProtocol`` with the five known defects fixed.
 
@@ -222,49 +212,33 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         self.log = self._logger
 
     def data_received(self, data: bytes) -> None:
-        parse = self._parser.parse
         events = self._events
         queued = len(events.items)
         wanted = self._event_filter
-        for item in self._frames.feed_texts(data, self.encoding):
-            try:
-                if isinstance(item, str):
-                    if wanted is not None and _unwanted(item, wanted):
-                        self._stats.events_filtered += 1
-                        continue
-                    message = parse(item)
-                elif isinstance(item, MalformedMessage):
-                    self._skip(item)
-                    continue
-                else:
-                    # The careful path (first read, bare LFs, bodies): parsed
-                    # before the filter can look at it.
+        for item in self._frames.feed_regions(data, self.encoding):
+            if isinstance(item, str):
+                self._take_region(item, wanted)
+            elif isinstance(item, MalformedMessage):
+                self._skip(item)
+            else:
+                # The careful path (first read, bare LFs, bodies): parsed
+                # before the filter can look at it.
+                try:
                     message = parse_message(item, self.encoding)
-                    if (
-                        wanted is not None
-                        and "ActionID" not in message
-                        and "Event" in message
-                        and message["Event"] not in wanted
-                    ):
-                        self._stats.events_filtered += 1
-                        continue
-            except MalformedMessage as exc:
-                self._skip(exc)
-                continue
-            self._stats.messages_received += 1
-            try:
-                # The common case inline: an event that answers no action.
-                if "ActionID" not in message and message.get("Event") not in (
-                    None,
-                    "FullyBooted",
+                except MalformedMessage as exc:
+                    self._skip(exc)
+                    continue
+                if (
+                    wanted is not None
+                    and "ActionID" not in message
+                    and "Event" in message
+                    and message["Event"] not in wanted
                 ):
-                    events.put_nowait(message)
-                else:
-                    self.handle_message(message)
-            except Exception:
-                # A routing bug must not kill the connection and the rest of
-                # this read with it (panoramisk defect 2).
-                self.log.exception("AMI %s: failed to route message %r", self.name, message)
+                    self._stats.events_filtered += 1
+                    continue
+                self._route(message)
+        if len(events.items) != queued:
+            events.ready.set()
         if (
             len(events.items) != queued
             and not self.reading_paused
@@ -276,6 +250,39 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
             if banner is not None:
                 self.version = banner.partition("/")[2].strip() or None
             self.banner_received.set_result(banner)
+
+    def _take_region(self, region: str, wanted: frozenset[str] | None) -> None:
+        """The messages of one decoded region: plain events straight into the
+        backlog in one step; replies and the rest routed one by one, in order."""
+        plain, others, filtered = self._parser.split_region(region, wanted)
+        stats = self._stats
+        stats.events_filtered += filtered
+        stats.messages_received += len(plain)
+        backlog = self._events.items
+        if not others:
+            backlog.extend(plain)
+            return
+        done = 0
+        for position, other in others:
+            backlog.extend(plain[done:position])
+            done = position
+            if isinstance(other, str):
+                try:
+                    other = self._parser.parse(other)
+                except MalformedMessage as exc:
+                    self._skip(exc)
+                    continue
+            self._route(other)
+        backlog.extend(plain[done:])
+
+    def _route(self, message: AmiMessage) -> None:
+        self._stats.messages_received += 1
+        try:
+            self.handle_message(message)
+        except Exception:
+            # A routing bug must not kill the connection and the rest of
+            # this read with it (panoramisk defect 2).
+            self.log.exception("AMI %s: failed to route message %r", self.name, message)
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: AMI has no half-closed use
