@@ -77,6 +77,9 @@ from cti.engine import WANTED_EVENTS, Engine  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "ami"
 TARGET_EVENTS_PER_S = 50_000.0
+# The issue sets the target next to this figure for panoramisk's bare parse
+# "on these machines"; the ratio scales the target to the machine at hand.
+REFERENCE_PANORAMISK_PER_S = 113_000.0
 READ_SIZE = 65536
 # Connection-level messages of the recording session, not part of a call.
 SESSION_EVENTS = frozenset({"FullyBooted", "ContactStatus", "CoreShowChannelsComplete"})
@@ -527,8 +530,12 @@ async def _run_engine(
     )
     engine = Engine(config, link=link, clock=clock.now)
     clock.model = engine.model
-    changes: Counter[str] = Counter()
-    engine.add_listener(lambda change: changes.update((type(change).__name__,)))
+    kinds: dict[type, int] = {}
+
+    def count_change(change: Any) -> None:  # the harness's own cost: keep it small
+        kinds[type(change)] = kinds.get(type(change), 0) + 1
+
+    engine.add_listener(count_change)
     marks: dict[str, tuple[float, float, int]] = {}
     finished = asyncio.Event()
 
@@ -571,7 +578,7 @@ async def _run_engine(
             dispatched=n1 - n0 + 1,
             seconds=t1 - t0,
             cpu_s=c1 - c0,
-            changes=changes,
+            changes=Counter({kind.__name__: n for kind, n in kinds.items()}),
             actions={},
             active_calls=len(engine.model.calls),
             waiting=len(engine.acd.waiting()),
@@ -692,6 +699,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     total_calls = sum(stream.calls.values())
     per_s_c = run.events / run.seconds
+    scaled_target = TARGET_EVENTS_PER_S * (pano / pano_s) / REFERENCE_PANORAMISK_PER_S
     lines = [
         "```",
         f"$ {command}",
@@ -735,6 +743,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
         f"target (c) >= {TARGET_EVENTS_PER_S:,.0f} events/s: "
         f"{'PASS' if per_s_c >= TARGET_EVENTS_PER_S else 'FAIL'} ({per_s_c:,.0f})",
+        f"target scaled to this machine: {TARGET_EVENTS_PER_S:,.0f} x (b) {pano / pano_s:,.0f}"
+        f" / {REFERENCE_PANORAMISK_PER_S:,.0f} (the issue's panoramisk figure) = "
+        f"{scaled_target:,.0f} events/s: "
+        f"{'PASS' if per_s_c >= scaled_target else 'FAIL'} ({per_s_c:,.0f}, "
+        f"{per_s_c / (pano / pano_s):.2f} x panoramisk's bare parse; the target is "
+        f"{TARGET_EVENTS_PER_S / REFERENCE_PANORAMISK_PER_S:.2f} x)",
     ]
     if profiled is not None:
         lines += [

@@ -1,4 +1,4 @@
-"""Normalized AMI events: a header mapping in, a typed frozen dataclass out.
+"""Normalized AMI events: a header mapping in, a typed dataclass out.
 
 This is the only place that knows AMI header spellings. The call model and
 everything above it work on the dataclasses below, so a header Asterisk renames
@@ -179,8 +179,9 @@ class ChannelInfo(NamedTuple):
     For the same reason :attr:`endpoint` is derived from the name on demand.
     """
 
-    name: str
+    # In the order of _SNAPSHOT_HEADERS: built straight from the header tuple.
     uniqueid: str
+    name: str
     linkedid: str
     state: str  # ChannelStateDesc: Down, Ring, Ringing, Up, Busy...
     caller_number: str
@@ -229,40 +230,47 @@ _SNAPSHOT_KEYS = {
 
 
 _SNAPSHOT_READERS = {prefix: itemgetter(*keys) for prefix, keys in _SNAPSHOT_KEYS.items()}
+# ChannelInfo from a tuple already in field order, without NamedTuple's
+# Python-level __new__ (a third of the cost of building one).
+_new_tuple = tuple.__new__
 
 
 def _channel(
     message: Mapping[str, Any], event: str, prefix: str = "", *, required: bool = True
 ) -> ChannelInfo | None:
     # The hot path of ingest (one or two per event): the ten headers are read
-    # in one comprehension; a repeated header (a list) is rare and fixed after.
+    # in one C call and become the ChannelInfo as they are; absent, repeated
+    # (a list) or "<unknown>" values are the exception, fixed on the side.
     try:
-        values: Any = _SNAPSHOT_READERS[prefix](message)  # one C call when all are there
+        values: tuple[Any, ...] = _SNAPSHOT_READERS[prefix](message)
     except KeyError:
         get = message.get
-        values = [get(key, "") for key in _SNAPSHOT_KEYS[prefix]]
+        values = tuple([get(key, "") for key in _SNAPSHOT_KEYS[prefix]])
     if list in map(type, values):
-        values = [_first_of(value) for value in values]
-    uniqueid, name, linkedid, state, number, caller, connected_number, connected, context, exten = (
-        values
-    )
+        values = tuple([_first_of(value) for value in values])
+    uniqueid = values[0]
     if not uniqueid:
         if required:
             raise MalformedEvent(event, f"no {prefix}Uniqueid")
         return None
-    return ChannelInfo(
-        name,
-        uniqueid,
-        # A channel without a Linkedid is the first of its own group.
-        linkedid or uniqueid,
-        state,
-        "" if number == UNKNOWN else number,
-        "" if caller == UNKNOWN else caller,
-        "" if connected_number == UNKNOWN else connected_number,
-        "" if connected == UNKNOWN else connected,
-        context,
-        exten,
-    )
+    if UNKNOWN in values or not values[2]:
+        _, name, linkedid, state, number, caller, connected_number, connected, context, exten = (
+            values
+        )
+        values = (
+            uniqueid,
+            name,
+            # A channel without a Linkedid is the first of its own group.
+            linkedid or uniqueid,
+            state,
+            "" if number == UNKNOWN else number,
+            "" if caller == UNKNOWN else caller,
+            "" if connected_number == UNKNOWN else connected_number,
+            "" if connected == UNKNOWN else connected,
+            context,
+            exten,
+        )
+    return _new_tuple(ChannelInfo, values)
 
 
 def _first_of(value: Any) -> str:
@@ -285,35 +293,40 @@ def _cause(message: Mapping[str, Any]) -> int | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AmiEvent:
-    """Base of every normalized event: ``at`` is Asterisk's ``Timestamp`` (epoch s)."""
+    """Base of every normalized event: ``at`` is Asterisk's ``Timestamp`` (epoch s).
+
+    Values, never changed after :func:`normalize` built them; not ``frozen``
+    only because a frozen dataclass costs three times as much to build, and
+    one is built per AMI event.
+    """
 
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Newchannel(AmiEvent):
     """A channel was created (``Exten`` of an inbound trunk channel is the dialled DID)."""
 
     channel: ChannelInfo
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Newstate(AmiEvent):
     """The channel's state changed (``Ringing``, ``Up``...)."""
 
     channel: ChannelInfo
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewCallerid(AmiEvent):
     """The channel's caller id changed."""
 
     channel: ChannelInfo
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rename(AmiEvent):
     """The channel got a new name (masquerades)."""
 
@@ -321,7 +334,7 @@ class Rename(AmiEvent):
     new_name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HangupRequest(AmiEvent):
     """Someone asked the channel to hang up: the far end (``soft=False``,
     ``HangupRequest``) or Asterisk itself (``soft=True``, ``SoftHangupRequest``)."""
@@ -331,7 +344,7 @@ class HangupRequest(AmiEvent):
     soft: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Hangup(AmiEvent):
     """The channel is gone."""
 
@@ -340,7 +353,7 @@ class Hangup(AmiEvent):
     cause_txt: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DialBegin(AmiEvent):
     """``caller`` (absent for an Originate) started dialling ``dest``."""
 
@@ -349,7 +362,7 @@ class DialBegin(AmiEvent):
     dial_string: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DialEnd(AmiEvent):
     """A dial finished: ``dial_status`` ANSWER, NOANSWER, BUSY, CHANUNAVAIL,
     CONGESTION, CANCEL..."""
@@ -359,14 +372,14 @@ class DialEnd(AmiEvent):
     dial_status: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BridgeCreate(AmiEvent):
     """A bridge was created."""
 
     bridge_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BridgeEnter(AmiEvent):
     """``channel`` joined the bridge."""
 
@@ -374,7 +387,7 @@ class BridgeEnter(AmiEvent):
     channel: ChannelInfo
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BridgeLeave(AmiEvent):
     """``channel`` left the bridge."""
 
@@ -382,14 +395,14 @@ class BridgeLeave(AmiEvent):
     channel: ChannelInfo
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BridgeDestroy(AmiEvent):
     """The bridge is gone."""
 
     bridge_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BlindTransfer(AmiEvent):
     """``transferer`` sent the other party of its bridge (``transferee``) to
     ``extension@context``."""
@@ -402,7 +415,7 @@ class BlindTransfer(AmiEvent):
     bridge_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AttendedTransfer(AmiEvent):
     """``orig_transferer`` (talking to ``transferee``) consulted ``target`` on its
     ``second_transferer`` leg and joined them."""
@@ -417,7 +430,7 @@ class AttendedTransfer(AmiEvent):
     dest_app: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MusicOnHold(AmiEvent):
     """Music on hold started or stopped on the channel."""
 
@@ -426,7 +439,7 @@ class MusicOnHold(AmiEvent):
     moh_class: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MixMonitor(AmiEvent):
     """Recording of the channel started or stopped."""
 
@@ -434,7 +447,7 @@ class MixMonitor(AmiEvent):
     started: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HotlineEnqueue(AmiEvent):
     """Dialplan ``[hotline-intake]``: the caller entered the queue for a human."""
 
@@ -444,7 +457,7 @@ class HotlineEnqueue(AmiEvent):
     priority: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HotlineConnect(AmiEvent):
     """Dialplan ``[hotline-connect]``: about to ring ``agent`` for the caller."""
 
@@ -453,7 +466,7 @@ class HotlineConnect(AmiEvent):
     line: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HotlineDialResult(AmiEvent):
     """Dialplan ``[hotline-connect]``: the ring of ``agent`` ended with ``dial_status``."""
 
@@ -462,7 +475,7 @@ class HotlineDialResult(AmiEvent):
     dial_status: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HotlineFallback(AmiEvent):
     """Dialplan ``[hotline-fallback]``: the engine did not connect the caller in time."""
 
@@ -471,7 +484,7 @@ class HotlineFallback(AmiEvent):
     queue: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CoreShowChannel(AmiEvent):
     """One item of a ``CoreShowChannels`` reply (``at`` is the receive time: list
     items are not timestamped)."""

@@ -37,18 +37,61 @@ def careful(data: bytes, cuts: list[int]) -> list[object]:
 
 
 def fast(data: bytes, cuts: list[int], parser: MessageParser) -> list[object]:
+    """One message at a time: FrameBuffer.feed_texts + MessageParser.parse."""
     frames = FrameBuffer()
     out: list[object] = []
     for chunk in _chunks(data, cuts):
         for item in frames.feed_texts(chunk):
             if isinstance(item, str):
-                try:
-                    out.append(_as_plain(parser.parse(item)))
-                except MalformedMessage as exc:
-                    out.append(("malformed", exc.reason))
+                out.append(_parsed(parser, item))
             else:
                 out.append(_careful_item(item))
     return out
+
+
+def regions(
+    data: bytes, cuts: list[int], parser: MessageParser, wanted: frozenset[str] | None = None
+) -> tuple[list[object], int]:
+    """What the protocol does: FrameBuffer.feed_regions + MessageParser.split_region,
+    with events and others merged back in stream order."""
+    frames = FrameBuffer()
+    out: list[object] = []
+    filtered = 0
+    for chunk in _chunks(data, cuts):
+        for item in frames.feed_regions(chunk):
+            if not isinstance(item, str):
+                parsed = _careful_item(item)
+                if wanted is not None and _unwanted_parsed(parsed, wanted):
+                    filtered += 1  # as the protocol filters the careful path
+                else:
+                    out.append(parsed)
+                continue
+            plain, others, dropped = parser.split_region(item, wanted)
+            filtered += dropped
+            done = 0
+            for position, other in others:
+                out.extend(_as_plain(m) for m in plain[done:position])
+                done = position
+                out.append(_parsed(parser, other) if isinstance(other, str) else _as_plain(other))
+            out.extend(_as_plain(m) for m in plain[done:])
+    return out, filtered
+
+
+def _unwanted_parsed(item: object, wanted: frozenset[str]) -> bool:
+    return (
+        isinstance(item, tuple)
+        and isinstance(item[0], dict)
+        and "Event" in item[0]
+        and "ActionID" not in item[0]
+        and item[0]["Event"] not in wanted
+    )
+
+
+def _parsed(parser: MessageParser, text: str) -> object:
+    try:
+        return _as_plain(parser.parse(text))
+    except MalformedMessage as exc:
+        return ("malformed", exc.reason)
 
 
 def _careful_item(item: bytes | MalformedMessage) -> object:
@@ -93,6 +136,7 @@ def test_transcripts_parse_the_same_in_64k_reads_and_odd_cuts(
     ):
         expected = careful(data, cuts)
         assert fast(data, cuts, parser) == expected
+        assert regions(data, cuts, parser) == (expected, 0)
         assert len(expected) > 10
 
 
@@ -120,6 +164,7 @@ def test_odd_messages_parse_the_same(raw: bytes, parser: MessageParser) -> None:
     stream = b"Event: Before\r\n\r\n" + raw + b"Event: After\r\n\r\n"
     expected = careful(stream, [])
     assert fast(stream, [], parser) == expected
+    assert regions(stream, [], parser) == (expected, 0)
     # The neighbours survive whatever the middle message is.
     assert expected[0] == ({"Event": "Before"}, "")
     assert expected[-1] == ({"Event": "After"}, "")
@@ -208,4 +253,41 @@ def test_random_streams_parse_the_same(parser: MessageParser) -> None:
         for _ in range(rng.randrange(0, 8)):
             lines.append("".join(rng.choice(pieces) for _ in range(rng.randrange(0, 6))))
         stream = ("\r\n".join(lines) + "\r\n\r\nEvent: After\r\n\r\n").encode()
-        assert fast(stream, [], parser) == careful(stream, []), stream
+        expected = careful(stream, [])
+        assert fast(stream, [], parser) == expected, stream
+        assert regions(stream, [], parser) == (expected, 0), stream
+
+
+@pytest.mark.parametrize("path", TRANSCRIPTS, ids=[p.name for p in TRANSCRIPTS])
+def test_filtered_regions_keep_exactly_the_wanted_events_and_every_reply(
+    path: Path, parser: MessageParser
+) -> None:
+    data = path.read_bytes()
+    wanted = frozenset({"Newchannel", "Hangup", "BridgeEnter", "UserEvent"})
+    expected = [item for item in careful(data, []) if not _unwanted_parsed(item, wanted)]
+    got, filtered = regions(data, list(range(4096, len(data), 4096)), parser, wanted)
+    # FullyBooted is dropped here too (the protocol adds it to every filter).
+    assert got == expected
+    assert filtered == len(careful(data, [])) - len(expected) > 0
+
+
+def test_split_region_sorts_plain_events_from_the_rest(parser: MessageParser) -> None:
+    parser.parse("Event: X\r\nActionID: 1\r\nResponse: Success\r\nChannel: c")  # learn names
+    region = (
+        "Event: A\r\nChannel: 1\r\n\r\n"
+        "Response: Success\r\nActionID: 1\r\n\r\n"
+        "Event: B\r\nChannel: 2\r\n\r\n"
+        "Event: FullyBooted\r\n\r\n"
+        "Event: Unseen\r\nNewHeader: 1\r\n\r\n"  # a name not yet known: as text
+        "Event: C\r\nActionID: 9"  # a list item
+    )
+    plain, others, filtered = parser.split_region(region, None)
+    assert [m["Event"] for m in plain] == ["A", "B"]
+    kinds = [(n, o if isinstance(o, str) else dict(o)) for n, o in others]
+    assert kinds == [
+        (1, {"Response": "Success", "ActionID": "1"}),
+        (2, {"Event": "FullyBooted"}),
+        (2, "Event: Unseen\r\nNewHeader: 1"),
+        (2, {"Event": "C", "ActionID": "9"}),
+    ]
+    assert filtered == 0
