@@ -59,10 +59,97 @@ find_blank_line(int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
     return end;
 }
 
-/* The lines of text[start:end] into store. 1: done; 0: refused; -1: error. */
+/*
+ * The known header names, bucketed by length and first character, so that a
+ * line's key is found by comparing characters in place instead of building a
+ * str object to look it up (most of a message's allocations otherwise).
+ */
+#define KEY_BUCKETS 256
+#define KEY_SLOTS 512
+
+typedef struct {
+    PyObject *key[KEY_SLOTS]; /* strong references, for the length of one call */
+    int next[KEY_SLOTS];
+    int head[KEY_BUCKETS];
+    int used;
+} KeyTable;
+
+static int
+bucket_of(Py_ssize_t length, Py_UCS4 first)
+{
+    return (int)(((Py_ssize_t)first * 31 + length) & (KEY_BUCKETS - 1));
+}
+
+static void
+key_table_build(KeyTable *table, PyObject *known)
+{
+    for (int i = 0; i < KEY_BUCKETS; i++) {
+        table->head[i] = -1;
+    }
+    table->used = 0;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (table->used < KEY_SLOTS && PyDict_Next(known, &pos, &key, &value)) {
+        if (!PyUnicode_Check(value) || PyUnicode_READY(value) < 0 ||
+            PyUnicode_GET_LENGTH(value) == 0) {
+            PyErr_Clear();
+            continue;
+        }
+        int b = bucket_of(PyUnicode_GET_LENGTH(value), PyUnicode_READ_CHAR(value, 0));
+        Py_INCREF(value);
+        table->key[table->used] = value;
+        table->next[table->used] = table->head[b];
+        table->head[b] = table->used;
+        table->used++;
+    }
+}
+
+static void
+key_table_free(KeyTable *table)
+{
+    if (table == NULL) {
+        return;
+    }
+    for (int i = 0; i < table->used; i++) {
+        Py_DECREF(table->key[i]);
+    }
+    PyMem_Free(table);
+}
+
+/* The known key equal to text[start:end], borrowed from the table; NULL if none. */
+static PyObject *
+key_table_find(const KeyTable *table, int kind, const void *data, Py_ssize_t start,
+               Py_ssize_t end)
+{
+    Py_ssize_t length = end - start;
+    if (length <= 0) {
+        return NULL;
+    }
+    int slot = table->head[bucket_of(length, PyUnicode_READ(kind, data, start))];
+    for (; slot >= 0; slot = table->next[slot]) {
+        PyObject *key = table->key[slot];
+        if (PyUnicode_GET_LENGTH(key) != length) {
+            continue;
+        }
+        int key_kind = PyUnicode_KIND(key);
+        const void *key_data = PyUnicode_DATA(key);
+        Py_ssize_t i = 0;
+        while (i < length &&
+               PyUnicode_READ(key_kind, key_data, i) == PyUnicode_READ(kind, data, start + i)) {
+            i++;
+        }
+        if (i == length) {
+            return key;
+        }
+    }
+    return NULL;
+}
+
+/* The lines of text[start:end] into store. 1: done; 0: refused; -1: error.
+   With a key table, keys are matched in place; without one, looked up in known. */
 static int
 fill_range(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t end,
-           PyObject *store, PyObject *known)
+           PyObject *store, PyObject *known, const KeyTable *table)
 {
     Py_ssize_t line_start = start;
     while (line_start <= end) {
@@ -78,14 +165,23 @@ fill_range(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssiz
         if (colon + 1 >= line_end) {
             return 0; /* no ": " (an empty line included) */
         }
-        PyObject *raw_key = PyUnicode_Substring(text, line_start, colon);
-        if (raw_key == NULL) {
-            return -1;
+        PyObject *key; /* borrowed */
+        if (table != NULL) {
+            key = key_table_find(table, kind, data, line_start, colon);
+            if (key == NULL) {
+                return 0; /* a name not yet checked */
+            }
         }
-        PyObject *key = PyDict_GetItemWithError(known, raw_key); /* borrowed */
-        Py_DECREF(raw_key);
-        if (key == NULL) {
-            return PyErr_Occurred() ? -1 : 0; /* a name not yet checked */
+        else {
+            PyObject *raw_key = PyUnicode_Substring(text, line_start, colon);
+            if (raw_key == NULL) {
+                return -1;
+            }
+            key = PyDict_GetItemWithError(known, raw_key);
+            Py_DECREF(raw_key);
+            if (key == NULL) {
+                return PyErr_Occurred() ? -1 : 0; /* a name not yet checked */
+            }
         }
         PyObject *value = PyUnicode_Substring(text, colon + 2, line_end);
         if (value == NULL) {
@@ -134,7 +230,7 @@ fill_headers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int done = fill_range(text, PyUnicode_KIND(text), PyUnicode_DATA(text), 0,
-                          PyUnicode_GET_LENGTH(text), store, known);
+                          PyUnicode_GET_LENGTH(text), store, known, NULL);
     if (done < 0) {
         return NULL;
     }
@@ -157,13 +253,14 @@ add_other(PyObject *others, Py_ssize_t position, PyObject *item)
 /* One message of the region: parsed and sorted, or passed on as text. */
 static int
 take_message(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t end,
-             PyObject *known, PyTypeObject *cls, PyObject *events, PyObject *others)
+             PyObject *known, const KeyTable *table, PyTypeObject *cls, PyObject *events,
+             PyObject *others)
 {
     PyObject *message = PyDict_Type.tp_new(cls, s_empty_tuple, NULL);
     if (message == NULL) {
         return -1;
     }
-    int done = fill_range(text, kind, data, start, end, message, known);
+    int done = fill_range(text, kind, data, start, end, message, known, table);
     if (done < 0) {
         Py_DECREF(message);
         return -1;
@@ -272,9 +369,17 @@ split_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *events = PyList_New(0);
     PyObject *others = PyList_New(0);
     Py_ssize_t filtered = 0;
+    KeyTable *table = NULL;
     if (events == NULL || others == NULL) {
         goto error;
     }
+    table = PyMem_Malloc(sizeof(KeyTable));
+    if (table == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    table->used = 0;
+    key_table_build(table, known);
     Py_ssize_t position = 0;
     while (position < length) {
         /* Extra blank lines between messages are not messages. */
@@ -295,16 +400,17 @@ split_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 continue;
             }
         }
-        if (take_message(text, kind, data, position, end, known, (PyTypeObject *)cls, events,
-                         others) < 0) {
+        if (take_message(text, kind, data, position, end, known, table, (PyTypeObject *)cls,
+                         events, others) < 0) {
             goto error;
         }
         position = end + 4;
     }
-    PyObject *result = Py_BuildValue("(NNn)", events, others, filtered);
-    return result;
+    key_table_free(table);
+    return Py_BuildValue("(NNn)", events, others, filtered);
 
 error:
+    key_table_free(table);
     Py_XDECREF(events);
     Py_XDECREF(others);
     return NULL;
