@@ -20,15 +20,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from .message import AmiMessage, canonical_header
 
 try:  # the C header loop; the same loops in Python below when it is not built
-    from ._speedups import fill_headers, split_region
+    from ._speedups import fill_headers, split_region, split_utf8_region
 except ImportError:  # pragma: no cover - depends on the build
-    fill_headers = split_region = None
+    fill_headers = split_region = split_utf8_region = None
 
 __all__ = [
     "BANNER_PREFIX",
@@ -36,6 +37,7 @@ __all__ = [
     "MalformedMessage",
     "MessageParser",
     "OversizeMessage",
+    "Region",
     "split_messages",
     "encode_action",
     "ends_event_list",
@@ -57,6 +59,7 @@ _SEPARATOR_TAIL = 3
 _FOLLOWS_PREFIX = b"Response: Follows"
 # Replies that may carry a body (Follows, Fail) never take the fast path.
 _BODY_MARK = b"Response: F"
+_UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8"})
 # An empty message without running AmiMessage.__init__ (the parser fills it).
 _new_message = dict.__new__
 
@@ -97,6 +100,18 @@ class OversizeMessage(MalformedMessage):
     def __init__(self, reason: str, raw: bytes, size: int) -> None:
         super().__init__(reason, raw)
         self.size = size
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """Complete CRLF-framed messages as received, for :meth:`MessageParser.split_region`."""
+
+    raw: bytes
+    encoding: str = "utf-8"
+
+    def text(self) -> str:
+        """The region decoded; one bad byte becomes U+FFFD, nothing else is lost."""
+        return self.raw.decode(self.encoding, "replace")
 
 
 class FrameBuffer:
@@ -143,23 +158,23 @@ class FrameBuffer:
 
     def feed_regions(
         self, data: bytes, encoding: str = "utf-8"
-    ) -> list[str | bytes | MalformedMessage]:
-        """Like :meth:`feed`, but complete messages come decoded when that is safe.
+    ) -> list[Region | bytes | MalformedMessage]:
+        """Like :meth:`feed`, but complete messages come in one piece when that is safe.
 
         The fast path of ingest: when the complete part of the buffer is plain
         CRLF-framed AMI (as many CRs as LFs, no ``Response: Follows``/``Fail``
-        body, not oversize), it is decoded in one piece and returned as one
-        ``str`` *region*: complete messages separated by CRLF CRLF, for
-        :meth:`MessageParser.split_region`. A multibyte character cannot
-        straddle a message boundary, because the separator is ASCII. Anything
-        else takes the careful path of :meth:`feed` and comes back as raw
-        ``bytes`` per message for :func:`parse_message`.
+        body, not oversize), it is returned as one :class:`Region`: complete
+        messages separated by CRLF CRLF, for :meth:`MessageParser.split_region`.
+        A multibyte character cannot straddle a message boundary, because the
+        separator is ASCII. Anything else takes the careful path of
+        :meth:`feed` and comes back as raw ``bytes`` per message for
+        :func:`parse_message`.
         """
         if self._discarding or not self.banner_checked:
             return list(self.feed(data))
         buf = self._buf
         buf += data
-        out: list[str | bytes | MalformedMessage] = []
+        out: list[Region | bytes | MalformedMessage] = []
         end = buf.rfind(_STRICT_SEPARATOR)
         if end >= 0:
             region = bytes(buf[:end])
@@ -172,7 +187,7 @@ class FrameBuffer:
             ):
                 del buf[: end + len(_STRICT_SEPARATOR)]
                 self._scan_from = max(0, len(buf) - _SEPARATOR_TAIL)
-                out.append(region.decode(encoding, "replace"))
+                out.append(Region(region, encoding))
                 self._drop_oversize_tail(out)
                 return out
         careful: list[bytes | MalformedMessage] = []
@@ -187,8 +202,8 @@ class FrameBuffer:
         """:meth:`feed_regions` with each region split into message texts."""
         out: list[str | bytes | MalformedMessage] = []
         for item in self.feed_regions(data, encoding):
-            if isinstance(item, str):
-                out.extend(split_messages(item))
+            if isinstance(item, Region):
+                out.extend(split_messages(item.text()))
             else:
                 out.append(item)
         return out
@@ -422,6 +437,7 @@ class MessageParser:
         self._max_known_keys = max_known_keys
         self._fill = fill_headers if accelerated else None
         self._split = split_region if accelerated else None
+        self._split_utf8 = split_utf8_region if accelerated else None
 
     @property
     def accelerated(self) -> bool:
@@ -429,9 +445,10 @@ class MessageParser:
         return self._fill is not None
 
     def split_region(
-        self, region: str, wanted: AbstractSet[str] | None
+        self, region: Region | str, wanted: AbstractSet[str] | None
     ) -> tuple[list[AmiMessage], list[tuple[int, AmiMessage | str]], int]:
-        """The messages of a region from :meth:`FrameBuffer.feed_regions`.
+        """The messages of a region from :meth:`FrameBuffer.feed_regions` (or
+        of such a region already decoded).
 
         Returns ``(events, others, filtered)``: ``events`` are the plain
         events (``Event``, no ``ActionID``, not ``FullyBooted``) in order;
@@ -441,6 +458,13 @@ class MessageParser:
         may raise :class:`MalformedMessage`); ``filtered`` counts the events
         outside ``wanted`` (None: no filter) that were dropped unparsed.
         """
+        if isinstance(region, Region):
+            if self._split_utf8 is not None and region.encoding.lower() in _UTF8_NAMES:
+                # In C on the bytes: only the values get decoded.
+                return self._split_utf8(  # type: ignore[no-any-return]
+                    region.raw, self._known, wanted, AmiMessage
+                )
+            region = region.text()
         if self._split is not None:
             return self._split(region, self._known, wanted, AmiMessage)  # type: ignore[no-any-return]
         events: list[AmiMessage] = []

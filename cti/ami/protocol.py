@@ -24,6 +24,7 @@ from .framing import (
     MalformedMessage,
     MessageParser,
     OversizeMessage,
+    Region,
     encode_action,
     ends_event_list,
     parse_message,
@@ -216,7 +217,7 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         queued = len(events.items)
         wanted = self._event_filter
         for item in self._frames.feed_regions(data, self.encoding):
-            if isinstance(item, str):
+            if isinstance(item, Region):
                 self._take_region(item, wanted)
             elif isinstance(item, MalformedMessage):
                 self._skip(item)
@@ -251,7 +252,7 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
                 self.version = banner.partition("/")[2].strip() or None
             self.banner_received.set_result(banner)
 
-    def _take_region(self, region: str, wanted: frozenset[str] | None) -> None:
+    def _take_region(self, region: Region, wanted: frozenset[str] | None) -> None:
         """The messages of one decoded region: plain events straight into the
         backlog in one step; replies and the rest routed one by one, in order."""
         plain, others, filtered = self._parser.split_region(region, wanted)

@@ -8,6 +8,7 @@ transcripts cut at every kind of offset, and hand-made odd messages.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from cti.ami import (
     OversizeMessage,
     parse_message,
 )
+from cti.ami.framing import Region
 from cti.ami.message import CANONICAL_HEADERS, canonical_header
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
@@ -59,7 +61,7 @@ def regions(
     filtered = 0
     for chunk in _chunks(data, cuts):
         for item in frames.feed_regions(chunk):
-            if not isinstance(item, str):
+            if not isinstance(item, Region):
                 parsed = _careful_item(item)
                 if wanted is not None and _unwanted_parsed(parsed, wanted):
                     filtered += 1  # as the protocol filters the careful path
@@ -291,3 +293,29 @@ def test_split_region_sorts_plain_events_from_the_rest(parser: MessageParser) ->
         (2, {"Event": "C", "ActionID": "9"}),
     ]
     assert filtered == 0
+
+
+@pytest.mark.parametrize("path", TRANSCRIPTS, ids=[p.name for p in TRANSCRIPTS])
+def test_the_three_region_splitters_agree(path: Path) -> None:
+    # C on UTF-8 bytes, C on the decoded text, and the Python twin.
+    raw = path.read_bytes().split(b"\r\n", 1)[1]  # without the banner line
+    raw = raw[: raw.rfind(b"\r\n\r\n")]
+    raw += "\r\n\r\nEvent: Odd\r\nCallerIDName: 张三\r\n\r\n".encode()
+    raw += b"Event: X\r\nCallerIDName: \xe5\r\n\r\nEvent: X\r\nBad\xffKey: 1"  # invalid UTF-8
+    wanted = frozenset({"Newchannel", "Hangup", "UserEvent", "Odd", "X"})
+
+    def run(parser: MessageParser, region: Region | str) -> object:
+        for block in Region(raw).text().split("\r\n\r\n"):  # learn the names first
+            with contextlib.suppress(MalformedMessage):
+                parser.parse(block)
+        plain, others, filtered = parser.split_region(region, wanted)
+        return (
+            [dict(m) for m in plain],
+            [(n, o if isinstance(o, str) else dict(o)) for n, o in others],
+            filtered,
+        )
+
+    on_bytes = run(MessageParser(), Region(raw))
+    assert on_bytes == run(MessageParser(), Region(raw).text())
+    assert on_bytes == run(MessageParser(accelerated=False), Region(raw))
+    assert on_bytes[2] > 0 and len(on_bytes[0]) >= 3
