@@ -31,6 +31,11 @@ MAX_SKILL_LEVEL = 10
 class AgentState(Enum):
     """Where an agent is in the routing state machine (see the module docstring)."""
 
+    # Members are singletons compared by identity: hash them the same way.
+    # Enum's own __hash__ is a Python-level hash(self._name_), and the ACD
+    # keys its per-queue counters by state on every state change.
+    __hash__ = object.__hash__
+
     LOGGED_OUT = "LOGGED_OUT"
     AVAILABLE = "AVAILABLE"
     RESERVED = "RESERVED"  # chosen for a call (ConnectCall sent), phone not ringing yet

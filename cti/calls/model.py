@@ -114,6 +114,11 @@ _RESYNC = "CoreShowChannels"
 class CallPhase(Enum):
     """Where a citizen's call is, from the caller's point of view."""
 
+    # Members are singletons compared by identity: hash them the same way
+    # (Enum's own __hash__ is a Python-level hash(self._name_); phases are
+    # looked up in sets on the ingest path).
+    __hash__ = object.__hash__
+
     ARRIVED = "ARRIVED"  # trunk channel exists, not yet queued (greeting / IVR)
     QUEUED = "QUEUED"  # waiting for a human (first entry, after a failed ring, ...)
     RINGING = "RINGING"  # an agent leg is ringing for it
