@@ -34,6 +34,8 @@ from .message import AmiMessage
 
 __all__ = ["AMIStats", "EventBacklog", "HardenedAMIProtocol", "PendingAction"]
 
+PAUSE_WARNING_INTERVAL_S = 60.0
+
 
 class EventBacklog:
     """Events read but not yet dispatched, in arrival order.
@@ -170,7 +172,7 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         on_lost: Callable[[HardenedAMIProtocol, BaseException | None], None],
         encoding: str = "utf-8",
         max_message_bytes: int = 1 << 20,
-        high_watermark: int = 10_000,
+        high_watermark: int = 1_000,
         event_filter: frozenset[str] | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -196,6 +198,7 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._outgoing: list[bytes] = []
+        self._pause_warned_at = -math.inf
         # Resolved with the banner line (None if the peer sent none) as soon
         # as the first bytes show whether there is one.
         self.banner_received: asyncio.Future[str | None] = loop.create_future()
@@ -366,11 +369,17 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         self.transport.pause_reading()
         self.reading_paused = True
         self.pause_count += 1
-        self.log.warning(
-            "AMI %s: %d events waiting for dispatch; pausing reads from Asterisk",
-            self.name,
-            self._events.qsize(),
-        )
+        # A burst pauses and resumes many times a second: warn once a minute.
+        now = self._loop.time()
+        if now - self._pause_warned_at >= PAUSE_WARNING_INTERVAL_S:
+            self.log.warning(
+                "AMI %s: %d events waiting for dispatch; pausing reads from Asterisk "
+                "(%d pauses on this connection so far; warned at most once a minute)",
+                self.name,
+                self._events.qsize(),
+                self.pause_count,
+            )
+            self._pause_warned_at = now
 
     def resume_reading(self) -> None:
         """Read again (dispatch queue back under the low watermark)."""
@@ -381,7 +390,7 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
             return
         assert self.transport is not None
         self.transport.resume_reading()
-        self.log.info("AMI %s: dispatch caught up; resuming reads", self.name)
+        self.log.debug("AMI %s: dispatch caught up; resuming reads", self.name)
 
     def close(self) -> None:
         """Close gracefully (flush writes); never requeues pending actions."""
