@@ -72,9 +72,10 @@ AGENT_KINDS = frozenset(
 KINDS = CALL_KINDS | AGENT_KINDS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogEvent:
-    """One row of the ACD event log."""
+    """One row of the ACD event log. The field order is part of the contract
+    (``AcdService._log`` builds rows positionally)."""
 
     at: float  # epoch seconds when it happened (Asterisk's event time where there is one)
     kind: str

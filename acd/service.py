@@ -501,21 +501,19 @@ class AcdService:
         data: Mapping[str, Any] | None = None,
     ) -> None:
         facts = self.calls.get(call_id) if call_id else None
-        event = LogEvent(
-            at=at,
-            kind=kind,
-            call_id=call_id,
-            line=facts.line if facts else None,
-            queue=facts.queue if facts else None,
-            skill=facts.skill if facts else None,
-            agent=agent,
-            caller_number=caller_number or (facts.caller_number if facts else None),
-            wait_s=wait_s,
-            talk_s=talk_s,
-            wrap_s=wrap_s,
-            data=dict(data or {}),
-            seq=seq,
-        )
+        # Positional, in LogEvent's field order: about 100,000 of these per
+        # 240,000 AMI events, and keyword passing was a third of their cost.
+        if facts is None:
+            event = LogEvent(
+                at, kind, call_id, None, None, None, agent, caller_number,
+                wait_s, talk_s, wrap_s, dict(data) if data else {}, seq,
+            )  # fmt: skip
+        else:
+            event = LogEvent(
+                at, kind, call_id, facts.line, facts.queue, facts.skill, agent,
+                caller_number or facts.caller_number, wait_s, talk_s, wrap_s,
+                dict(data) if data else {}, seq,
+            )  # fmt: skip
         self.sink(event)
 
 

@@ -711,7 +711,13 @@ def normalize(message: Mapping[str, Any], *, received_at: float | None = None) -
     builder = _BUILDERS.get(name)
     if builder is None:
         return None
-    at = parse_timestamp(message.get("Timestamp"))
+    stamp = message.get("Timestamp")
+    try:  # the usual case inline; parse_timestamp for anything else
+        at: float | None = float(stamp) if stamp.__class__ is str else parse_timestamp(stamp)
+    except ValueError:
+        at = None
+    if at is not None and not 0 <= at < math.inf:
+        at = None
     if at is None:
         if received_at is None:
             raise MalformedEvent(name, "no Timestamp and no receive time")

@@ -593,6 +593,7 @@ class AMILink:
     async def _dispatch_events(self) -> None:
         backlog = self._events
         items = backlog.items
+        low_watermark = self._low_watermark
         while True:
             await backlog.ready.wait()
             backlog.ready.clear()
@@ -605,13 +606,10 @@ class AMILink:
                     continue
                 slice_left -= 1
                 event = items.popleft()
-                protocol = self._protocol
-                if (
-                    protocol is not None
-                    and protocol.reading_paused
-                    and len(items) <= self._low_watermark
-                ):
-                    protocol.resume_reading()
+                if len(items) <= low_watermark:
+                    protocol = self._protocol
+                    if protocol is not None and protocol.reading_paused:
+                        protocol.resume_reading()
                 for handler in self._event_handlers:
                     try:
                         result = handler(event)
