@@ -35,8 +35,9 @@ the engine the stream's own ``Timestamp`` (of the last event its call model
 applied) as "now" (live, Asterisk's time and
 the engine's agree; at replay speed the wall clock would not), and the ACD's
 wrap-up is 0 s because its timers run on the wall clock, which barely moves
-during the replay. A second, profiled run of (c) prints cProfile's top 15 by
-cumulative time. Run from the repository root::
+during the replay. Once the engine is up the garbage collector is tuned as
+``hotline serve`` tunes it (``cti.runtime.tune_gc``). A second, profiled run
+of (c) prints cProfile's top 15 by cumulative time. Run from the repository root::
 
     .venv/bin/python bench/bench_ingest.py
 
@@ -49,7 +50,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import gc
 import io
 import logging
 import multiprocessing
@@ -77,6 +77,7 @@ from cti.ami.framing import Region  # noqa: E402
 from cti.calls import CallModel  # noqa: E402
 from cti.config import AcdConfig, AgentSpec, AmiConfig, EngineConfig  # noqa: E402
 from cti.engine import WANTED_EVENTS, Engine  # noqa: E402
+from cti.runtime import GC_OLDER_THRESHOLDS, GC_YOUNG_THRESHOLD, tune_gc  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "ami"
 TARGET_EVENTS_PER_S = 50_000.0
@@ -569,7 +570,7 @@ async def _run_engine(
         while quiet < 5:  # the app_queue member sync (QueueAdd) the logins started
             await asyncio.sleep(0.02)
             quiet = 0 if link._pending else quiet + 1
-        gc.collect()
+        tune_gc()  # as hotline serve does once the engine is up
         profiler = cProfile.Profile() if profile else None
         if profiler is not None:
             profiler.enable()
@@ -718,7 +719,9 @@ def main(argv: list[str] | None = None) -> int:
         f"python {platform.python_version()} on {platform.platform()}, "
         f"{os.cpu_count()} CPUs, {cpu_model()}; code {code}",
         f"engine pinned to CPU {ENGINE_CPU} (os.sched_setaffinity), in this process; "
-        f"AMI server in a forked process pinned to CPU {SERVER_CPU}; gc on",
+        f"AMI server in a forked process pinned to CPU {SERVER_CPU}; gc on, tuned as "
+        f"hotline serve tunes it (cti.runtime.tune_gc: freeze after start-up, thresholds "
+        f"{GC_YOUNG_THRESHOLD}/{GC_OLDER_THRESHOLDS[0]}/{GC_OLDER_THRESHOLDS[1]})",
         f"stream: {stream.events:,} events, {len(stream.data) / 1e6:.1f} MB, {total_calls:,} "
         f"distinct calls ({', '.join(f'{n} {c}' for n, c in sorted(stream.calls.items()))}), "
         f"{args.calls_per_s:g} new calls/s over {stream.span_s:,.0f} s of event time, "

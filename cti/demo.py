@@ -22,6 +22,7 @@ from cti.config import AgentSpec, EngineConfig
 from cti.engine import Engine
 from cti.kpi_printer import kpi_line
 from cti.persistence import persistence
+from cti.runtime import tune_gc
 from cti.stack.private import PrivateStack, engine_config_for
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
@@ -102,6 +103,7 @@ async def run_demo(
             engine.add_listener(printer)
             await engine.start()
             await engine.wait_resynced()
+            tune_gc()
             assert info.sip is not None
             robots = [
                 RobotAgent(

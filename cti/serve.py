@@ -11,6 +11,7 @@ from cti.call_printer import CallPrinter
 from cti.config import ConfigError, EngineConfig
 from cti.engine import Engine
 from cti.persistence import persistence
+from cti.runtime import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ async def run_serve(config: EngineConfig, *, spill_dir: Path | None = None) -> N
         printer = CallPrinter()
         engine.add_listener(printer)
         await engine.start()
+        tune_gc()
         try:
             await stop.wait()
         finally:
