@@ -1,9 +1,11 @@
 """What the ACD core asks the engine to do, or tells it happened.
 
 Every method of :class:`acd.core.Acd` returns a list of these, in the order
-they happened. All are frozen dataclasses and carry ``at`` (epoch seconds).
-They deliberately have no ``__slots__``: the service serialises them with
-``vars()``.
+they happened. All are dataclasses and carry ``at`` (epoch seconds). They
+are values nobody changes once returned; not ``frozen`` because a frozen
+dataclass costs three times as much to build, and the ACD returns one or
+more per call change. They deliberately have no ``__slots__``: the service
+serialises them with ``vars()``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass
 class ConnectCall:
     """Send the caller to ring this agent. The agent is RESERVED for the call
     until ``ringing`` (or until the reservation times out)."""
@@ -33,7 +35,7 @@ class ConnectCall:
     at: float
 
 
-@dataclass(frozen=True)
+@dataclass
 class OfferCallback:
     """The caller hears "we will call you back", a callback request is
     recorded and the caller leaves the queue (the core has removed it).
@@ -48,7 +50,7 @@ class OfferCallback:
     estimated_wait_s: float | None
 
 
-@dataclass(frozen=True)
+@dataclass
 class CallOverflowed:
     """Informational: the core moved the waiting call to another queue.
     ``estimated_wait_s`` (in ``from_queue``) is None when nobody served it."""
@@ -60,7 +62,7 @@ class CallOverflowed:
     estimated_wait_s: float | None
 
 
-@dataclass(frozen=True)
+@dataclass
 class AgentStateChanged:
     """An agent changed state. ``reason`` is the pause reason when ``new`` is
     PAUSED (the RONA reason for a RONA); ``event`` names what caused it
@@ -74,7 +76,7 @@ class AgentStateChanged:
     event: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass
 class ReservationExpired:
     """Informational: the agent never started ringing for the call within
     ``reservation_timeout_s``; both are released and the call waits again."""

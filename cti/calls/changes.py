@@ -1,4 +1,4 @@
-"""What the call model reports after each event: typed, frozen "call changes".
+"""What the call model reports after each event: typed "call changes".
 
 The engine fans these out (ACD, KPI tracker, event log, dashboards). Every
 change names its call and carries ``at``, Asterisk's time of the event that
@@ -14,6 +14,10 @@ Two audiences read them:
   agent, e.g. a transfer target), :class:`AgentLeft`, :class:`CallTransferred`.
   An agent still connected when the caller hangs up is released by
   :class:`CallEnded` (the call's last ``agent``).
+
+Changes are values: nobody changes one after it is reported. They are plain
+slotted dataclasses rather than frozen ones only because a frozen dataclass
+costs three times as much to build, and building them is on the ingest path.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallChange:
     """Base of all changes."""
 
@@ -43,7 +47,7 @@ class CallChange:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallArrived(CallChange):
     """A citizen's call reached the switch (greeting/IVR; not yet offered)."""
 
@@ -53,7 +57,7 @@ class CallArrived(CallChange):
     dialled: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallQueued(CallChange):
     """The caller waits for a human. ``requeued`` is False only for the first
     entry, the one that starts the 15 s clock."""
@@ -63,14 +67,14 @@ class CallQueued(CallChange):
     requeued: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AgentRinging(CallChange):
     """An agent's phone is being rung for the call."""
 
     agent: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallAnswered(CallChange):
     """The first agent answered; ``wait_s`` is the caller's queue wait (KPI)."""
 
@@ -78,7 +82,7 @@ class CallAnswered(CallChange):
     wait_s: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AgentConnected(CallChange):
     """A further agent (after a transfer) is now talking to the caller of an
     already answered call. Not an answer for the KPIs."""
@@ -86,7 +90,7 @@ class AgentConnected(CallChange):
     agent: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AgentNoAnswer(CallChange):
     """An agent leg rang and failed: NOANSWER, BUSY, CHANUNAVAIL or CONGESTION
     (a RONA candidate)."""
@@ -95,7 +99,7 @@ class AgentNoAnswer(CallChange):
     dial_status: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallTransferred(CallChange):
     """An agent transferred the caller; ``kind`` is ``"blind"`` or ``"attended"``."""
 
@@ -104,7 +108,7 @@ class CallTransferred(CallChange):
     kind: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AgentLeft(CallChange):
     """An agent's leg left the caller (hung up, transferred away) while the
     caller stays on the line."""
@@ -112,7 +116,7 @@ class AgentLeft(CallChange):
     agent: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallEnded(CallChange):
     """The caller's channel hung up."""
 
@@ -122,7 +126,7 @@ class CallEnded(CallChange):
     cause: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallLost(CallChange):
     """The call vanished while the AMI link was down (found by a resync)."""
 
