@@ -30,12 +30,26 @@ if [[ ! -x .venv/bin/python ]]; then
   "$py" -m venv .venv
 fi
 
+# The editable install compiles cti/ami/_speedups.c: it needs a C compiler and
+# the headers of the venv's Python (Debian's python3-dev for /usr/bin/python3).
+has_headers() {
+  .venv/bin/python -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'
+}
+if ! command -v gcc >/dev/null 2>&1 || ! has_headers; then
+  echo "setup: installing a C compiler and the Python headers (for cti/ami/_speedups.c)"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get install -y -qq --no-install-recommends gcc libc6-dev python3-dev >/dev/null
+  has_headers || { echo "setup: no Python.h for $(.venv/bin/python -c 'import sys; print(sys.executable)'); install that Python's development headers" >&2; exit 1; }
+fi
+
 stamp=.venv/.hotline-installed
 # Reinstall when the project definition or the C accelerator changed (an
 # editable install builds cti/ami/_speedups.c in place).
-if [[ ! -f $stamp || pyproject.toml -nt $stamp || cti/ami/_speedups.c -nt $stamp ]]; then
+built() { .venv/bin/python -c 'import cti.ami._speedups' >/dev/null 2>&1; }
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || setup.py -nt $stamp || cti/ami/_speedups.c -nt $stamp ]] || ! built; then
   echo "setup: installing hotline and its dependencies into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  # PYTHONWARNINGS: setuptools' editable-install notice is not for users of this script.
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
   touch "$stamp"
 fi
