@@ -469,9 +469,64 @@ next_blank_line(const char *p, const char *end)
     return found == NULL ? end : found;
 }
 
+/*
+ * Short ASCII values seen earlier in the same region (Privilege, SystemName,
+ * ChannelStateDesc, Context, "<unknown>"...) are shared instead of decoded
+ * again: most of a message's values repeat from message to message.
+ */
+#define VALUE_SLOTS 1024
+#define VALUE_MAX 32
+
+typedef struct {
+    PyObject *value[VALUE_SLOTS]; /* strong references, for one call */
+} ValueCache;
+
+static void
+value_cache_free(ValueCache *cache)
+{
+    if (cache == NULL) {
+        return;
+    }
+    for (int i = 0; i < VALUE_SLOTS; i++) {
+        Py_XDECREF(cache->value[i]);
+    }
+    PyMem_Free(cache);
+}
+
+/* A str for raw[0:length] (UTF-8, errors replaced); a new reference. */
+static PyObject *
+value_for(ValueCache *cache, const char *raw, Py_ssize_t length)
+{
+    if (cache == NULL || length > VALUE_MAX) {
+        return PyUnicode_DecodeUTF8(raw, length, "replace");
+    }
+    uint32_t hash = 2166136261u;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c >= 0x80) {
+            return PyUnicode_DecodeUTF8(raw, length, "replace");
+        }
+        hash = (hash ^ c) * 16777619u;
+    }
+    int slot = (int)(hash & (VALUE_SLOTS - 1));
+    PyObject *cached = cache->value[slot];
+    if (cached != NULL && PyUnicode_GET_LENGTH(cached) == length &&
+        memcmp(PyUnicode_1BYTE_DATA(cached), raw, (size_t)length) == 0) {
+        Py_INCREF(cached);
+        return cached;
+    }
+    PyObject *value = PyUnicode_DecodeUTF8(raw, length, "replace");
+    if (value != NULL) {
+        Py_INCREF(value);
+        Py_XSETREF(cache->value[slot], value);
+    }
+    return value;
+}
+
 /* The lines of one message [p, end) into store. 1: done; 0: refused; -1: error. */
 static int
-fill_bytes(const char *p, const char *end, PyObject *store, const KeyTable *table)
+fill_bytes(const char *p, const char *end, PyObject *store, const KeyTable *table,
+           ValueCache *values)
 {
     const char *line = p;
     for (;;) {
@@ -492,17 +547,21 @@ fill_bytes(const char *p, const char *end, PyObject *store, const KeyTable *tabl
         if (key == NULL) {
             return 0; /* a name not yet checked (or not ASCII) */
         }
-        PyObject *value = PyUnicode_DecodeUTF8(colon + 2, line_end - (colon + 2), "replace");
+        PyObject *value = value_for(values, colon + 2, line_end - (colon + 2));
         if (value == NULL) {
             return -1;
         }
-        PyObject *stored = PyDict_SetDefault(store, key, value); /* borrowed */
-        Py_DECREF(value);
-        if (stored == NULL) {
-            return -1;
+        /* A repeat is spotted by PyDict_Contains: with shared values, the
+           value SetDefault returns may be this very object for a repeat. */
+        int seen = PyDict_Contains(store, key);
+        if (seen != 0) {
+            Py_DECREF(value);
+            return seen < 0 ? -1 : 0; /* a repeated header */
         }
-        if (stored != value) {
-            return 0; /* a repeated header */
+        int failed = PyDict_SetItem(store, key, value);
+        Py_DECREF(value);
+        if (failed) {
+            return -1;
         }
         if (line_end >= end) {
             return 1;
@@ -512,14 +571,14 @@ fill_bytes(const char *p, const char *end, PyObject *store, const KeyTable *tabl
 }
 
 static int
-take_bytes_message(const char *p, const char *end, const KeyTable *table, PyTypeObject *cls,
-                   PyObject *events, PyObject *others)
+take_bytes_message(const char *p, const char *end, const KeyTable *table, ValueCache *values,
+                   PyTypeObject *cls, PyObject *events, PyObject *others)
 {
     PyObject *message = PyDict_Type.tp_new(cls, s_empty_tuple, NULL);
     if (message == NULL) {
         return -1;
     }
-    int done = fill_bytes(p, end, message, table);
+    int done = fill_bytes(p, end, message, table, values);
     if (done < 0) {
         Py_DECREF(message);
         return -1;
@@ -618,11 +677,13 @@ split_utf8_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *others = PyList_New(0);
     Py_ssize_t filtered = 0;
     KeyTable *table = NULL;
+    ValueCache *values = NULL;
     if (events == NULL || others == NULL) {
         goto error;
     }
     table = PyMem_Malloc(sizeof(KeyTable));
-    if (table == NULL) {
+    values = PyMem_Calloc(1, sizeof(ValueCache));
+    if (table == NULL || values == NULL) {
         PyErr_NoMemory();
         goto error;
     }
@@ -645,16 +706,19 @@ split_utf8_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 continue;
             }
         }
-        if (take_bytes_message(p, block_end, table, (PyTypeObject *)cls, events, others) < 0) {
+        if (take_bytes_message(p, block_end, table, values, (PyTypeObject *)cls, events,
+                               others) < 0) {
             goto error;
         }
         p = block_end + 4;
     }
     key_table_free(table);
+    value_cache_free(values);
     return Py_BuildValue("(NNn)", events, others, filtered);
 
 error:
     key_table_free(table);
+    value_cache_free(values);
     Py_XDECREF(events);
     Py_XDECREF(others);
     return NULL;
