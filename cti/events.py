@@ -32,6 +32,8 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from cti.ami.message import SNAPSHOT_PREFIXES
+
 __all__ = [
     "AmiEvent",
     "AttendedTransfer",
@@ -216,16 +218,7 @@ _SNAPSHOT_HEADERS = (
     "Exten",
 )
 _SNAPSHOT_KEYS = {
-    prefix: tuple(prefix + header for header in _SNAPSHOT_HEADERS)
-    for prefix in (
-        "",
-        "Dest",
-        "Transferer",
-        "Transferee",
-        "OrigTransferer",
-        "SecondTransferer",
-        "TransferTarget",
-    )
+    prefix: tuple(prefix + header for header in _SNAPSHOT_HEADERS) for prefix in SNAPSHOT_PREFIXES
 }
 
 

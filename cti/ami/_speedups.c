@@ -1,33 +1,25 @@
 /*
- * The hot loop of AMI ingest in C. Nothing else lives here: every rule about
- * what a valid message is stays in framing.py, which also holds the pure
- * Python version of both functions (MessageParser.parse and
- * MessageParser.split_region) and uses it when this module is not built.
+ * The hot loop of AMI ingest in C: a read's complete messages, still UTF-8
+ * bytes, split, filtered, parsed and sorted in one call. Nothing else lives
+ * here: every rule about what a valid message is stays in framing.py, whose
+ * MessageParser holds the same loop in Python and uses it when this module is
+ * not built (or the link's encoding is not UTF-8).
  * tests/unit/test_ami_fast_path.py checks that both give the same results.
  *
- * fill_headers(text, store, known) -> bool
- *   One decoded message ("Key: value" lines separated by CRLF) into store
- *   (a dict or dict subclass, expected empty). Returns False, leaving store
- *   partly filled, as soon as a line has no ": ", a key is not in the dict
- *   known (header names already checked valid and canonical, each mapped to
- *   itself) or a key repeats: the caller then takes the careful path. Keys
- *   are stored as the objects held in known.
- *
  * split_utf8_region(raw, known, wanted, cls) -> (events, others, filtered)
- *   The same as split_region on raw.decode("utf-8", "replace"), working on
- *   the bytes: separators are found with memchr/memmem, keys are compared
- *   in place, and only values are decoded (a region of ASCII messages with a
- *   few Chinese names is then not processed as two-byte text throughout).
- *
- * split_region(text, known, wanted, cls) -> (events, others, filtered)
- *   A decoded run of complete messages separated by CRLF CRLF. Events whose
- *   name is not in the frozenset wanted (None: no filter) and that carry no
- *   ActionID are counted in filtered and not parsed. Every other message is
- *   parsed into a new cls (a dict subclass) as fill_headers does; a message
- *   that fill_headers would refuse, or that has a Result header (unquoted by
- *   the careful path), is passed on as its text. events holds the plain
- *   events (Event, no ActionID, not FullyBooted) in order; others holds
- *   (number of events before it, message or text) for the rest, in order.
+ *   raw: complete messages separated by CRLF CRLF. Events whose name is not
+ *   in the frozenset wanted (None: no filter) and that carry no ActionID are
+ *   counted in filtered and not parsed. Every other message is parsed into a
+ *   new cls (a dict subclass): "Key: value" lines, split at the first ": ",
+ *   keys taken from the dict known (header names already checked valid and
+ *   canonical, each mapped to itself), values decoded with errors replaced.
+ *   A message with a line that is not "Key: value", a key not in known, a
+ *   repeated key, a Result header (the careful path unquotes it), or neither
+ *   Event nor Response is passed on as its decoded text instead. events holds
+ *   the plain events (Event, no ActionID, not FullyBooted) in order; others
+ *   holds (number of events before it, message or text) for the rest, in
+ *   order. Separators are found with memchr/memmem and keys compared in
+ *   place, so only values are decoded.
  */
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE /* memmem */
@@ -39,33 +31,7 @@ static PyObject *s_response;     /* "Response" */
 static PyObject *s_action_id;    /* "ActionID" */
 static PyObject *s_result;       /* "Result" */
 static PyObject *s_fully_booted; /* "FullyBooted" */
-static PyObject *s_action_line;  /* "\r\nActionID: " */
 static PyObject *s_empty_tuple;
-
-/* Index of the next CRLF at or after start, or end. */
-static Py_ssize_t
-find_crlf(int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
-{
-    for (Py_ssize_t i = start; i + 1 < end; i++) {
-        if (PyUnicode_READ(kind, data, i) == '\r' && PyUnicode_READ(kind, data, i + 1) == '\n') {
-            return i;
-        }
-    }
-    return end;
-}
-
-/* Index of the next CRLF CRLF at or after start, or end. */
-static Py_ssize_t
-find_blank_line(int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
-{
-    for (Py_ssize_t i = start; i + 3 < end; i++) {
-        if (PyUnicode_READ(kind, data, i) == '\r' && PyUnicode_READ(kind, data, i + 1) == '\n' &&
-            PyUnicode_READ(kind, data, i + 2) == '\r' && PyUnicode_READ(kind, data, i + 3) == '\n') {
-            return i;
-        }
-    }
-    return end;
-}
 
 /*
  * The known header names, bucketed by length and first character, so that a
@@ -123,308 +89,6 @@ key_table_free(KeyTable *table)
     }
     PyMem_Free(table);
 }
-
-/* The known key equal to text[start:end], borrowed from the table; NULL if none. */
-static PyObject *
-key_table_find(const KeyTable *table, int kind, const void *data, Py_ssize_t start,
-               Py_ssize_t end)
-{
-    Py_ssize_t length = end - start;
-    if (length <= 0) {
-        return NULL;
-    }
-    int slot = table->head[bucket_of(length, PyUnicode_READ(kind, data, start))];
-    for (; slot >= 0; slot = table->next[slot]) {
-        PyObject *key = table->key[slot];
-        if (PyUnicode_GET_LENGTH(key) != length) {
-            continue;
-        }
-        int key_kind = PyUnicode_KIND(key);
-        const void *key_data = PyUnicode_DATA(key);
-        Py_ssize_t i = 0;
-        while (i < length &&
-               PyUnicode_READ(key_kind, key_data, i) == PyUnicode_READ(kind, data, start + i)) {
-            i++;
-        }
-        if (i == length) {
-            return key;
-        }
-    }
-    return NULL;
-}
-
-/* The lines of text[start:end] into store. 1: done; 0: refused; -1: error.
-   With a key table, keys are matched in place; without one, looked up in known. */
-static int
-fill_range(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t end,
-           PyObject *store, PyObject *known, const KeyTable *table)
-{
-    Py_ssize_t line_start = start;
-    while (line_start <= end) {
-        Py_ssize_t line_end = find_crlf(kind, data, line_start, end);
-        Py_ssize_t colon = line_start;
-        while (colon + 1 < line_end) {
-            if (PyUnicode_READ(kind, data, colon) == ':' &&
-                PyUnicode_READ(kind, data, colon + 1) == ' ') {
-                break;
-            }
-            colon++;
-        }
-        if (colon + 1 >= line_end) {
-            return 0; /* no ": " (an empty line included) */
-        }
-        PyObject *key; /* borrowed */
-        if (table != NULL) {
-            key = key_table_find(table, kind, data, line_start, colon);
-            if (key == NULL) {
-                return 0; /* a name not yet checked */
-            }
-        }
-        else {
-            PyObject *raw_key = PyUnicode_Substring(text, line_start, colon);
-            if (raw_key == NULL) {
-                return -1;
-            }
-            key = PyDict_GetItemWithError(known, raw_key);
-            Py_DECREF(raw_key);
-            if (key == NULL) {
-                return PyErr_Occurred() ? -1 : 0; /* a name not yet checked */
-            }
-        }
-        PyObject *value = PyUnicode_Substring(text, colon + 2, line_end);
-        if (value == NULL) {
-            return -1;
-        }
-        PyObject *stored = PyDict_SetDefault(store, key, value); /* borrowed */
-        Py_DECREF(value);
-        if (stored == NULL) {
-            return -1;
-        }
-        if (stored != value) {
-            return 0; /* a repeated header */
-        }
-        line_start = line_end + 2;
-    }
-    return 1;
-}
-
-static int
-check_args(PyObject *text, PyObject *known)
-{
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "text must be str");
-        return -1;
-    }
-    if (!PyDict_Check(known)) {
-        PyErr_SetString(PyExc_TypeError, "known must be a dict");
-        return -1;
-    }
-    return PyUnicode_READY(text);
-}
-
-static PyObject *
-fill_headers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "fill_headers(text, store, known) takes 3 arguments");
-        return NULL;
-    }
-    PyObject *text = args[0], *store = args[1], *known = args[2];
-    if (check_args(text, known) < 0) {
-        return NULL;
-    }
-    if (!PyDict_Check(store)) {
-        PyErr_SetString(PyExc_TypeError, "store must be a dict");
-        return NULL;
-    }
-    int done = fill_range(text, PyUnicode_KIND(text), PyUnicode_DATA(text), 0,
-                          PyUnicode_GET_LENGTH(text), store, known, NULL);
-    if (done < 0) {
-        return NULL;
-    }
-    return PyBool_FromLong(done);
-}
-
-/* Append (position, item) to others; steals nothing. 0 ok, -1 error. */
-static int
-add_other(PyObject *others, Py_ssize_t position, PyObject *item)
-{
-    PyObject *pair = Py_BuildValue("(nO)", position, item);
-    if (pair == NULL) {
-        return -1;
-    }
-    int failed = PyList_Append(others, pair);
-    Py_DECREF(pair);
-    return failed;
-}
-
-/* One message of the region: parsed and sorted, or passed on as text. */
-static int
-take_message(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t end,
-             PyObject *known, const KeyTable *table, PyTypeObject *cls, PyObject *events,
-             PyObject *others)
-{
-    PyObject *message = PyDict_Type.tp_new(cls, s_empty_tuple, NULL);
-    if (message == NULL) {
-        return -1;
-    }
-    int done = fill_range(text, kind, data, start, end, message, known, table);
-    if (done < 0) {
-        Py_DECREF(message);
-        return -1;
-    }
-    PyObject *event = NULL;
-    if (done) {
-        event = PyDict_GetItemWithError(message, s_event); /* borrowed */
-        if (event == NULL && PyErr_Occurred()) {
-            Py_DECREF(message);
-            return -1;
-        }
-        int has_response = PyDict_Contains(message, s_response);
-        int has_result = PyDict_Contains(message, s_result);
-        if (has_response < 0 || has_result < 0) {
-            Py_DECREF(message);
-            return -1;
-        }
-        /* Malformed (no Event, no Response) and Result: the careful path. */
-        done = (event != NULL || has_response) && !has_result;
-    }
-    int failed;
-    if (!done) {
-        Py_DECREF(message);
-        PyObject *part = PyUnicode_Substring(text, start, end);
-        if (part == NULL) {
-            return -1;
-        }
-        failed = add_other(others, PyList_GET_SIZE(events), part);
-        Py_DECREF(part);
-        return failed;
-    }
-    int has_action = PyDict_Contains(message, s_action_id);
-    if (has_action < 0) {
-        Py_DECREF(message);
-        return -1;
-    }
-    int booted = 0;
-    if (event != NULL) {
-        booted = PyUnicode_Check(event) && PyUnicode_Compare(event, s_fully_booted) == 0;
-    }
-    if (event != NULL && !has_action && !booted) {
-        failed = PyList_Append(events, message);
-    }
-    else {
-        failed = add_other(others, PyList_GET_SIZE(events), message);
-    }
-    Py_DECREF(message);
-    return failed;
-}
-
-/* True when the event starting at start is outside wanted and answers no action. */
-static int
-unwanted(PyObject *text, int kind, const void *data, Py_ssize_t start, Py_ssize_t end,
-         PyObject *wanted)
-{
-    static const char prefix[] = "Event: ";
-    const Py_ssize_t prefix_length = 7;
-    if (end - start < prefix_length) {
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < prefix_length; i++) {
-        if (PyUnicode_READ(kind, data, start + i) != (Py_UCS4)prefix[i]) {
-            return 0;
-        }
-    }
-    Py_ssize_t name_end = find_crlf(kind, data, start + prefix_length, end);
-    PyObject *name = PyUnicode_Substring(text, start + prefix_length, name_end);
-    if (name == NULL) {
-        return -1;
-    }
-    int is_wanted = PySet_Contains(wanted, name);
-    Py_DECREF(name);
-    if (is_wanted != 0) {
-        return is_wanted < 0 ? -1 : 0;
-    }
-    Py_ssize_t found = PyUnicode_Find(text, s_action_line, start, end, 1);
-    if (found == -2) {
-        return -1;
-    }
-    return found == -1;
-}
-
-static PyObject *
-split_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError,
-                        "split_region(text, known, wanted, cls) takes 4 arguments");
-        return NULL;
-    }
-    PyObject *text = args[0], *known = args[1], *wanted = args[2], *cls = args[3];
-    if (check_args(text, known) < 0) {
-        return NULL;
-    }
-    if (wanted != Py_None && !PyAnySet_Check(wanted)) {
-        PyErr_SetString(PyExc_TypeError, "wanted must be a set or None");
-        return NULL;
-    }
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyDict_Type)) {
-        PyErr_SetString(PyExc_TypeError, "cls must be a dict subclass");
-        return NULL;
-    }
-    const int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    const Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-    PyObject *events = PyList_New(0);
-    PyObject *others = PyList_New(0);
-    Py_ssize_t filtered = 0;
-    KeyTable *table = NULL;
-    if (events == NULL || others == NULL) {
-        goto error;
-    }
-    table = PyMem_Malloc(sizeof(KeyTable));
-    if (table == NULL) {
-        PyErr_NoMemory();
-        goto error;
-    }
-    table->used = 0;
-    key_table_build(table, known);
-    Py_ssize_t position = 0;
-    while (position < length) {
-        /* Extra blank lines between messages are not messages. */
-        Py_UCS4 c = PyUnicode_READ(kind, data, position);
-        if (c == '\r' || c == '\n') {
-            position++;
-            continue;
-        }
-        Py_ssize_t end = find_blank_line(kind, data, position, length);
-        if (wanted != Py_None) {
-            int skip = unwanted(text, kind, data, position, end, wanted);
-            if (skip < 0) {
-                goto error;
-            }
-            if (skip) {
-                filtered++;
-                position = end + 4;
-                continue;
-            }
-        }
-        if (take_message(text, kind, data, position, end, known, table, (PyTypeObject *)cls,
-                         events, others) < 0) {
-            goto error;
-        }
-        position = end + 4;
-    }
-    key_table_free(table);
-    return Py_BuildValue("(NNn)", events, others, filtered);
-
-error:
-    key_table_free(table);
-    Py_XDECREF(events);
-    Py_XDECREF(others);
-    return NULL;
-}
-
-/* ---- the same on UTF-8 bytes ------------------------------------------------- */
 
 /* The known key whose ASCII text is raw[0:length], borrowed from the table. */
 static PyObject *
@@ -570,6 +234,59 @@ fill_bytes(const char *p, const char *end, PyObject *store, const KeyTable *tabl
     }
 }
 
+/* Append (position, item) to others; steals nothing. 0 ok, -1 error. */
+static int
+add_other(PyObject *others, Py_ssize_t position, PyObject *item)
+{
+    PyObject *pair = Py_BuildValue("(nO)", position, item);
+    if (pair == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(others, pair);
+    Py_DECREF(pair);
+    return failed;
+}
+
+/*
+ * Sort a message the header loop filled (done: 1) or refused (0): a plain
+ * event goes to events, a reply, list item or FullyBooted to others. Returns
+ * 1 when sorted, 0 when the careful path must have it (refused, no Event nor
+ * Response, or a Result to unquote), -1 on error. Always releases message.
+ */
+static int
+sort_message(PyObject *message, int done, PyObject *events, PyObject *others)
+{
+    int sorted = -1;
+    PyObject *event = NULL;
+    if (!done) {
+        sorted = 0;
+        goto out;
+    }
+    event = PyDict_GetItemWithError(message, s_event); /* borrowed */
+    if (event == NULL && PyErr_Occurred()) {
+        goto out;
+    }
+    int has_response = PyDict_Contains(message, s_response);
+    int has_result = PyDict_Contains(message, s_result);
+    int has_action = PyDict_Contains(message, s_action_id);
+    if (has_response < 0 || has_result < 0 || has_action < 0) {
+        goto out;
+    }
+    if ((event == NULL && !has_response) || has_result) {
+        sorted = 0;
+        goto out;
+    }
+    int booted = event != NULL && PyUnicode_Check(event) &&
+                 PyUnicode_Compare(event, s_fully_booted) == 0;
+    int failed = event != NULL && !has_action && !booted
+                     ? PyList_Append(events, message)
+                     : add_other(others, PyList_GET_SIZE(events), message);
+    sorted = failed ? -1 : 1;
+out:
+    Py_DECREF(message);
+    return sorted;
+}
+
 static int
 take_bytes_message(const char *p, const char *end, const KeyTable *table, ValueCache *values,
                    PyTypeObject *cls, PyObject *events, PyObject *others)
@@ -583,46 +300,16 @@ take_bytes_message(const char *p, const char *end, const KeyTable *table, ValueC
         Py_DECREF(message);
         return -1;
     }
-    PyObject *event = NULL;
-    if (done) {
-        event = PyDict_GetItemWithError(message, s_event); /* borrowed */
-        if (event == NULL && PyErr_Occurred()) {
-            Py_DECREF(message);
-            return -1;
-        }
-        int has_response = PyDict_Contains(message, s_response);
-        int has_result = PyDict_Contains(message, s_result);
-        if (has_response < 0 || has_result < 0) {
-            Py_DECREF(message);
-            return -1;
-        }
-        done = (event != NULL || has_response) && !has_result;
+    int sorted = sort_message(message, done, events, others);
+    if (sorted != 0) {
+        return sorted < 0 ? -1 : 0;
     }
-    int failed;
-    if (!done) {
-        Py_DECREF(message);
-        PyObject *part = PyUnicode_DecodeUTF8(p, end - p, "replace");
-        if (part == NULL) {
-            return -1;
-        }
-        failed = add_other(others, PyList_GET_SIZE(events), part);
-        Py_DECREF(part);
-        return failed;
-    }
-    int has_action = PyDict_Contains(message, s_action_id);
-    if (has_action < 0) {
-        Py_DECREF(message);
+    PyObject *part = PyUnicode_DecodeUTF8(p, end - p, "replace");
+    if (part == NULL) {
         return -1;
     }
-    int booted = event != NULL && PyUnicode_Check(event) &&
-                 PyUnicode_Compare(event, s_fully_booted) == 0;
-    if (event != NULL && !has_action && !booted) {
-        failed = PyList_Append(events, message);
-    }
-    else {
-        failed = add_other(others, PyList_GET_SIZE(events), message);
-    }
-    Py_DECREF(message);
+    int failed = add_other(others, PyList_GET_SIZE(events), part);
+    Py_DECREF(part);
     return failed;
 }
 
@@ -649,6 +336,7 @@ unwanted_bytes(const char *p, const char *end, PyObject *wanted)
 static PyObject *
 split_utf8_region(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    (void)module;
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError,
                         "split_utf8_region(raw, known, wanted, cls) takes 4 arguments");
@@ -726,21 +414,15 @@ error:
 
 static PyMethodDef speedups_methods[] = {
     {"split_utf8_region", (PyCFunction)(void (*)(void))split_utf8_region, METH_FASTCALL,
-     "split_utf8_region(raw, known, wanted, cls) -> (events, others, filtered): "
-     "split_region on UTF-8 bytes, decoding only the values."},
-    {"fill_headers", (PyCFunction)(void (*)(void))fill_headers, METH_FASTCALL,
-     "fill_headers(text, store, known) -> bool: CRLF 'Key: value' lines into store; "
-     "False on a line without ': ', a key not in known, or a repeated key."},
-    {"split_region", (PyCFunction)(void (*)(void))split_region, METH_FASTCALL,
-     "split_region(text, known, wanted, cls) -> (events, others, filtered): the "
-     "messages of a decoded region, filtered, parsed and sorted (see the module)."},
+     "split_utf8_region(raw, known, wanted, cls) -> (events, others, filtered): the "
+     "messages of a read, filtered, parsed and sorted (see the module)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     "cti.ami._speedups",
-    "C version of the AMI header loop (see framing.py for the Python one).",
+    "C version of the AMI region splitter (see framing.py for the Python one).",
     -1,
     speedups_methods,
 };
@@ -753,10 +435,9 @@ PyInit__speedups(void)
     s_action_id = PyUnicode_InternFromString("ActionID");
     s_result = PyUnicode_InternFromString("Result");
     s_fully_booted = PyUnicode_InternFromString("FullyBooted");
-    s_action_line = PyUnicode_FromString("\r\nActionID: ");
     s_empty_tuple = PyTuple_New(0);
     if (s_event == NULL || s_response == NULL || s_action_id == NULL || s_result == NULL ||
-        s_fully_booted == NULL || s_action_line == NULL || s_empty_tuple == NULL) {
+        s_fully_booted == NULL || s_empty_tuple == NULL) {
         return NULL;
     }
     return PyModule_Create(&speedups_module);

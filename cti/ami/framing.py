@@ -27,9 +27,9 @@ from urllib.parse import unquote
 from .message import AmiMessage, canonical_header
 
 try:  # the C header loop; the same loops in Python below when it is not built
-    from ._speedups import fill_headers, split_region, split_utf8_region
+    from ._speedups import split_utf8_region
 except ImportError:  # pragma: no cover - depends on the build
-    fill_headers = split_region = split_utf8_region = None
+    split_utf8_region = None
 
 __all__ = [
     "BANNER_PREFIX",
@@ -408,15 +408,7 @@ def _with_repeats(lines: list[str], text: str) -> AmiMessage | None:
         key, sep, value = line.partition(": ")
         if not sep:
             return None
-        previous = store.get(key)
-        if previous is None:
-            store[key] = value
-        elif key in _UNIQUE_HEADERS:
-            raise MalformedMessage(f"repeated {key} header", _as_bytes(text))
-        elif isinstance(previous, list):
-            previous.append(value)
-        else:
-            store[key] = [previous, value]
+        _add_header(store, key, value, text)
     return store
 
 
@@ -435,14 +427,12 @@ class MessageParser:
         # C loop stores these objects as keys instead of fresh copies).
         self._known: dict[str, str] = {}
         self._max_known_keys = max_known_keys
-        self._fill = fill_headers if accelerated else None
-        self._split = split_region if accelerated else None
         self._split_utf8 = split_utf8_region if accelerated else None
 
     @property
     def accelerated(self) -> bool:
-        """True when the header loop runs in C (``cti.ami._speedups``)."""
-        return self._fill is not None
+        """True when UTF-8 regions are split and parsed in C (``cti.ami._speedups``)."""
+        return self._split_utf8 is not None
 
     def split_region(
         self, region: Region | str, wanted: AbstractSet[str] | None
@@ -465,8 +455,7 @@ class MessageParser:
                     region.raw, self._known, wanted, AmiMessage
                 )
             region = region.text()
-        if self._split is not None:
-            return self._split(region, self._known, wanted, AmiMessage)  # type: ignore[no-any-return]
+        # The Python twin of the C splitter (other encodings, or no C module).
         events: list[AmiMessage] = []
         others: list[tuple[int, AmiMessage | str]] = []
         filtered = 0
@@ -515,17 +504,13 @@ class MessageParser:
         """
         store: AmiMessage = _new_message(AmiMessage)
         known = self._known
-        if self._fill is not None:
-            # In C: one pass, False on a repeat, an odd line or an unknown key.
-            plain = self._fill(text, store, known)
-        else:
-            lines = text.split("\r\n")
-            for line in lines:
-                key, _, value = line.partition(": ")
-                store[key] = value
-            # A repeated header leaves fewer keys than lines; a line without
-            # ": " became a key of its own and fails the known-key check.
-            plain = len(store) == len(lines) and store.keys() <= known.keys()
+        lines = text.split("\r\n")
+        for line in lines:
+            key, _, value = line.partition(": ")
+            store[key] = value
+        # A repeated header leaves fewer keys than lines; a line without
+        # ": " became a key of its own and fails the known-key check.
+        plain = len(store) == len(lines) and store.keys() <= known.keys()
         if not plain:
             repeated = _with_repeats(text.split("\r\n"), text)
             if repeated is None or not repeated.keys() <= known.keys():

@@ -232,14 +232,7 @@ class AMILink:
         drops first, ``ValueError`` for an unsendable action (CR/LF in a
         value, no ``Action``). An action is never resent after a reconnect.
         """
-        timeout = self._action_timeout_s if timeout_s is None else timeout_s
-        if not timeout > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
-        protocol = self._protocol
-        if protocol is None or not self.connected:
-            raise AMINotConnected.for_action(
-                link=self.name, endpoint=self.endpoint, action=str(action.get("Action", "?"))
-            )
+        protocol, timeout = self._ready_to_send(action, timeout_s)
         return await self._request(protocol, action, timeout)
 
     async def close(self) -> None:
@@ -276,14 +269,7 @@ class AMILink:
         Raises :class:`AMINotConnected` and ``ValueError`` at once, like
         :meth:`send_action`.
         """
-        timeout = self._action_timeout_s if timeout_s is None else timeout_s
-        if not timeout > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
-        protocol = self._protocol
-        if protocol is None or not self.connected:
-            raise AMINotConnected.for_action(
-                link=self.name, endpoint=self.endpoint, action=str(action.get("Action", "?"))
-            )
+        protocol, timeout = self._ready_to_send(action, timeout_s)
         loop = asyncio.get_running_loop()
         pending = self._submit(protocol, action, on_done=on_done)
         pending.deadline = loop.time() + timeout
@@ -293,6 +279,20 @@ class AMILink:
             if self._expiry is not None:
                 self._expiry.cancel()
             self._expiry = loop.call_at(pending.deadline, self._expire_posted)
+
+    def _ready_to_send(
+        self, action: Mapping[str, Any], timeout_s: float | None
+    ) -> tuple[HardenedAMIProtocol, float]:
+        """The connection to send on and the timeout; raises when there is none."""
+        timeout = self._action_timeout_s if timeout_s is None else timeout_s
+        if not timeout > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        protocol = self._protocol
+        if protocol is None or not self.connected:
+            raise AMINotConnected.for_action(
+                link=self.name, endpoint=self.endpoint, action=str(action.get("Action", "?"))
+            )
+        return protocol, timeout
 
     def _expire_posted(self) -> None:
         """Fail the posted actions whose deadline passed; re-arm for the next."""

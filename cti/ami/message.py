@@ -25,13 +25,14 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["AmiMessage", "CANONICAL_HEADERS", "canonical_header"]
+__all__ = ["AmiMessage", "CANONICAL_HEADERS", "SNAPSHOT_PREFIXES", "canonical_header"]
 
 # Replies that mean the action worked (as panoramisk counts them).
 _SUCCESS_RESPONSES = frozenset({"Success", "Follows", "Goodbye"})
 
 # The channel snapshot Asterisk attaches to channel events, unprefixed and with
 # the prefixes of two-channel events (DialBegin's Dest*, transfers' roles).
+# cti.events reads snapshots under the same prefixes.
 _SNAPSHOT_FIELDS = (
     "Channel",
     "ChannelState",
@@ -48,7 +49,7 @@ _SNAPSHOT_FIELDS = (
     "Uniqueid",
     "Linkedid",
 )
-_SNAPSHOT_PREFIXES = (
+SNAPSHOT_PREFIXES = (
     "",
     "Dest",
     "Transferer",
@@ -115,7 +116,7 @@ CANONICAL_HEADERS: Mapping[str, str] = MappingProxyType(
     {
         name.lower(): name
         for name in (
-            *(prefix + field for prefix in _SNAPSHOT_PREFIXES for field in _SNAPSHOT_FIELDS),
+            *(prefix + field for prefix in SNAPSHOT_PREFIXES for field in _SNAPSHOT_FIELDS),
             *_OTHER_HEADERS,
         )
     }

@@ -1,7 +1,8 @@
 """The ingest fast path gives exactly what the careful path gives.
 
-``FrameBuffer.feed_texts`` + ``MessageParser.parse`` (in C when
-``cti.ami._speedups`` is built, in Python otherwise) must agree with
+``FrameBuffer.feed_regions`` + ``MessageParser.split_region`` (in C when
+``cti.ami._speedups`` is built, in Python otherwise), and
+``FrameBuffer.feed_texts`` + ``MessageParser.parse``, must agree with
 ``FrameBuffer.feed`` + ``parse_message`` on every input: the recorded
 transcripts cut at every kind of offset, and hand-made odd messages.
 """
@@ -296,8 +297,8 @@ def test_split_region_sorts_plain_events_from_the_rest(parser: MessageParser) ->
 
 
 @pytest.mark.parametrize("path", TRANSCRIPTS, ids=[p.name for p in TRANSCRIPTS])
-def test_the_three_region_splitters_agree(path: Path) -> None:
-    # C on UTF-8 bytes, C on the decoded text, and the Python twin.
+def test_the_region_splitters_agree(path: Path) -> None:
+    # C on the UTF-8 bytes, and the Python twin on the bytes and on the text.
     raw = path.read_bytes().split(b"\r\n", 1)[1]  # without the banner line
     raw = raw[: raw.rfind(b"\r\n\r\n")]
     raw += "\r\n\r\nEvent: Odd\r\nCallerIDName: 张三\r\n\r\n".encode()
