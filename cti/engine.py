@@ -212,6 +212,18 @@ class Engine:
         self.service.wrapup_done(agent, self.clock())
         self._after_input()
 
+    def agent_states(self) -> dict[str, dict[str, Any]]:
+        """Every agent's ACD state, for the HTTP API."""
+        return {
+            agent_id: {
+                "state": agent.state.name,
+                "since": agent.state_since,
+                "pause_reason": agent.pause_reason,
+                "call_id": agent.call_id,
+            }
+            for agent_id, agent in self.acd.agents.items()
+        }
+
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()
         return {

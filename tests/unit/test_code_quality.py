@@ -8,7 +8,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PURE_CORES = ["cti/calls", "cti/events.py", "cti/ami", "cti/backoff.py", "acd", "cti/config.py"]
+PURE_CORES = [
+    "cti/calls",
+    "cti/events.py",
+    "cti/ami",
+    "cti/backoff.py",
+    "acd",
+    "cti/config.py",
+    "cti/api",
+    "cti/runtime.py",
+]
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:

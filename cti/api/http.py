@@ -1,0 +1,247 @@
+"""The engine's HTTP API (aiohttp): sessions, agent state, the OpenAPI document.
+
+Every route but login and the OpenAPI document needs ``Authorization: Bearer
+<token>``; each checks the role, and an agent may act only on itself.
+Supervisors and admins act on any agent (force pause, force logout). Errors
+are JSON: ``{"error": "...", "field": "..."}`` (``field`` for a bad payload),
+with 400 bad payload, 401 no or expired session, 403 not allowed, 404 unknown
+agent, 409 refused by the ACD (e.g. resume an agent who is not paused).
+
+The routes are built around an :class:`AgentControl` (the engine) so that this
+module holds no call-center logic of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from acd.errors import AcdError, UnknownAgent
+
+from .accounts import AccountStore, AuditLog
+from .openapi import openapi_document
+from .roles import Role
+from .schemas import LoginRequest, PauseRequest, PayloadError
+from .sessions import Session, SessionTable
+
+__all__ = ["AgentControl", "build_app"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SESSION = web.AppKey("session_table", SessionTable)
+ACCOUNTS = web.AppKey("accounts", AccountStore)
+AUDIT = web.AppKey("audit", AuditLog)
+CONTROL = web.AppKey("control", object)
+SESSION_OF = web.RequestKey("session", Session)
+TOKEN_OF = web.RequestKey("token", str)
+_MAX_BODY = 16 * 1024
+
+
+class AgentControl(Protocol):
+    """What the API asks of the engine (``cti.engine.Engine`` provides it)."""
+
+    def login(self, agent: str) -> None: ...
+    def logout(self, agent: str) -> None: ...
+    def pause(self, agent: str, reason: str) -> None: ...
+    def resume(self, agent: str) -> None: ...
+    def wrapup_done(self, agent: str) -> None: ...
+    def agent_states(self) -> Mapping[str, Mapping[str, Any]]: ...
+
+
+def _error(status: int, message: str, *, field: str | None = None) -> web.Response:
+    body: dict[str, str] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+async def _body(request: web.Request) -> Any:
+    if request.content_length is not None and request.content_length > _MAX_BODY:
+        raise PayloadError("(body)", f"larger than {_MAX_BODY} bytes")
+    raw = await request.read()
+    if len(raw) > _MAX_BODY:
+        raise PayloadError("(body)", f"larger than {_MAX_BODY} bytes")
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError("(body)", f"not valid JSON ({exc})") from None
+
+
+def _remote(request: web.Request) -> str:
+    return request.remote or ""
+
+
+def _token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def requires(*roles: Role) -> Callable[[Handler], Handler]:
+    """The route needs a live session whose role is one of ``roles``."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            token = _token(request)
+            session = request.app[SESSION].get(token) if token is not None else None
+            if token is None or session is None:
+                return _error(401, "no session or session expired: log in at POST /api/v1/sessions")
+            if session.role not in roles:
+                return _error(403, f"role {session.role.value} may not do this")
+            request[SESSION_OF] = session
+            request[TOKEN_OF] = token
+            return await handler(request)
+
+        guarded.__name__ = handler.__name__
+        guarded.__doc__ = handler.__doc__
+        return guarded
+
+    return wrap
+
+
+ALL_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except PayloadError as exc:
+        return _error(400, exc.problem, field=exc.field)
+
+
+# -- sessions --------------------------------------------------------------------------
+
+
+async def open_session(request: web.Request) -> web.StreamResponse:
+    """Log in with username and password; returns a bearer token."""
+    login = LoginRequest.parse(await _body(request))
+    account = await request.app[ACCOUNTS].authenticate(login.username, login.password)
+    audit = request.app[AUDIT]
+    if account is None:
+        await audit.record("", "login_failed", subject=login.username, remote=_remote(request))
+        # One message for unknown user, wrong password and disabled account.
+        return _error(401, "wrong username or password, or the account is disabled")
+    token, session = request.app[SESSION].open(account.username, account.role, account.agent)
+    await audit.record(account.username, "login", remote=_remote(request))
+    return _json(
+        {
+            "token": token,
+            "expires_at": session.expires_at,
+            "username": account.username,
+            "role": account.role.value,
+            "agent": account.agent,
+            "display_name": account.display_name,
+        },
+        status=201,
+    )
+
+
+@requires(*ALL_ROLES)
+async def close_session(request: web.Request) -> web.StreamResponse:
+    """Log out: the token stops working at once."""
+    session = request[SESSION_OF]
+    request.app[SESSION].close(request[TOKEN_OF])
+    await request.app[AUDIT].record(session.username, "logout", remote=_remote(request))
+    return web.Response(status=204)
+
+
+@requires(*ALL_ROLES)
+async def me(request: web.Request) -> web.StreamResponse:
+    session = request[SESSION_OF]
+    return _json(
+        {
+            "username": session.username,
+            "role": session.role.value,
+            "agent": session.agent,
+            "expires_at": session.expires_at,
+        }
+    )
+
+
+# -- agents ----------------------------------------------------------------------------
+
+
+@requires(*ALL_ROLES)
+async def list_agents(request: web.Request) -> web.StreamResponse:
+    """Agents with their state; an agent sees only itself."""
+    session = request[SESSION_OF]
+    states = request.app[CONTROL].agent_states()  # type: ignore[attr-defined]
+    if not session.role.manages_agents:
+        states = {k: v for k, v in states.items() if k == session.agent}
+    return _json({"agents": [dict(v, agent=k) for k, v in sorted(states.items())]})
+
+
+def _agent_action(action: str) -> Handler:
+    @requires(*ALL_ROLES)
+    async def act(request: web.Request) -> web.StreamResponse:
+        session = request[SESSION_OF]
+        agent = request.match_info["agent"]
+        if not session.role.manages_agents and agent != session.agent:
+            return _error(403, f"an agent may act only on itself ({session.agent}), not {agent}")
+        control: AgentControl = request.app[CONTROL]  # type: ignore[assignment]
+        body = await _body(request)
+        try:
+            if action == "pause":
+                control.pause(agent, PauseRequest.parse(body).reason)
+            else:
+                getattr(control, action.replace("-", "_"))(agent)
+        except UnknownAgent:
+            return _error(404, f"no agent {agent}")
+        except AcdError as exc:
+            return _error(409, str(exc))
+        forced = session.role.manages_agents and agent != session.agent
+        await request.app[AUDIT].record(
+            session.username,
+            f"agent_{action.replace('-', '_')}",
+            subject=agent,
+            remote=_remote(request),
+            detail={"forced": forced},
+        )
+        state = control.agent_states().get(agent, {})
+        return _json(dict(state, agent=agent))
+
+    act.__name__ = f"agent_{action.replace('-', '_')}"
+    return act
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    return _json(openapi_document())
+
+
+AGENT_ACTIONS = ("login", "logout", "pause", "resume", "wrapup-done")
+
+
+def build_app(
+    *,
+    control: AgentControl,
+    accounts: AccountStore,
+    audit: AuditLog,
+    sessions: SessionTable,
+) -> web.Application:
+    app = web.Application(middlewares=[_errors], client_max_size=_MAX_BODY)
+    app[CONTROL] = control
+    app[ACCOUNTS] = accounts
+    app[AUDIT] = audit
+    app[SESSION] = sessions
+    app.router.add_post("/api/v1/sessions", open_session)
+    app.router.add_delete("/api/v1/sessions/current", close_session)
+    app.router.add_get("/api/v1/me", me)
+    app.router.add_get("/api/v1/agents", list_agents)
+    for action in AGENT_ACTIONS:
+        app.router.add_post(f"/api/v1/agents/{{agent}}/{action}", _agent_action(action))
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    return app

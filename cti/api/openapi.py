@@ -1,0 +1,170 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at ``/api/v1/openapi.json``.
+
+Written by hand next to the routes (``http.py``); a unit test checks that
+every route is documented and every documented path is routed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["openapi_document"]
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "what was wrong and what to do"},
+        "field": {"type": "string", "description": "the payload field at fault (400 only)"},
+    },
+}
+_AGENT = {
+    "type": "object",
+    "required": ["agent", "state"],
+    "properties": {
+        "agent": {"type": "string", "example": "1001"},
+        "state": {
+            "type": "string",
+            "enum": [
+                "LOGGED_OUT",
+                "AVAILABLE",
+                "RESERVED",
+                "RINGING",
+                "ON_CALL",
+                "WRAP_UP",
+                "PAUSED",
+            ],
+        },
+        "since": {"type": "number", "description": "epoch seconds"},
+        "pause_reason": {"type": ["string", "null"]},
+        "call_id": {"type": ["string", "null"]},
+    },
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "bad payload; `field` names it",
+        401: "no session, or it expired",
+        403: "the role may not do this (an agent acts only on itself)",
+        404: "no such agent",
+        409: "the ACD refused (e.g. resume an agent who is not paused)",
+    }
+    return {
+        str(code): {
+            "description": text[code],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for code in codes
+    }
+
+
+def _agent_action(summary: str, *, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "parameters": [
+            {"name": "agent", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "responses": {
+            "200": {
+                "description": "the agent's state afterwards",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Agent"}}},
+            },
+            **_errors(400, 401, 403, 404, 409),
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+    return {"post": operation}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hotline engine API",
+            "version": "1",
+            "description": (
+                "Agent desktop and supervisor console API of the hotline CTI engine. "
+                "Roles: agent (acts on itself only), supervisor and admin (act on any agent)."
+            ),
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": _ERROR, "Agent": _AGENT},
+        },
+        "paths": {
+            "/api/v1/sessions": {
+                "post": {
+                    "summary": "Log in; returns a bearer token that expires",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["username", "password"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "username": {"type": "string", "maxLength": 64},
+                                        "password": {"type": "string", "maxLength": 256},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {"description": "token, expires_at, username, role, agent"},
+                        **_errors(400),
+                        "401": {"description": "wrong username or password, or disabled"},
+                    },
+                }
+            },
+            "/api/v1/sessions/current": {
+                "delete": {
+                    "summary": "Log out (the token stops working)",
+                    "security": [{"bearer": []}],
+                    "responses": {"204": {"description": "logged out"}, **_errors(401)},
+                }
+            },
+            "/api/v1/me": {
+                "get": {
+                    "summary": "The session's account",
+                    "security": [{"bearer": []}],
+                    "responses": {"200": {"description": "username, role, agent"}, **_errors(401)},
+                }
+            },
+            "/api/v1/agents": {
+                "get": {
+                    "summary": "Agents and their states (an agent sees only itself)",
+                    "security": [{"bearer": []}],
+                    "responses": {"200": {"description": "{agents: [Agent]}"}, **_errors(401)},
+                }
+            },
+            "/api/v1/agents/{agent}/login": _agent_action("Log the agent in"),
+            "/api/v1/agents/{agent}/logout": _agent_action(
+                "Log the agent out (forced if not self)"
+            ),
+            "/api/v1/agents/{agent}/pause": _agent_action(
+                "Pause the agent (示忙) with a reason (forced if not self)",
+                body={
+                    "type": "object",
+                    "required": ["reason"],
+                    "additionalProperties": False,
+                    "properties": {"reason": {"type": "string", "maxLength": 64}},
+                },
+            ),
+            "/api/v1/agents/{agent}/resume": _agent_action("Resume a paused agent"),
+            "/api/v1/agents/{agent}/wrapup-done": _agent_action("End after-call work now"),
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "OpenAPI"}},
+                }
+            },
+        },
+    }

@@ -1,0 +1,228 @@
+"""The HTTP API against a real PostgreSQL (accounts, audit log) and a real
+engine's ACD: sessions, role checks, an agent acting only on itself,
+supervisors forcing a pause, payload errors that name the field."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+from cti.api.accounts import AccountStore, AuditLog
+from cti.api.http import build_app
+from cti.api.roles import Role
+from cti.api.sessions import SessionTable
+from cti.config import AgentSpec, EngineConfig
+from cti.db import migrate
+from cti.engine import Engine
+from cti.stack.postgres import PrivatePostgres
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_795_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Api:
+    client: TestClient
+    pool: asyncpg.Pool
+    engine: Engine
+    clock: Clock
+
+    async def login(self, username: str, password: str = "correct horse 1") -> dict[str, str]:
+        response = await self.client.post(
+            "/api/v1/sessions", json={"username": username, "password": password}
+        )
+        assert response.status == 201, await response.text()
+        return {"Authorization": f"Bearer {(await response.json())['token']}"}
+
+
+@pytest_asyncio.fixture
+async def api() -> AsyncIterator[Api]:
+    run_dir = Path(tempfile.mkdtemp(prefix="hotline-api-"))
+    run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    server = PrivatePostgres(run_dir / "pg")
+    await server.start()
+    try:
+        await migrate(server.dsn)
+        pool = await asyncpg.create_pool(server.dsn, min_size=1, max_size=4)
+        clock = Clock()
+        config = EngineConfig(agents=(AgentSpec("1001", "张三"), AgentSpec("1002", "李四")))
+        engine = Engine(config, clock=clock)  # its link is never started: ACD only
+        accounts = AccountStore(pool)
+        await accounts.add("a1001", Role.AGENT, "correct horse 1", agent="1001")
+        await accounts.add("a1002", Role.AGENT, "correct horse 1", agent="1002")
+        await accounts.add("sup", Role.SUPERVISOR, "correct horse 1", display_name="班长")
+        app = build_app(
+            control=engine,
+            accounts=accounts,
+            audit=AuditLog(pool),
+            sessions=SessionTable(ttl_s=8 * 3600, clock=clock),
+        )
+        async with TestClient(TestServer(app)) as client:
+            yield Api(client, pool, engine, clock)
+        await pool.close()
+    finally:
+        await server.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+async def _audit(api: Api) -> list[tuple[str, str, str, bool | None]]:
+    rows = await api.pool.fetch(
+        "SELECT username, action, subject, (detail->>'forced')::boolean AS forced"
+        " FROM audit_log ORDER BY id"
+    )
+    return [(r["username"], r["action"], r["subject"], r["forced"]) for r in rows]
+
+
+async def test_login_logout_and_bad_credentials(api: Api) -> None:
+    wrong = await api.client.post(
+        "/api/v1/sessions", json={"username": "a1001", "password": "wrong password"}
+    )
+    assert wrong.status == 401
+    unknown = await api.client.post(
+        "/api/v1/sessions", json={"username": "nobody", "password": "wrong password"}
+    )
+    assert unknown.status == 401
+    assert (await wrong.json())["error"] == (await unknown.json())["error"]
+
+    headers = await api.login("a1001")
+    me = await api.client.get("/api/v1/me", headers=headers)
+    assert me.status == 200
+    assert await me.json() == {
+        "username": "a1001",
+        "role": "agent",
+        "agent": "1001",
+        "expires_at": api.clock.now + 8 * 3600,
+    }
+    assert (await api.client.delete("/api/v1/sessions/current", headers=headers)).status == 204
+    assert (await api.client.get("/api/v1/me", headers=headers)).status == 401
+    assert (await api.client.get("/api/v1/me")).status == 401
+    forged = {"Authorization": "Bearer not-a-token"}
+    assert (await api.client.get("/api/v1/me", headers=forged)).status == 401
+    assert await _audit(api) == [
+        ("", "login_failed", "a1001", None),
+        ("", "login_failed", "nobody", None),
+        ("a1001", "login", "", None),
+        ("a1001", "logout", "", None),
+    ]
+
+
+async def test_sessions_expire(api: Api) -> None:
+    headers = await api.login("sup")
+    api.clock.now += 8 * 3600
+    response = await api.client.get("/api/v1/me", headers=headers)
+    assert response.status == 401
+    assert "log in" in (await response.json())["error"]
+
+
+async def test_disabled_account_cannot_log_in(api: Api) -> None:
+    assert await AccountStore(api.pool).set_disabled("a1002", True)
+    response = await api.client.post(
+        "/api/v1/sessions", json={"username": "a1002", "password": "correct horse 1"}
+    )
+    assert response.status == 401
+
+
+async def test_an_agent_acts_on_itself_only(api: Api) -> None:
+    agent = await api.login("a1001")
+    login = await api.client.post("/api/v1/agents/1001/login", headers=agent)
+    assert login.status == 200 and (await login.json())["state"] == "AVAILABLE"
+    pause = await api.client.post(
+        "/api/v1/agents/1001/pause", headers=agent, json={"reason": "午休"}
+    )
+    assert pause.status == 200
+    assert (await pause.json())["pause_reason"] == "午休"
+    assert api.engine.acd.agents["1001"].state.name == "PAUSED"
+
+    other = await api.client.post(
+        "/api/v1/agents/1002/pause", headers=agent, json={"reason": "午休"}
+    )
+    assert other.status == 403
+    assert "only on itself" in (await other.json())["error"]
+    assert api.engine.acd.agents["1002"].state.name == "LOGGED_OUT"
+
+    listed = await api.client.get("/api/v1/agents", headers=agent)
+    assert [a["agent"] for a in (await listed.json())["agents"]] == ["1001"]
+
+    resume = await api.client.post("/api/v1/agents/1001/resume", headers=agent)
+    assert (await resume.json())["state"] == "AVAILABLE"
+    again = await api.client.post("/api/v1/agents/1001/resume", headers=agent)
+    assert again.status == 409  # not paused: the ACD refuses, the message says why
+    assert (await again.json())["error"]
+
+
+async def test_a_supervisor_forces_pause_and_logout(api: Api) -> None:
+    api.engine.login("1002")
+    supervisor = await api.login("sup")
+    listed = await api.client.get("/api/v1/agents", headers=supervisor)
+    assert [a["agent"] for a in (await listed.json())["agents"]] == ["1001", "1002"]
+    pause = await api.client.post(
+        "/api/v1/agents/1002/pause", headers=supervisor, json={"reason": "班长示忙"}
+    )
+    assert pause.status == 200
+    assert api.engine.acd.agents["1002"].pause_reason == "班长示忙"
+    logout = await api.client.post("/api/v1/agents/1002/logout", headers=supervisor)
+    assert logout.status == 200 and (await logout.json())["state"] == "LOGGED_OUT"
+    missing = await api.client.post("/api/v1/agents/9999/logout", headers=supervisor)
+    assert missing.status == 404
+    assert ("sup", "agent_pause", "1002", True) in await _audit(api)
+    assert ("sup", "agent_logout", "1002", True) in await _audit(api)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{not json", "(body)"),
+        (b"[1, 2]", "(body)"),
+        (b"{}", "reason"),
+        (b'{"reason": 42}', "reason"),
+        (b'{"reason": "x", "extra": 1}', "extra"),
+    ],
+)
+async def test_bad_payloads_get_400_naming_the_field(api: Api, body: bytes, field: str) -> None:
+    supervisor = await api.login("sup")
+    api.engine.login("1001")
+    response = await api.client.post(
+        "/api/v1/agents/1001/pause",
+        headers={**supervisor, "Content-Type": "application/json"},
+        data=body,
+    )
+    assert response.status == 400
+    error = await response.json()
+    assert error["field"] == field and error["error"]
+    assert api.engine.acd.agents["1001"].state.name == "AVAILABLE"  # nothing happened
+
+
+async def test_login_payload_errors(api: Api) -> None:
+    response = await api.client.post("/api/v1/sessions", json={"username": "a1001"})
+    assert response.status == 400 and (await response.json())["field"] == "password"
+
+
+async def test_audit_log_is_append_only(api: Api) -> None:
+    await api.login("sup")
+    with pytest.raises(asyncpg.PostgresError, match="append-only"):
+        await api.pool.execute("UPDATE audit_log SET username = 'x'")
+    with pytest.raises(asyncpg.PostgresError, match="append-only"):
+        await api.pool.execute("DELETE FROM audit_log")
+
+
+async def test_openapi_document_is_served(api: Api) -> None:
+    response = await api.client.get("/api/v1/openapi.json")
+    assert response.status == 200
+    document = await response.json()
+    assert document["openapi"] == "3.1.0"
+    assert "/api/v1/agents/{agent}/pause" in document["paths"]
