@@ -69,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     from cti.kpi_cli import add_kpi_arguments
 
     add_kpi_arguments(sub)
+
+    from cti.api.account_cli import add_account_arguments
+
+    add_account_arguments(sub)
     return parser
 
 
@@ -122,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             from cti.kpi_cli import run_kpi
 
             return asyncio.run(run_kpi(args))
+        elif args.command == "account":
+            from cti.api.account_cli import run_account
+
+            return asyncio.run(run_account(args))
     except ConfigError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2

@@ -100,6 +100,19 @@ class KpiConfig:
     print_every_s: float = 5.0
 
 
+@dataclass(frozen=True)
+class ApiConfig:
+    """The HTTP API and WebSocket of the agent desktop and supervisor console."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    """Loopback by default: put a TLS-terminating proxy in front to expose it."""
+    port: int = 8080
+    """0: any free port (tests); the log says which."""
+    session_ttl_s: float = 9 * 3600.0
+    """A token lasts a shift (nine hours), or until logout."""
+
+
 def _default_lines() -> tuple[LineSpec, ...]:
     return (
         LineSpec("12345", "12345", "12345-general"),
@@ -116,6 +129,7 @@ class EngineConfig:
     ami: AmiConfig = field(default_factory=AmiConfig)
     acd: AcdConfig = field(default_factory=AcdConfig)
     kpi: KpiConfig = field(default_factory=KpiConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     database_dsn: str = ""
     redis_url: str = ""
     engine_id: str = "engine-1"
@@ -156,6 +170,8 @@ ENV_KEYS = {
     "HOTLINE_PG_DSN": "database_dsn",
     "HOTLINE_REDIS_URL": "redis_url",
     "HOTLINE_ENGINE_ID": "engine_id",
+    "HOTLINE_API_HOST": "api.host",
+    "HOTLINE_API_PORT": "api.port",
 }
 
 T = TypeVar("T")
@@ -291,6 +307,10 @@ def validate(config: EngineConfig) -> EngineConfig:
         for j, name in enumerate(agent.queues):
             if name not in queues:
                 raise ConfigError(f"agents[{i}].queues[{j}]", f"no queue named {name!r}")
+    if not 0 <= config.api.port < 65536:
+        raise ConfigError("api.port", f"must be within 0..65535, got {config.api.port!r}")
+    if not config.api.session_ttl_s > 0:
+        raise ConfigError("api.session_ttl_s", f"must be > 0, got {config.api.session_ttl_s!r}")
     return config
 
 

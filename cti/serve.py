@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from contextlib import AsyncExitStack
 from pathlib import Path
 
+from cti.api.server import serve_api
 from cti.call_printer import CallPrinter
 from cti.config import ConfigError, EngineConfig
 from cti.engine import Engine
@@ -30,7 +32,18 @@ async def run_serve(config: EngineConfig, *, spill_dir: Path | None = None) -> N
         await engine.start()
         tune_gc()
         try:
-            await stop.wait()
+            async with AsyncExitStack() as api:
+                if config.api.enabled and not config.database_dsn:
+                    log.warning(
+                        "HTTP API not started: accounts and the audit log need database_dsn "
+                        "(or set api.enabled = false to silence this)"
+                    )
+                elif config.api.enabled:
+                    url = await api.enter_async_context(
+                        serve_api(config.api, control=engine, database_dsn=config.database_dsn)
+                    )
+                    print(f"hotline serve: HTTP API on {url}", flush=True)
+                await stop.wait()
         finally:
             await engine.stop()
             log.info(printer.summary())

@@ -4,12 +4,16 @@ supervisors forcing a pause, payload errors that name the field."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 import pytest_asyncio
@@ -18,8 +22,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from cti.api.accounts import AccountStore, AuditLog
 from cti.api.http import build_app
 from cti.api.roles import Role
+from cti.api.server import serve_api
 from cti.api.sessions import SessionTable
-from cti.config import AgentSpec, EngineConfig
+from cti.config import AgentSpec, ApiConfig, EngineConfig
 from cti.db import migrate
 from cti.engine import Engine
 from cti.stack.postgres import PrivatePostgres
@@ -51,17 +56,31 @@ class Api:
 
 
 @pytest_asyncio.fixture
-async def api() -> AsyncIterator[Api]:
+async def dsn() -> AsyncIterator[str]:
+    """A private PostgreSQL with the engine's migrations applied."""
     run_dir = Path(tempfile.mkdtemp(prefix="hotline-api-"))
     run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
     server = PrivatePostgres(run_dir / "pg")
     await server.start()
     try:
         await migrate(server.dsn)
-        pool = await asyncpg.create_pool(server.dsn, min_size=1, max_size=4)
+        yield server.dsn
+    finally:
+        await server.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _engine(clock: Clock) -> Engine:
+    config = EngineConfig(agents=(AgentSpec("1001", "张三"), AgentSpec("1002", "李四")))
+    return Engine(config, clock=clock)  # its link is never started: ACD only
+
+
+@pytest_asyncio.fixture
+async def api(dsn: str) -> AsyncIterator[Api]:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    try:
         clock = Clock()
-        config = EngineConfig(agents=(AgentSpec("1001", "张三"), AgentSpec("1002", "李四")))
-        engine = Engine(config, clock=clock)  # its link is never started: ACD only
+        engine = _engine(clock)
         accounts = AccountStore(pool)
         await accounts.add("a1001", Role.AGENT, "correct horse 1", agent="1001")
         await accounts.add("a1002", Role.AGENT, "correct horse 1", agent="1002")
@@ -74,10 +93,8 @@ async def api() -> AsyncIterator[Api]:
         )
         async with TestClient(TestServer(app)) as client:
             yield Api(client, pool, engine, clock)
-        await pool.close()
     finally:
-        await server.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
+        await pool.close()
 
 
 async def _audit(api: Api) -> list[tuple[str, str, str, bool | None]]:
@@ -226,3 +243,40 @@ async def test_openapi_document_is_served(api: Api) -> None:
     document = await response.json()
     assert document["openapi"] == "3.1.0"
     assert "/api/v1/agents/{agent}/pause" in document["paths"]
+
+
+async def _hotline(*argv: str, env: dict[str, str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cti.cli", *argv,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    return process.returncode or 0, out.decode()
+
+
+async def test_account_cli_and_the_served_api(dsn: str) -> None:
+    env = {"HOTLINE_ACCOUNT_PASSWORD": "班长的密码-2026", "HOTLINE_PG_DSN": dsn}
+    code, out = await _hotline(
+        "account", "add", "--username", "duty", "--role", "supervisor", "--name", "值班长", env=env
+    )
+    assert code == 0, out
+    assert "account duty (supervisor) created" in out and "班长的密码" not in out
+    code, out = await _hotline(
+        "account", "add", "--username", "x", "--role", "agent", env=env
+    )  # fmt: skip
+    assert code == 2 and "--agent" in out
+    code, out = await _hotline(
+        "account", "add", "--username", "duty", "--role", "admin", env=env
+    )  # fmt: skip
+    assert code == 2 and "already has an account" in out
+
+    async with serve_api(ApiConfig(port=0), control=_engine(Clock()), database_dsn=dsn) as url:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/api/v1/openapi.json") as response:
+                assert response.status == 200
+            login = {"username": "duty", "password": "班长的密码-2026"}
+            async with http.post(f"{url}/api/v1/sessions", json=login) as response:
+                assert response.status == 201
+                assert (await response.json())["role"] == "supervisor"

@@ -44,6 +44,9 @@ port = {info.ami.port}
 username = "{info.ami.username}"
 ping_interval_s = 1
 
+[api]
+port = 0
+
 [acd]
 wrapup_s = {acd.wrapup_s}
 engine_grace_s = {acd.engine_grace_s}

@@ -1,0 +1,52 @@
+"""Start the HTTP API next to the engine (``hotline serve``, ``hotline demo``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from aiohttp import web
+
+from cti.config import ApiConfig
+
+from .accounts import AccountStore, AuditLog
+from .http import AgentControl, build_app
+from .sessions import SessionTable
+
+__all__ = ["serve_api"]
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def serve_api(
+    config: ApiConfig, *, control: AgentControl, database_dsn: str
+) -> AsyncIterator[str]:
+    """Run the API until the block ends; yields its base URL. Accounts and the
+    audit log live in PostgreSQL, so a database is required."""
+    if not database_dsn:
+        raise ValueError("the HTTP API needs database_dsn (accounts and audit log)")
+    pool = await asyncpg.create_pool(database_dsn, min_size=1, max_size=4)
+    runner: web.AppRunner | None = None
+    try:
+        app = build_app(
+            control=control,
+            accounts=AccountStore(pool),
+            audit=AuditLog(pool),
+            sessions=SessionTable(ttl_s=config.session_ttl_s, clock=time.time),
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        port = runner.addresses[0][1] if runner.addresses else config.port
+        url = f"http://{config.host}:{port}"
+        log.info("HTTP API on %s (OpenAPI at %s/api/v1/openapi.json)", url, url)
+        yield url
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await pool.close()
