@@ -175,6 +175,8 @@ ENV_KEYS = {
 }
 
 T = TypeVar("T")
+# Full keys where 0 has a meaning of its own.
+_ZERO_MEANS_ANY = frozenset({"api.port"})  # any free port
 _NON_NEGATIVE = (
     "overflow_wait_s",
     "callback_wait_s",
@@ -214,7 +216,7 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
             whole = "whole " if kind is int else ""
             raise ConfigError(key, f"expected a {whole}number, got {value!r}") from None
         leaf = key.rsplit(".", 1)[-1]
-        if number < 0 or (number == 0 and leaf not in _NON_NEGATIVE):
+        if number < 0 or (number == 0 and leaf not in _NON_NEGATIVE and key not in _ZERO_MEANS_ANY):
             raise ConfigError(key, f"must be greater than 0, got {value!r}")
         return number
     if kind is str:

@@ -168,3 +168,15 @@ def test_the_shipped_example_config_loads():
     config = load_config(example)
     assert config.kpi.answer_target_s == 15.0 and config.kpi.rate_target == 0.90
     assert [a.extension for a in config.agents] == ["1001", "1002"]
+
+
+def test_api_port_zero_means_any_free_port_but_ami_port_zero_is_refused(tmp_path):
+    path = tmp_path / "hotline.toml"
+    path.write_text("[api]\nport = 0\n")
+    assert load_config(path).api.port == 0
+    path.write_text("[ami]\nport = 0\n")
+    with pytest.raises(ConfigError, match="ami.port"):
+        load_config(path)
+    path.write_text("[api]\nsession_ttl_s = -1\n")
+    with pytest.raises(ConfigError, match="api.session_ttl_s"):
+        load_config(path)
