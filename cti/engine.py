@@ -49,20 +49,6 @@ AGENT_USER_EVENTS = frozenset(
 )
 
 
-def _check_reply(
-    what: str, refusal_ok: bool, reply: AmiMessage | list[AmiMessage] | Exception
-) -> None:
-    if isinstance(reply, Exception):
-        log.error("%s failed: %s", what, reply)
-    elif isinstance(reply, AmiMessage) and not reply.success:
-        log.log(
-            logging.DEBUG if refusal_ok else logging.WARNING,
-            "%s refused by Asterisk: %s",
-            what,
-            reply.get("Message", reply),
-        )
-
-
 class Engine:
     def __init__(
         self,
@@ -154,6 +140,7 @@ class Engine:
         self._on_hold: set[str] = set()
         """Caller channels now in MusicOnHold: the safe moment for a Redirect."""
         self._deferred: dict[str, tuple[str, str, asyncio.TimerHandle]] = {}
+        self._stopping = False
         self.link.add_event_handler(self._on_event)
         self.link.add_connect_handler(self._on_connect)
 
@@ -174,7 +161,22 @@ class Engine:
         self._spawn(self._heartbeat())
         self._spawn(self._kpi_loop())
 
+    def _check_reply(
+        self, what: str, refusal_ok: bool, reply: AmiMessage | list[AmiMessage] | Exception
+    ) -> None:
+        if isinstance(reply, Exception):
+            # Actions still in flight when the engine stops fail by design.
+            log.log(logging.INFO if self._stopping else logging.ERROR, "%s failed: %s", what, reply)
+        elif isinstance(reply, AmiMessage) and not reply.success:
+            log.log(
+                logging.DEBUG if refusal_ok else logging.WARNING,
+                "%s refused by Asterisk: %s",
+                what,
+                reply.get("Message", reply),
+            )
+
     async def stop(self) -> None:
+        self._stopping = True
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         for uniqueid in list(self._deferred):
@@ -501,7 +503,7 @@ class Engine:
         ``refusal_ok``: Asterisk saying no is expected (a QueueAdd of a member
         already there) and only logged at debug level."""
         try:
-            self.link.post_action(action, on_done=partial(_check_reply, what, refusal_ok))
+            self.link.post_action(action, on_done=partial(self._check_reply, what, refusal_ok))
         except AMIError as exc:
             log.warning("%s: not sent (%s); resync will decide again", what, exc)
 
@@ -617,6 +619,10 @@ class Engine:
             self._agents_changed.set()
         if self.snapshot_store is not None:
             self.snapshot_store.publish(kind, payload(item))
+
+    def last_agent_for(self, number: str) -> str | None:
+        """The agent who last answered ``number`` within the repeat-caller window."""
+        return self._last_agent_for(number, self.clock())
 
     def _last_agent_for(self, number: str, now: float) -> str | None:
         found = self._repeat_callers.get(number)

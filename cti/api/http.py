@@ -13,6 +13,7 @@ module holds no call-center logic of its own.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,7 +29,7 @@ from .roles import Role
 from .schemas import LoginRequest, PauseRequest, PayloadError
 from .sessions import Session, SessionTable
 
-__all__ = ["AgentControl", "build_app"]
+__all__ = ["AgentControl", "DesktopHub", "build_app"]
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,92 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 
 
 AGENT_ACTIONS = ("login", "logout", "pause", "resume", "wrapup-done")
+AUTH_TIMEOUT_S = 5.0
+
+
+class DesktopHub:
+    """The open desktop WebSockets, by agent, and what their owners may see.
+
+    Agents see caller numbers masked (DOMAIN.md: confidentiality); supervisors
+    and admins will see them unmasked, and every such view is audited.
+    """
+
+    def __init__(self) -> None:
+        self._by_agent: dict[str, set[web.WebSocketResponse]] = {}
+
+    def add(self, agent: str, socket: web.WebSocketResponse) -> None:
+        self._by_agent.setdefault(agent, set()).add(socket)
+
+    def remove(self, agent: str, socket: web.WebSocketResponse) -> None:
+        sockets = self._by_agent.get(agent)
+        if sockets is not None:
+            sockets.discard(socket)
+            if not sockets:
+                del self._by_agent[agent]
+
+    def agent_connected(self, agent: str) -> bool:
+        return bool(self._by_agent.get(agent))
+
+    def unmasked_for(self, agent: str) -> bool:
+        return False  # an agent's desktop never shows a full caller number
+
+    async def send_to_agent(self, agent: str, frame: Mapping[str, Any]) -> int:
+        """Send ``frame`` to every desktop of ``agent``; how many got it."""
+        sent = 0
+        for socket in list(self._by_agent.get(agent, ())):
+            if socket.closed:
+                continue
+            try:
+                await socket.send_json(frame, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+                sent += 1
+            except ConnectionError:
+                self.remove(agent, socket)
+        return sent
+
+    async def close(self) -> None:
+        for sockets in list(self._by_agent.values()):
+            for socket in list(sockets):
+                await socket.close()
+
+
+HUB = web.AppKey("hub", DesktopHub)
+
+
+async def desktop_socket(request: web.Request) -> web.StreamResponse:
+    """The agent desktop's WebSocket. The first frame must be
+    ``{"type": "auth", "token": "..."}`` (a browser cannot set headers on a
+    WebSocket, and a token in the URL would end up in logs), within 5 s."""
+    socket = web.WebSocketResponse(heartbeat=20.0)
+    await socket.prepare(request)
+    try:
+        async with asyncio.timeout(AUTH_TIMEOUT_S):
+            first = await socket.receive_json()
+    except (TimeoutError, ValueError, TypeError, RuntimeError):
+        first = None
+    token = first.get("token") if isinstance(first, dict) else None
+    session = request.app[SESSION].get(token) if isinstance(token, str) else None
+    if session is None:
+        await socket.send_json(
+            {"type": "error", "error": 'send {"type": "auth", "token": ...} first'}
+        )
+        await socket.close(code=4401, message=b"not authenticated")
+        return socket
+    hub = request.app[HUB]
+    agent = session.agent
+    if agent is not None:
+        hub.add(agent, socket)
+    try:
+        await socket.send_json(
+            {"type": "hello", "username": session.username, "role": session.role.value,
+             "agent": agent},
+            dumps=lambda o: json.dumps(o, ensure_ascii=False),
+        )  # fmt: skip
+        async for _ in socket:
+            pass  # nothing is read from the desktop yet: actions go through HTTP
+    finally:
+        if agent is not None:
+            hub.remove(agent, socket)
+    return socket
 
 
 def build_app(
@@ -231,12 +318,15 @@ def build_app(
     accounts: AccountStore,
     audit: AuditLog,
     sessions: SessionTable,
+    hub: DesktopHub | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=_MAX_BODY)
     app[CONTROL] = control
     app[ACCOUNTS] = accounts
     app[AUDIT] = audit
     app[SESSION] = sessions
+    app[HUB] = hub if hub is not None else DesktopHub()
+    app.router.add_get("/api/v1/ws", desktop_socket)
     app.router.add_post("/api/v1/sessions", open_session)
     app.router.add_delete("/api/v1/sessions/current", close_session)
     app.router.add_get("/api/v1/me", me)

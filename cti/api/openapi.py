@@ -160,6 +160,16 @@ def openapi_document() -> dict[str, Any]:
             ),
             "/api/v1/agents/{agent}/resume": _agent_action("Resume a paused agent"),
             "/api/v1/agents/{agent}/wrapup-done": _agent_action("End after-call work now"),
+            "/api/v1/ws": {
+                "get": {
+                    "summary": (
+                        "Agent desktop WebSocket. Send {type: auth, token} first (within 5 s); "
+                        "then frames arrive: hello, screen_pop (caller number masked for "
+                        "agents, line, IVR choices, wait so far, earlier calls, repeat caller)"
+                    ),
+                    "responses": {"101": {"description": "switching to WebSocket"}},
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "summary": "This document",

@@ -11,9 +11,11 @@ import asyncpg
 from aiohttp import web
 
 from cti.config import ApiConfig
+from cti.engine import Engine
 
 from .accounts import AccountStore, AuditLog
-from .http import AgentControl, build_app
+from .http import DesktopHub, build_app
+from .screenpop import ScreenPopService
 from .sessions import SessionTable
 
 __all__ = ["serve_api"]
@@ -22,21 +24,24 @@ log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def serve_api(
-    config: ApiConfig, *, control: AgentControl, database_dsn: str
-) -> AsyncIterator[str]:
-    """Run the API until the block ends; yields its base URL. Accounts and the
-    audit log live in PostgreSQL, so a database is required."""
+async def serve_api(config: ApiConfig, *, control: Engine, database_dsn: str) -> AsyncIterator[str]:
+    """Run the API until the block ends; yields its base URL. Accounts, the
+    audit log and the callers' history live in PostgreSQL, so a database is
+    required. Screen-pops go to agents' desktops as their phones ring."""
     if not database_dsn:
         raise ValueError("the HTTP API needs database_dsn (accounts and audit log)")
     pool = await asyncpg.create_pool(database_dsn, min_size=1, max_size=4)
     runner: web.AppRunner | None = None
+    hub = DesktopHub()
+    screen_pops = ScreenPopService(engine=control, pusher=hub, pool=pool)
+    control.add_listener(screen_pops.on_change)
     try:
         app = build_app(
             control=control,
             accounts=AccountStore(pool),
             audit=AuditLog(pool),
             sessions=SessionTable(ttl_s=config.session_ttl_s, clock=time.time),
+            hub=hub,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -47,6 +52,8 @@ async def serve_api(
         log.info("HTTP API on %s (OpenAPI at %s/api/v1/openapi.json)", url, url)
         yield url
     finally:
+        await screen_pops.close()
+        await hub.close()
         if runner is not None:
             await runner.cleanup()
         await pool.close()

@@ -20,7 +20,13 @@ from acd import log_events as ev
 from acd.event_log import EventLogWriter, load_agent_states, load_repeat_callers
 from acd.log_events import LogEvent
 from cti.backoff import Backoff
-from cti.db import MigrationError, apply_migrations, default_migrations_dir, migrate
+from cti.db import (
+    MigrationError,
+    apply_migrations,
+    default_migrations_dir,
+    discover_migrations,
+    migrate,
+)
 from cti.stack.postgres import PostgresNotAvailable, PrivatePostgres
 
 pytestmark = pytest.mark.integration
@@ -86,27 +92,31 @@ async def test_migrations_apply_once_even_when_two_engines_start_together(pg, tm
     a = await asyncpg.connect(pg.dsn)
     b = await asyncpg.connect(pg.dsn)
     try:
+        shipped = [m.version for m in discover_migrations(default_migrations_dir())]
+        assert shipped[0] == "001_acd_event_log"
         first, second = await asyncio.gather(apply_migrations(a), apply_migrations(b))
-        assert sorted([first, second]) == [[], ["001_acd_event_log"]]
+        assert sorted([first, second]) == [[], shipped]
         assert await apply_migrations(a) == []
-        rows = await a.fetch("SELECT version, checksum, applied_at FROM schema_migrations")
-        assert [r["version"] for r in rows] == ["001_acd_event_log"]
-        assert len(rows[0]["checksum"]) == 64
+        rows = await a.fetch(
+            "SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version"
+        )
+        assert [r["version"] for r in rows] == shipped
+        assert all(len(r["checksum"]) == 64 for r in rows)
 
         # A new numbered file is applied; the recorded ones are not re-run.
         copy = tmp_path / "migrations"
         shutil.copytree(default_migrations_dir(), copy)
-        (copy / "002_probe.sql").write_text("CREATE TABLE probe (id int);\n")
-        assert await apply_migrations(a, directory=copy) == ["002_probe"]
+        (copy / "900_probe.sql").write_text("CREATE TABLE probe (id int);\n")
+        assert await apply_migrations(a, directory=copy) == ["900_probe"]
         assert await apply_migrations(a, directory=copy) == []
 
         # A failing migration leaves nothing behind and names its file.
-        (copy / "003_broken.sql").write_text("CREATE TABLE half (id int);\nSELECT nonsense;\n")
-        with pytest.raises(MigrationError, match="003_broken.sql"):
+        (copy / "901_broken.sql").write_text("CREATE TABLE half (id int);\nSELECT nonsense;\n")
+        with pytest.raises(MigrationError, match="901_broken.sql"):
             await apply_migrations(a, directory=copy)
         assert await a.fetchval("SELECT to_regclass('half')") is None
-        assert await a.fetchval("SELECT count(*) FROM schema_migrations") == 2
-        (copy / "003_broken.sql").unlink()
+        assert await a.fetchval("SELECT count(*) FROM schema_migrations") == len(shipped) + 1
+        (copy / "901_broken.sql").unlink()
 
         # Editing an applied file is refused, naming it.
         edited = copy / "001_acd_event_log.sql"
