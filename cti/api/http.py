@@ -52,6 +52,7 @@ class AgentControl(Protocol):
     def resume(self, agent: str) -> None: ...
     def wrapup_done(self, agent: str) -> None: ...
     def agent_states(self) -> Mapping[str, Mapping[str, Any]]: ...
+    def snapshot(self) -> Mapping[str, Any]: ...
 
 
 def _error(status: int, message: str, *, field: str | None = None) -> web.Response:
@@ -61,8 +62,12 @@ def _error(status: int, message: str, *, field: str | None = None) -> web.Respon
     return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    return web.json_response(data, status=status, dumps=_dumps)
 
 
 async def _body(request: web.Request) -> Any:
@@ -219,6 +224,15 @@ def _agent_action(action: str) -> Handler:
     return act
 
 
+@requires(Role.SUPERVISOR, Role.ADMIN)
+async def console(request: web.Request) -> web.StreamResponse:
+    """The supervisor console's data: queues and lines (waiting, longest wait),
+    agents (state, since, pause reason, call), live KPIs per window with their
+    targets and alarms, and the KPI definitions."""
+    control: AgentControl = request.app[CONTROL]  # type: ignore[assignment]
+    return _json(control.snapshot())
+
+
 async def openapi(request: web.Request) -> web.StreamResponse:
     return _json(openapi_document())
 
@@ -236,6 +250,34 @@ class DesktopHub:
 
     def __init__(self) -> None:
         self._by_agent: dict[str, set[web.WebSocketResponse]] = {}
+        self._consoles: set[web.WebSocketResponse] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add_console(self, socket: web.WebSocketResponse) -> None:
+        self._consoles.add(socket)
+
+    def remove_console(self, socket: web.WebSocketResponse) -> None:
+        self._consoles.discard(socket)
+
+    def publish_console(self, snapshot: Mapping[str, Any]) -> None:
+        """Push the live snapshot to every open supervisor console (a KPI
+        listener: synchronous, so the sending is an owned task)."""
+        if not self._consoles:
+            return
+        frame = {"type": "console", "snapshot": snapshot}
+        task = asyncio.get_running_loop().create_task(self._send_consoles(frame))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_consoles(self, frame: Mapping[str, Any]) -> None:
+        for socket in list(self._consoles):
+            if socket.closed:
+                self._consoles.discard(socket)
+                continue
+            try:
+                await socket.send_json(frame, dumps=_dumps)
+            except ConnectionError:
+                self._consoles.discard(socket)
 
     def add(self, agent: str, socket: web.WebSocketResponse) -> None:
         self._by_agent.setdefault(agent, set()).add(socket)
@@ -260,14 +302,17 @@ class DesktopHub:
             if socket.closed:
                 continue
             try:
-                await socket.send_json(frame, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+                await socket.send_json(frame, dumps=_dumps)
                 sent += 1
             except ConnectionError:
                 self.remove(agent, socket)
         return sent
 
     async def close(self) -> None:
-        for sockets in list(self._by_agent.values()):
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sockets in [*self._by_agent.values(), self._consoles]:
             for socket in list(sockets):
                 await socket.close()
 
@@ -298,6 +343,8 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     agent = session.agent
     if agent is not None:
         hub.add(agent, socket)
+    if session.role.manages_agents:
+        hub.add_console(socket)
     try:
         await socket.send_json(
             {"type": "hello", "username": session.username, "role": session.role.value,
@@ -309,6 +356,7 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     finally:
         if agent is not None:
             hub.remove(agent, socket)
+        hub.remove_console(socket)
     return socket
 
 
@@ -333,5 +381,6 @@ def build_app(
     app.router.add_get("/api/v1/agents", list_agents)
     for action in AGENT_ACTIONS:
         app.router.add_post(f"/api/v1/agents/{{agent}}/{action}", _agent_action(action))
+    app.router.add_get("/api/v1/console", console)
     app.router.add_get("/api/v1/openapi.json", openapi)
     return app

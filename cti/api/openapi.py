@@ -160,12 +160,24 @@ def openapi_document() -> dict[str, Any]:
             ),
             "/api/v1/agents/{agent}/resume": _agent_action("Resume a paused agent"),
             "/api/v1/agents/{agent}/wrapup-done": _agent_action("End after-call work now"),
+            "/api/v1/console": {
+                "get": {
+                    "summary": (
+                        "Supervisor console data: queue and line tiles (waiting, longest wait), "
+                        "agents (state, since, pause reason, call), live KPIs per window with "
+                        "targets and alarms, KPI definitions. Supervisors and admins only."
+                    ),
+                    "security": [{"bearer": []}],
+                    "responses": {"200": {"description": "the live snapshot"}, **_errors(401, 403)},
+                }
+            },
             "/api/v1/ws": {
                 "get": {
                     "summary": (
-                        "Agent desktop WebSocket. Send {type: auth, token} first (within 5 s); "
-                        "then frames arrive: hello, screen_pop (caller number masked for "
-                        "agents, line, IVR choices, wait so far, earlier calls, repeat caller)"
+                        "Desktop and console WebSocket. Send {type: auth, token} first (within "
+                        "5 s); then frames arrive: hello; screen_pop for an agent (caller number "
+                        "masked, line, IVR choices, wait so far, earlier calls, repeat caller); "
+                        "console for supervisors and admins (the live snapshot, every few s)"
                     ),
                     "responses": {"101": {"description": "switching to WebSocket"}},
                 }

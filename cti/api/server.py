@@ -35,6 +35,7 @@ async def serve_api(config: ApiConfig, *, control: Engine, database_dsn: str) ->
     hub = DesktopHub()
     screen_pops = ScreenPopService(engine=control, pusher=hub, pool=pool)
     control.add_listener(screen_pops.on_change)
+    control.add_kpi_listener(hub.publish_console)
     try:
         app = build_app(
             control=control,

@@ -20,7 +20,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from cti.api.accounts import AccountStore, AuditLog
-from cti.api.http import build_app
+from cti.api.http import HUB, build_app
 from cti.api.roles import Role
 from cti.api.server import serve_api
 from cti.api.sessions import SessionTable
@@ -280,3 +280,28 @@ async def test_account_cli_and_the_served_api(dsn: str) -> None:
             async with http.post(f"{url}/api/v1/sessions", json=login) as response:
                 assert response.status == 201
                 assert (await response.json())["role"] == "supervisor"
+
+
+async def test_the_console_is_for_supervisors_and_pushes_live_snapshots(api: Api) -> None:
+    agent = await api.login("a1001")
+    assert (await api.client.get("/api/v1/console", headers=agent)).status == 403
+    supervisor = await api.login("sup")
+    api.engine.login("1001")
+    response = await api.client.get("/api/v1/console", headers=supervisor)
+    assert response.status == 200
+    data = await response.json()
+    assert data["acd"]["agents"]["1001"]["state"] == "AVAILABLE"
+    assert data["acd"]["queues"]["12345-general"]["waiting"] == 0
+    assert data["kpi"]["targets"]["rate_target"] == 0.9
+
+    token = supervisor["Authorization"].split()[1]
+    socket = await api.client.ws_connect("/api/v1/ws")
+    await socket.send_json({"type": "auth", "token": token})
+    assert (await socket.receive_json(timeout=5))["role"] == "supervisor"
+    hub = api.client.app[HUB]  # type: ignore[index]
+    api.engine.pause("1001", "培训")
+    hub.publish_console(api.engine.snapshot())  # what the engine's KPI loop does
+    frame = await socket.receive_json(timeout=5)
+    assert frame["type"] == "console"
+    assert frame["snapshot"]["acd"]["agents"]["1001"]["pause_reason"] == "培训"
+    await socket.close()
