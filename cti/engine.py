@@ -214,6 +214,32 @@ class Engine:
         self.service.wrapup_done(agent, self.clock())
         self._after_input()
 
+    # ChanSpy options per monitoring mode: q no beep or name announcement to
+    # the spy, E end when the agent's channel hangs up; w whisper to the agent
+    # only; B barge: talk to both parties.
+    SPY_OPTIONS = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
+
+    def monitor(self, agent: str, phone: str, mode: str) -> None:
+        """Ring the supervisor's ``phone`` into a ChanSpy on ``agent``'s call
+        (``listen``, ``whisper`` or ``barge``). Raises ValueError for an
+        unknown mode."""
+        options = self.SPY_OPTIONS.get(mode)
+        if options is None:
+            raise ValueError(f"unknown monitoring mode {mode!r}; expected {list(self.SPY_OPTIONS)}")
+        self._action(
+            {
+                "Action": "Originate",
+                "Channel": f"PJSIP/{phone}",
+                "Application": "ChanSpy",
+                # The trailing "-" keeps PJSIP/1001 from matching PJSIP/10011.
+                "Data": f"PJSIP/{agent}-,{options}",
+                "CallerID": f"{mode} <{agent}>",
+                "Timeout": "30000",
+                "Async": "true",
+            },
+            what=f"monitor ({mode}) agent {agent} from {phone}",
+        )
+
     def agent_states(self) -> dict[str, dict[str, Any]]:
         """Every agent's ACD state, for the HTTP API."""
         return {

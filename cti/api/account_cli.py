@@ -32,6 +32,9 @@ def add_account_arguments(sub: Any) -> None:
     add.add_argument("--agent", default=None, help="the agent extension (role agent only)")
     add.add_argument("--name", default="", help="display name")
     add.add_argument(
+        "--phone", default=None, help="a supervisor's softphone endpoint (rung for monitoring)"
+    )
+    add.add_argument(
         "--dsn",
         default=os.environ.get("HOTLINE_PG_DSN", ""),
         help="PostgreSQL DSN (default: HOTLINE_PG_DSN)",
@@ -59,7 +62,12 @@ async def run_account(args: argparse.Namespace) -> int:
     try:
         try:
             account = await AccountStore(pool).add(
-                args.username, role, password, agent=args.agent, display_name=args.name
+                args.username,
+                role,
+                password,
+                agent=args.agent,
+                display_name=args.name,
+                phone=args.phone,
             )
         except PasswordError as exc:
             raise ConfigError("password", str(exc)) from None

@@ -31,6 +31,8 @@ class Account:
     agent: str | None
     display_name: str
     disabled: bool
+    phone: str | None = None
+    """The SIP endpoint a supervisor listens on (ChanSpy is originated to it)."""
 
 
 def _account(row: Any) -> Account:
@@ -40,6 +42,7 @@ def _account(row: Any) -> Account:
         agent=row["agent"],
         display_name=row["display_name"],
         disabled=row["disabled"],
+        phone=row["phone"],
     )
 
 
@@ -55,17 +58,19 @@ class AccountStore:
         *,
         agent: str | None = None,
         display_name: str = "",
+        phone: str | None = None,
     ) -> Account:
         """Create an account; the password is hashed (off the event loop)."""
         password_hash = await asyncio.to_thread(hash_password, password)
         row = await self._pool.fetchrow(
-            "INSERT INTO account (username, role, password_hash, agent, display_name)"
-            " VALUES ($1, $2, $3, $4, $5) RETURNING *",
+            "INSERT INTO account (username, role, password_hash, agent, display_name, phone)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
             username,
             role.value,
             password_hash,
             agent,
             display_name,
+            phone,
         )
         return _account(row)
 

@@ -26,7 +26,7 @@ from acd.errors import AcdError, UnknownAgent
 from .accounts import AccountStore, AuditLog
 from .openapi import openapi_document
 from .roles import Role
-from .schemas import LoginRequest, PauseRequest, PayloadError
+from .schemas import LoginRequest, MonitorRequest, PauseRequest, PayloadError
 from .sessions import Session, SessionTable
 
 __all__ = ["AgentControl", "DesktopHub", "build_app"]
@@ -53,6 +53,7 @@ class AgentControl(Protocol):
     def wrapup_done(self, agent: str) -> None: ...
     def agent_states(self) -> Mapping[str, Mapping[str, Any]]: ...
     def snapshot(self) -> Mapping[str, Any]: ...
+    def monitor(self, agent: str, phone: str, mode: str) -> None: ...
 
 
 def _error(status: int, message: str, *, field: str | None = None) -> web.Response:
@@ -141,7 +142,9 @@ async def open_session(request: web.Request) -> web.StreamResponse:
         await audit.record("", "login_failed", subject=login.username, remote=_remote(request))
         # One message for unknown user, wrong password and disabled account.
         return _error(401, "wrong username or password, or the account is disabled")
-    token, session = request.app[SESSION].open(account.username, account.role, account.agent)
+    token, session = request.app[SESSION].open(
+        account.username, account.role, account.agent, phone=account.phone
+    )
     await audit.record(account.username, "login", remote=_remote(request))
     return _json(
         {
@@ -222,6 +225,32 @@ def _agent_action(action: str) -> Handler:
 
     act.__name__ = f"agent_{action.replace('-', '_')}"
     return act
+
+
+@requires(Role.SUPERVISOR, Role.ADMIN)
+async def monitor(request: web.Request) -> web.StreamResponse:
+    """Listen to, whisper to or barge into an agent's call from the
+    supervisor's own softphone (ChanSpy is originated to it)."""
+    session = request[SESSION_OF]
+    agent = request.match_info["agent"]
+    mode = MonitorRequest.parse(await _body(request)).mode
+    control: AgentControl = request.app[CONTROL]  # type: ignore[assignment]
+    state = control.agent_states().get(agent)
+    if state is None:
+        return _error(404, f"no agent {agent}")
+    if state["state"] != "ON_CALL":
+        return _error(409, f"agent {agent} is not on a call ({state['state']})")
+    if not session.phone:
+        return _error(409, f"account {session.username} has no phone to ring for monitoring")
+    control.monitor(agent, session.phone, mode)
+    await request.app[AUDIT].record(
+        session.username,
+        f"monitor_{mode}",
+        subject=agent,
+        remote=_remote(request),
+        detail={"call_id": state.get("call_id"), "phone": session.phone},
+    )
+    return _json({"agent": agent, "mode": mode, "phone": session.phone}, status=202)
 
 
 @requires(Role.SUPERVISOR, Role.ADMIN)
@@ -381,6 +410,7 @@ def build_app(
     app.router.add_get("/api/v1/agents", list_agents)
     for action in AGENT_ACTIONS:
         app.router.add_post(f"/api/v1/agents/{{agent}}/{action}", _agent_action(action))
+    app.router.add_post("/api/v1/agents/{agent}/monitor", monitor)
     app.router.add_get("/api/v1/console", console)
     app.router.add_get("/api/v1/openapi.json", openapi)
     return app

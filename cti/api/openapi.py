@@ -160,6 +160,45 @@ def openapi_document() -> dict[str, Any]:
             ),
             "/api/v1/agents/{agent}/resume": _agent_action("Resume a paused agent"),
             "/api/v1/agents/{agent}/wrapup-done": _agent_action("End after-call work now"),
+            "/api/v1/agents/{agent}/monitor": {
+                "post": {
+                    "summary": (
+                        "Listen, whisper or barge on the agent's call: the supervisor's own "
+                        "softphone (account phone) is rung into ChanSpy. Supervisors, admins."
+                    ),
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {
+                            "name": "agent",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["mode"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "mode": {
+                                            "type": "string",
+                                            "enum": ["listen", "whisper", "barge"],
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": {"description": "the supervisor's phone is being rung"},
+                        **_errors(400, 401, 403, 404, 409),
+                    },
+                }
+            },
             "/api/v1/console": {
                 "get": {
                     "summary": (

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PayloadError", "LoginRequest", "PauseRequest", "require_object"]
+__all__ = ["LoginRequest", "MonitorRequest", "PauseRequest", "PayloadError", "require_object"]
 
 _MAX_REASON = 64
 _MAX_USERNAME = 64
@@ -73,3 +73,20 @@ class PauseRequest:
         data = require_object(body)
         _no_extra(data, {"reason"})
         return cls(reason=_text(data, "reason", max_length=_MAX_REASON))
+
+
+MONITOR_MODES = ("listen", "whisper", "barge")
+
+
+@dataclass(frozen=True)
+class MonitorRequest:
+    mode: str
+
+    @classmethod
+    def parse(cls, body: Any) -> MonitorRequest:
+        data = require_object(body)
+        _no_extra(data, {"mode"})
+        mode = _text(data, "mode", max_length=16)
+        if mode not in MONITOR_MODES:
+            raise PayloadError("mode", f"expected one of {list(MONITOR_MODES)}, got {mode!r}")
+        return cls(mode=mode)

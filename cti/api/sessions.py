@@ -25,6 +25,8 @@ class Session:
     agent: str | None
     """The agent extension the account works as (agents only)."""
     expires_at: float
+    phone: str | None = None
+    """The supervisor's softphone endpoint, for monitoring."""
 
 
 def _digest(token: str) -> str:
@@ -39,11 +41,13 @@ class SessionTable:
         self._clock = clock
         self._sessions: dict[str, Session] = {}
 
-    def open(self, username: str, role: Role, agent: str | None) -> tuple[str, Session]:
+    def open(
+        self, username: str, role: Role, agent: str | None, *, phone: str | None = None
+    ) -> tuple[str, Session]:
         """A new token and its session."""
         self._purge()
         token = secrets.token_urlsafe(32)
-        session = Session(username, role, agent, self._clock() + self.ttl_s)
+        session = Session(username, role, agent, self._clock() + self.ttl_s, phone)
         self._sessions[_digest(token)] = session
         return token, session
 
