@@ -21,7 +21,7 @@ from acd.log_events import LogEvent
 from acd.presence import Presence
 from acd.queues import AcdSettings, QueueSpec
 from acd.service import AcdService, agent_specs, payload
-from acd.sla import KpiSettings, ServiceLevelTracker
+from acd.sla import TODAY, KpiSettings, ServiceLevelTracker
 from cti.ami import AMIError, AMILink, AmiMessage
 from cti.calls import CallChange, CallModel, CallPhase
 from cti.config import EngineConfig
@@ -258,7 +258,34 @@ class Engine:
             "at": now,
             "acd": self.acd.snapshot(now),
             "kpi": self.tracker.snapshot(now=now),
+            "rate_chart": self.rate_chart(now),
         }
+
+    def rate_chart(self, now: float | None = None) -> list[dict[str, Any]]:
+        """The 15 s answer rate of each hour of today so far (the contract's
+        local day), for the console's chart: one point per hour, the current
+        hour up to now."""
+        now = self.clock() if now is None else now
+        start, _ = self.tracker.window_range(TODAY, now=now)
+        points = []
+        hour = start
+        while hour < now:
+            end = min(hour + 3600.0, now)
+            # Windows are closed intervals: stop a hair short of the next hour
+            # so that an outcome exactly on the hour counts once.
+            last = end if end == now else end - 1e-6
+            stats = self.tracker.window((hour, last), now=now)
+            points.append(
+                {
+                    "from": hour,
+                    "to": end,
+                    "offered": stats.offered,
+                    "answered": stats.answered,
+                    "rate_15s": stats.rate_15s,
+                }
+            )
+            hour += 3600.0
+        return points
 
     # -- AMI side -------------------------------------------------------------------
 

@@ -204,7 +204,8 @@ def openapi_document() -> dict[str, Any]:
                     "summary": (
                         "Supervisor console data: queue and line tiles (waiting, longest wait), "
                         "agents (state, since, pause reason, call), live KPIs per window with "
-                        "targets and alarms, KPI definitions. Supervisors and admins only."
+                        "targets and alarms, KPI definitions, rate_chart (the 15 s rate of "
+                        "each hour of today). Supervisors and admins only."
                     ),
                     "security": [{"bearer": []}],
                     "responses": {"200": {"description": "the live snapshot"}, **_errors(401, 403)},
