@@ -307,7 +307,15 @@ class Acd:
         log.debug("call %s: queued in %s (priority %d)", call_id, queue, priority)
         return self._settle(at, [])
 
-    def requeue(self, call_id: str, at: float, *, queue: str | None = None) -> list[Command]:
+    def requeue(
+        self,
+        call_id: str,
+        at: float,
+        *,
+        queue: str | None = None,
+        prefer: str | None = None,
+        prefer_s: float = 0.0,
+    ) -> list[Command]:
         """The caller is back in the queue: a ring ended unanswered (without a
         RONA), or an agent transferred the call to a queue (``queue``, default
         the call's own). The call keeps its first ``queued_at`` and priority,
@@ -316,7 +324,11 @@ class Acd:
         it keeps the reservation: the ring that ended was an earlier one, and
         the engine's Redirect to this agent is still on its way (releasing it
         would offer the call again and interrupt that ring in turn); the
-        reservation timeout covers a Redirect that never lands."""
+        reservation timeout covers a Redirect that never lands.
+
+        ``prefer``: an answered call transferred to a given agent waits up to
+        ``prefer_s`` for that agent (offered at once if free), then goes to
+        whoever is free, like a repeat caller's preference."""
         if queue is not None and queue not in self.queues:
             raise UnknownQueue(queue, f"requeue of call {call_id}")
         out: list[Command] = []
@@ -344,6 +356,11 @@ class Acd:
         answered.queue = queue or answered.queue
         answered.offered_to = None
         answered.preferred_agent = answered.preferred_until = None
+        if prefer is not None and prefer in self.agents and prefer_s > 0:
+            answered.preferred_agent = prefer
+            answered.preferred_until = at + prefer_s
+            answered.skip_agents.discard(prefer)
+            self._push_timer(answered.preferred_until, _PREFERENCE, call_id)
         self._calls[call_id] = answered
         self._insert_waiting(answered)
         log.debug("call %s: back in queue %s", call_id, answered.queue)

@@ -76,6 +76,8 @@ class CallFacts:
     requeues: int = 0
     no_answers: int = 0
     agents_connected: int = 0
+    transfer_to: str | None = None
+    """The agent a blind transfer is taking the call to (until it is requeued)."""
 
 
 @dataclass
@@ -101,6 +103,8 @@ class AcdService:
     queue_skill: Mapping[str, str | None] = field(default_factory=dict)
     agent_queues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
+    transfer_prefer_s: float = 20.0
+    """How long a call transferred to a busy agent waits for that agent."""
     calls: dict[str, CallFacts] = field(default_factory=dict)
     alarms: list[Alarm] = field(default_factory=list)
     _wrapups: dict[str, WrapUp] = field(default_factory=dict)
@@ -179,7 +183,14 @@ class AcdService:
             if c.call_id in self._rona_requeued:
                 self._rona_requeued.discard(c.call_id)  # the ACD put it back already
             else:
-                self._run(self.acd.requeue(c.call_id, c.at), c.at)
+                prefer, facts.transfer_to = facts.transfer_to, None
+                queue = c.queue if c.queue in self.acd.queues else None
+                self._run(
+                    self.acd.requeue(
+                        c.call_id, c.at, queue=queue, prefer=prefer, prefer_s=self.transfer_prefer_s
+                    ),
+                    c.at,
+                )
             return
         queue = c.queue or (call.queue if call else None)
         if queue not in self.acd.queues:
@@ -273,6 +284,9 @@ class AcdService:
             facts.agents_connected += 1
             seq = facts.agents_connected
         self._log(E.AGENT_CONNECTED, c.at, c.call_id, agent=c.agent, seq=seq)
+        # A transfer target (or a third party who is an agent) now talks to
+        # the caller: the call is that agent's until its leg hangs up.
+        self._run(self.acd.answered(c.call_id, c.agent, c.at), c.at)
 
     def _no_answer(self, c: AgentNoAnswer) -> None:
         facts = self.calls.get(c.call_id)

@@ -6,6 +6,7 @@ what was wrong and what is expected.
 
 from __future__ import annotations
 
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -113,6 +114,26 @@ class ApiConfig:
     """A token lasts a shift (nine hours), or until logout."""
 
 
+@dataclass(frozen=True)
+class ControlConfig:
+    """Call control from the agent desktop: transfers, consultations, holds."""
+
+    transfer_ring_s: int = 30
+    """How long a transfer, consultation or three-way leg rings before it
+    counts as unanswered (the caller then comes back)."""
+    agent_hold_max_s: int = 3600
+    """The agent's leg is let go after this long on hold (the caller keeps
+    waiting in the conference, with music)."""
+    city_center_number: str = "12345"
+    """Where "transfer to the city 12345 centre" (电话互转) dials, through the trunk."""
+    external_number_pattern: str = r"1[3-9]\d{9}|0\d{9,11}|\d{5,8}"
+    """Outside numbers an agent may transfer to or add to a call (full match):
+    mobiles, numbers with an area code, short local numbers. Guards against
+    toll fraud from a stolen desktop session."""
+    transfer_prefer_s: float = 20.0
+    """A call transferred to a busy agent waits this long for that agent."""
+
+
 def _default_lines() -> tuple[LineSpec, ...]:
     return (
         LineSpec("12345", "12345", "12345-general"),
@@ -130,6 +151,7 @@ class EngineConfig:
     acd: AcdConfig = field(default_factory=AcdConfig)
     kpi: KpiConfig = field(default_factory=KpiConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
     database_dsn: str = ""
     redis_url: str = ""
     engine_id: str = "engine-1"
@@ -313,6 +335,26 @@ def validate(config: EngineConfig) -> EngineConfig:
         raise ConfigError("api.port", f"must be within 0..65535, got {config.api.port!r}")
     if not config.api.session_ttl_s > 0:
         raise ConfigError("api.session_ttl_s", f"must be > 0, got {config.api.session_ttl_s!r}")
+    control = config.control
+    if not control.transfer_ring_s > 0:
+        raise ConfigError(
+            "control.transfer_ring_s", f"must be > 0, got {control.transfer_ring_s!r}"
+        )
+    if not control.agent_hold_max_s > 0:
+        raise ConfigError(
+            "control.agent_hold_max_s", f"must be > 0, got {control.agent_hold_max_s!r}"
+        )
+    if not control.city_center_number.isdigit():
+        raise ConfigError(
+            "control.city_center_number",
+            f"must be digits, got {control.city_center_number!r}",
+        )
+    try:
+        re.compile(control.external_number_pattern)
+    except re.error as exc:
+        raise ConfigError(
+            "control.external_number_pattern", f"not a regular expression: {exc}"
+        ) from None
     return config
 
 

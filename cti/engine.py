@@ -25,6 +25,8 @@ from acd.sla import TODAY, KpiSettings, ServiceLevelTracker
 from cti.ami import AMIError, AMILink, AmiMessage
 from cti.calls import CallChange, CallModel, CallPhase
 from cti.config import EngineConfig
+from cti.control.core import CallControl
+from cti.control.service import CallControlService
 from cti.events import KNOWN_EVENTS
 from cti.events import channel_endpoint as endpoint_of
 from cti.resync import ResyncReport, resync
@@ -44,6 +46,8 @@ _ENGINE_EVENTS = frozenset(
 # engine's own. Asterisk sends more (NewConnectedLine, DialState, Hold...);
 # they are dropped by name, unparsed.
 WANTED_EVENTS = KNOWN_EVENTS | _ENGINE_EVENTS
+# The events that can end a call-control step (see cti.control.service).
+_CONTROL_EVENTS = frozenset({"UserEvent", "BridgeLeave", "Hangup"})
 AGENT_USER_EVENTS = frozenset(
     {"HotlineAgentLogin", "HotlineAgentLogout", "HotlineAgentPause", "HotlineAgentResume"}
 )
@@ -126,6 +130,24 @@ class Engine:
             agent_queues={a.extension: config.agent_queues(a) for a in config.agents},
             clock=clock,
         )
+        control = config.control
+        self.control = CallControlService(
+            core=CallControl(
+                agents=frozenset(a.extension for a in config.agents),
+                queues=frozenset(q.name for q in config.effective_queues),
+                agent_mobiles={a.extension: a.mobile for a in config.agents if a.mobile},
+                city_center_number=control.city_center_number,
+                external_number_pattern=control.external_number_pattern,
+                transfer_ring_s=control.transfer_ring_s,
+            ),
+            model=self.model,
+            acd=self.acd,
+            service=self.service,
+            send=self._action,
+            report=self._report_changes,
+            clock=clock,
+        )
+        self.service.transfer_prefer_s = control.transfer_prefer_s
         self._repeat_callers: dict[str, tuple[str, float]] = {}
         self._listeners: list[Listener] = []
         self._kpi_listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -337,6 +359,8 @@ class Engine:
         for change in changes:
             self._handle_change(change)
         name = event.get("Event")
+        if name in _CONTROL_EVENTS and self.control.core.calls:
+            self.control.on_event(event)
         if name not in _ENGINE_EVENTS:
             if changes:  # else the ACD saw nothing: its next timer is unchanged
                 self._after_input()
@@ -387,8 +411,14 @@ class Engine:
         except Exception as exc:  # an ACD precondition: log, never break event handling
             log.warning("agent %s presence change not applied: %s", agent, exc)
 
+    def _report_changes(self, changes: list[CallChange]) -> None:
+        for change in changes:
+            self._handle_change(change)
+        self._after_input()
+
     def _handle_change(self, change: CallChange) -> None:
         self.service.on_change(change)
+        self.control.on_change(change)
         self._publish_event(change)
         for listener in self._listeners:
             try:

@@ -195,6 +195,10 @@ class Call:
     legs: set[str] = field(default_factory=set)  # live channels of the call, caller's included
     ringing_legs: dict[str, str] = field(default_factory=dict)  # uniqueid -> agent
     connected_legs: dict[str, str] = field(default_factory=dict)  # uniqueid -> agent
+    # Legs an agent's leg dialled (a consultation): uniqueid -> endpoint; the
+    # uniqueids of those that answered.
+    consult_legs: dict[str, str] = field(default_factory=dict)
+    consult_answered: set[str] = field(default_factory=set)
     transferring: bool = False  # an agent transferred it; the target has not rung yet
     adopted: bool = False  # found by a resync, times estimated from Duration
     history: list[tuple[float, CallPhase, str]] = field(default_factory=list)  # (at, phase, event)
@@ -656,6 +660,9 @@ class CallModel:
             return
         if call is not None and uniqueid in call.connected_legs:
             self._agent_left(call, uniqueid, event.at, "Hangup", out)
+        if call is not None:
+            call.consult_legs.pop(uniqueid, None)
+            call.consult_answered.discard(uniqueid)
         self._drop_channel(uniqueid)
 
     def _on_dial_begin(self, event: ev.DialBegin, out: list[CallChange]) -> None:
@@ -670,6 +677,11 @@ class CallModel:
         self._touch(event.caller, event.at)
         if dest.uniqueid not in call.legs:
             self._join(call, dest.uniqueid)
+        if event.caller.uniqueid != call.caller_channel:
+            # An agent's leg dialling out (a consultation): the target talks to
+            # the agent, not yet to the caller, and is no offer of the call.
+            call.consult_legs[dest.uniqueid] = dest.endpoint
+            return
         if self._is_agent_leg(call, dest):
             self._ring(call, dest, event.at, "DialBegin", out)
 
@@ -677,6 +689,10 @@ class CallModel:
         self._touch(event.dest, event.at)
         uniqueid = event.dest.uniqueid
         call = self.call_for_channel(uniqueid)
+        if call is not None and uniqueid in call.consult_legs:
+            if event.dial_status.upper() == "ANSWER":
+                call.consult_answered.add(uniqueid)
+            return
         if call is None or uniqueid not in call.ringing_legs:
             return
         status = event.dial_status.upper()
@@ -711,6 +727,8 @@ class CallModel:
                 self._join(call, uniqueid)
         if call.caller_channel not in bridge.channels:
             return
+        if any(leg in call.connected_legs for leg in bridge.channels):
+            call.talk_ended_at = None  # back together after a hold or a move
         for uniqueid in sorted(bridge.channels):
             member = self.channels.get(uniqueid)
             if (
@@ -738,6 +756,11 @@ class CallModel:
             ):
                 call.talk_ended_at = event.at
         elif uniqueid in call.connected_legs and call.caller_channel in bridge.channels:
+            if channel is not None and channel.hangup_requested_at is None:
+                # Moved, not gone: the engine put the agent's leg on hold, in
+                # a consultation or in the call's conference, or a transfer
+                # is taking it away. It stays the agent's call until it hangs up.
+                return
             self._agent_left(call, uniqueid, event.at, "BridgeLeave", out)
 
     def _on_bridge_destroy(self, event: ev.BridgeDestroy, out: list[CallChange]) -> None:
@@ -773,6 +796,29 @@ class CallModel:
         out.append(
             CallTransferred(call.call_id, at, from_agent=from_agent, target=target, kind=kind)
         )
+
+    def transfer_started(
+        self, call_id: str, *, from_agent: str | None, target: str, kind: str, at: float
+    ) -> list[CallChange]:
+        """The engine is moving the caller on (a transfer it performs with
+        Redirect, which Asterisk reports as no transfer event): until the
+        target answers the caller is in transit, not in the survey."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return []
+        call.transfers.append((from_agent, target))
+        call.transferring = True
+        return [CallTransferred(call_id, at, from_agent=from_agent, target=target, kind=kind)]
+
+    def connected_leg(self, call_id: str, agent: str) -> Channel | None:
+        """The live channel of ``agent`` on the call, if it is connected to it."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return None
+        for uniqueid, endpoint in call.connected_legs.items():
+            if endpoint == agent:
+                return self.channels.get(uniqueid)
+        return None
 
     def _call_of_parties(self, parties: list[ev.ChannelInfo | None]) -> Call | None:
         for party in parties:

@@ -21,10 +21,14 @@ from pathlib import Path
 from cti.config import AmiConfig, EngineConfig
 
 from .asterisk import AgentSeat, AsteriskSettings, LineConfig, PrivateAsterisk
+from .ports import free_udp_port
 from .postgres import PrivatePostgres
 from .redis import PrivateRedis
 
 log = logging.getLogger(__name__)
+
+# The carrier side of the private trunk: calls Asterisk places out go here.
+TRUNK_PEER_HOST = "127.0.0.3"
 
 
 @dataclass
@@ -37,6 +41,9 @@ class StackInfo:
     sip: tuple[str, int] | None
     agents: list[AgentSeat] = field(default_factory=list)
     recording_dir: Path | None = None
+    trunk_peer: tuple[str, int] | None = None
+    """Where Asterisk sends the calls it places through the trunk (mobiles,
+    the city centre): a test or the demo puts a SIP far end there."""
 
 
 class PrivateStack:
@@ -73,6 +80,7 @@ class PrivateStack:
         ami = cfg.ami
         sip: tuple[str, int] | None = None
         recording_dir = None
+        trunk_peer: tuple[str, int] | None = None
         starts = []
         if self._external("HOTLINE_AMI_HOST", "HOTLINE_AMI_PORT"):
             log.info("using external Asterisk AMI at %s:%s", ami.host, ami.port)
@@ -96,6 +104,10 @@ class PrivateStack:
                     engine_grace_s=int(cfg.acd.engine_grace_s),
                     announce_every_s=int(cfg.acd.announce_every_s),
                     fallback_wait_s=int(cfg.acd.fallback_wait_s),
+                    transfer_ring_s=cfg.control.transfer_ring_s,
+                    agent_hold_max_s=cfg.control.agent_hold_max_s,
+                    trunk_peer_port=free_udp_port(TRUNK_PEER_HOST),
+                    trunk_peer_host=TRUNK_PEER_HOST,
                 )
             )
             self.asterisk.prepare()
@@ -109,6 +121,7 @@ class PrivateStack:
             )
             sip = ("127.0.0.1", settings.sip_port)
             recording_dir = self.asterisk.recording_dir
+            trunk_peer = (settings.trunk_peer_host, settings.trunk_peer_port)
             starts.append(self.asterisk.start())
         dsn = cfg.database_dsn
         if not self._external("HOTLINE_PG_DSN"):
@@ -134,6 +147,7 @@ class PrivateStack:
             sip=sip,
             agents=seats,
             recording_dir=recording_dir,
+            trunk_peer=trunk_peer,
         )
         log.info(
             "private stack up in %s: AMI 127.0.0.1:%s, SIP %s, PostgreSQL %s, Redis %s",

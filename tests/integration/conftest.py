@@ -48,9 +48,15 @@ def no_orphans() -> Iterator[None]:
     assert not left, f"child processes left running after the test: {left}"
 
 
-def stack_config(agents: int = 2, **changes: object) -> EngineConfig:
+def stack_config(
+    agents: int = 2, mobiles: dict[str, str] | None = None, **changes: object
+) -> EngineConfig:
+    mobiles = mobiles or {}
     base = EngineConfig(
-        agents=tuple(AgentSpec(str(1001 + n), f"坐席{n + 1:02d}") for n in range(agents)),
+        agents=tuple(
+            AgentSpec(str(1001 + n), f"坐席{n + 1:02d}", mobile=mobiles.get(str(1001 + n), ""))
+            for n in range(agents)
+        ),
         ring_timeout_s=8,
         acd=AcdConfig(wrapup_s=0.5),
     )
@@ -74,6 +80,22 @@ async def cancel_and_wait(*tasks: asyncio.Task[object]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class AmiWatch:
+    """Awaits a condition on the engine's state, re-checked after every AMI
+    event the engine receives (the state changes only on events)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._event = asyncio.Event()
+        engine.link.add_event_handler(lambda _event: self._event.set())
+
+    async def until(self, predicate: Callable[[], bool], *, timeout_s: float = 15.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                self._event.clear()
+                await self._event.wait()
 
 
 class ChangeLog:

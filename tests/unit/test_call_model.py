@@ -338,7 +338,9 @@ def test_transfer_changes():
         CallTransferred(
             CALL_4, approx(1795237436.856334), from_agent="1001", target="1002", kind="blind"
         ),
-        AgentLeft(CALL_4, approx(1795237436.856345), agent="1001"),
+        # 1001's leg left the bridge without hanging up (the transfer took it
+        # away): it is released at its Hangup, not at its BridgeLeave.
+        AgentLeft(CALL_4, approx(1795237436.856802), agent="1001"),
         AgentRinging(CALL_4, approx(1795237436.857348), agent="1002"),
         AgentConnected(CALL_4, approx(1795237437.869448), agent="1002"),
         # talk = caller's BridgeLeave (1002's bridge) 1795237445.473348 - first answer
@@ -659,8 +661,10 @@ def test_attended_transfer():
     assert call.phase is P.CONNECTED and call.agent == "1002"
     assert call.answered_at == 103.0
     assert model.call_for_channel("k2") is call
-    # 1002 hangs up first: now the caller is alone, in the survey.
-    changes = model.apply(event("BridgeLeave", 130.0, target, BridgeUniqueid="b2"))
+    # 1002 hangs up first (its phone's BYE: HangupRequest, then it leaves the
+    # bridge): now the caller is alone, in the survey.
+    changes = model.apply(event("HangupRequest", 130.0, target, Cause="16"))
+    changes += model.apply(event("BridgeLeave", 130.0, target, BridgeUniqueid="b2"))
     assert changes == [AgentLeft("c1", 130.0, agent="1002")]
     assert call.phase is P.AFTER_CALL
     assert call.talk_s == approx(27.0)
@@ -801,15 +805,10 @@ def test_resync_adopts_and_loses():
     assert model.bridges["br-1"].channels == {"t1", "t2"}
     assert model.agent_busy("1001")
 
-    # The model keeps working on live events after the resync.
-    later = model.apply(
-        event(
-            "BridgeLeave",
-            NOW + 5,
-            channel("PJSIP/1001-00000042", "t2", linkedid="t1"),
-            BridgeUniqueid="br-1",
-        )
-    )
+    # The model keeps working on live events after the resync (the agent hangs up).
+    agent_leg = channel("PJSIP/1001-00000042", "t2", linkedid="t1")
+    later = model.apply(event("HangupRequest", NOW + 5, agent_leg, Cause="16"))
+    later += model.apply(event("BridgeLeave", NOW + 5, agent_leg, BridgeUniqueid="br-1"))
     assert later == [AgentLeft("t1", NOW + 5, agent="1001")]
     assert talking.phase is P.AFTER_CALL
 

@@ -16,6 +16,7 @@ PURE_CORES = [
     "acd",
     "cti/config.py",
     "cti/api",
+    "cti/control",
     "cti/runtime.py",
 ]
 

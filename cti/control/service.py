@@ -1,0 +1,226 @@
+"""Call control performed: the desktop's commands checked against the live
+call and agent state, turned into AMI actions by the pure core, and sent.
+
+Also watches the events that end a control step on their own: a
+consultation's Dial that is over, and a caller left alone in the call's
+conference (the agent dropped out of a three-way call and the third party
+hung up), who then goes on to the after-call step instead of waiting there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from acd.agents import AgentState
+from acd.core import Acd
+from acd.service import AcdService
+from cti.calls import CallChange, CallEnded, CallLost, CallModel
+from cti.control.core import CallControl, ControlError, ControlState, Target, TargetKind
+
+log = logging.getLogger(__name__)
+
+AFTER_CALL_CONTEXT = "hotline-after-call"
+
+
+class ActionSender(Protocol):
+    def __call__(self, action: dict[str, str], *, what: str, refusal_ok: bool = False) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ControlResult:
+    """What a command did: the call, the command and the control state after it."""
+
+    call_id: str
+    command: str
+    state: dict[str, object]
+
+
+@dataclass
+class CallControlService:
+    core: CallControl
+    model: CallModel
+    acd: Acd
+    service: AcdService
+    send: ActionSender
+    report: Callable[[list[CallChange]], None]
+    """Hands changes the control made itself (a transfer started) to the engine."""
+    clock: Callable[[], float]
+    _party_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # -- commands ---------------------------------------------------------------------
+
+    def hold(self, agent: str) -> ControlResult:
+        call_id, caller, leg = self._agent_call(agent)
+        return self._done(call_id, "hold", self.core.hold(call_id, caller, leg))
+
+    def resume(self, agent: str) -> ControlResult:
+        call_id, _, leg = self._agent_call(agent)
+        return self._done(call_id, "resume", self.core.resume(call_id, leg))
+
+    def transfer(self, agent: str, target: Target) -> ControlResult:
+        """Blind transfer: to an agent or a queue (through the ACD, which
+        rings the target and, unanswered, keeps the call queued), or out
+        through the trunk (unanswered, the caller comes back to the queue)."""
+        call_id, caller, leg = self._agent_call(agent)
+        dest = self.core.resolve(target, acting_agent=agent)
+        if dest.kind is TargetKind.AGENT:
+            self._require_available(dest.label)
+        actions = self.core.blind_transfer(call_id, caller, leg, dest)
+        facts = self.service.calls.get(call_id)
+        if facts is not None and dest.kind is TargetKind.AGENT:
+            facts.transfer_to = dest.label
+        self.report(
+            self.model.transfer_started(
+                call_id, from_agent=agent, target=dest.label, kind="blind", at=self.clock()
+            )
+        )
+        result = self._done(call_id, f"transfer to {dest.kind.value} {dest.label}", actions)
+        return result
+
+    def consult(self, agent: str, target: Target) -> ControlResult:
+        call_id, caller, leg = self._agent_call(agent)
+        dest = self.core.resolve(target, acting_agent=agent)
+        if dest.kind is TargetKind.AGENT:
+            self._require_available(dest.label)
+        actions = self.core.consult(call_id, caller, leg, dest)
+        return self._done(call_id, f"consult {dest.label}", actions)
+
+    def complete_consult(self, agent: str) -> ControlResult:
+        """Attended transfer: the consulted party joins the caller, the agent leaves."""
+        call_id, _, leg = self._agent_call(agent)
+        target = self._consult_leg(call_id, answered=True)
+        st = self.core.state(call_id)
+        label = st.consult.label if st.consult else ""
+        actions = self.core.complete_consult(call_id, leg, target)
+        self.report(
+            self.model.transfer_started(
+                call_id, from_agent=agent, target=label, kind="attended", at=self.clock()
+            )
+        )
+        return self._done(call_id, "complete consultation", actions)
+
+    def cancel_consult(self, agent: str) -> ControlResult:
+        call_id, _, _ = self._agent_call(agent)
+        target = self._consult_leg(call_id, answered=False)
+        return self._done(call_id, "cancel consultation", self.core.cancel_consult(call_id, target))
+
+    def add_party(self, agent: str, target: Target) -> ControlResult:
+        """Three-way call: *target* is rung into the call's conference."""
+        call_id, caller, leg = self._agent_call(agent)
+        dest = self.core.resolve(target, acting_agent=agent)
+        if dest.kind is TargetKind.AGENT:
+            self._require_available(dest.label)
+        channel_id = f"{call_id}-party{next(self._party_seq)}"
+        actions = self.core.add_party(call_id, caller, leg, dest, channel_id=channel_id)
+        return self._done(call_id, f"add {dest.label}", actions)
+
+    def leave(self, agent: str) -> ControlResult:
+        call_id, _, leg = self._agent_call(agent)
+        return self._done(call_id, "leave three-way call", self.core.leave(call_id, leg))
+
+    def state_of(self, call_id: str) -> ControlState | None:
+        return self.core.calls.get(call_id)
+
+    # -- events -----------------------------------------------------------------------
+
+    def on_change(self, change: CallChange) -> None:
+        if isinstance(change, (CallEnded, CallLost)):
+            self.core.forget(change.call_id)
+
+    def on_event(self, event: Mapping[str, Any]) -> None:
+        """Raw AMI events the control steps end on (called only while some
+        call is under control)."""
+        name = event.get("Event")
+        if name == "UserEvent" and event.get("UserEvent") == "HotlineConsultResult":
+            call = self.model.call_for_channel(str(event.get("Uniqueid", "")))
+            if call is not None:
+                log.info(
+                    "call %s: consultation with %s over (%s)",
+                    call.call_id,
+                    event.get("Target"),
+                    event.get("DialStatus"),
+                )
+                self.core.consult_ended(call.call_id)
+        elif name in ("BridgeLeave", "Hangup"):
+            call = self.model.call_for_channel(str(event.get("Uniqueid", "")))
+            if call is not None:
+                self._check_caller_alone(call.call_id)
+
+    def _check_caller_alone(self, call_id: str) -> None:
+        st = self.core.calls.get(call_id)
+        call = self.model.calls.get(call_id)
+        if st is None or call is None or not st.in_conference or st.held or st.consult:
+            return
+        if call.connected_legs:
+            return  # an agent is still on it
+        caller = self.model.channels.get(call.caller_channel)
+        if caller is None or caller.bridge_id is None:
+            return
+        bridge = self.model.bridges.get(caller.bridge_id)
+        if bridge is None or bridge.channels != {call.caller_channel}:
+            return
+        log.info(
+            "call %s: the caller is alone in the conference; on to the after-call step", call_id
+        )
+        self.core.forget(call_id)
+        self.send(
+            {
+                "Action": "Redirect",
+                "Channel": caller.name,
+                "Context": AFTER_CALL_CONTEXT,
+                "Exten": "s",
+                "Priority": "1",
+            },
+            what=f"call {call_id}: caller alone after the three-way call",
+        )
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def agent_call(self, agent: str) -> str:
+        """The call *agent* is talking on, or ControlError (409)."""
+        state = self.acd.agents.get(agent)
+        if state is None:
+            raise ControlError(f"no agent {agent!r}", status=404)
+        if state.state is not AgentState.ON_CALL or state.call_id is None:
+            raise ControlError(f"agent {agent} is not on a call ({state.state.name})")
+        return state.call_id
+
+    def _agent_call(self, agent: str) -> tuple[str, str, str]:
+        call_id = self.agent_call(agent)
+        call = self.model.calls.get(call_id)
+        caller = self.model.channels.get(call.caller_channel) if call is not None else None
+        leg = self.model.connected_leg(call_id, agent)
+        if caller is None or leg is None:
+            raise ControlError(f"call {call_id} has no live caller and agent {agent} legs")
+        return call_id, caller.name, leg.name
+
+    def _require_available(self, agent: str) -> None:
+        state = self.acd.agents.get(agent)
+        if state is None or state.state is not AgentState.AVAILABLE or state.busy_external:
+            now = "unknown" if state is None else state.state.name
+            raise ControlError(f"agent {agent} is not available ({now})")
+
+    def _consult_leg(self, call_id: str, *, answered: bool) -> str | None:
+        call = self.model.calls.get(call_id)
+        if call is None:
+            return None
+        for uniqueid in call.consult_legs:
+            if answered and uniqueid not in call.consult_answered:
+                continue
+            channel = self.model.channels.get(uniqueid)
+            if channel is not None:
+                return channel.name
+        return None
+
+    def _done(self, call_id: str, command: str, actions: list[dict[str, str]]) -> ControlResult:
+        for action in actions:
+            self.send(action, what=f"call {call_id}: {command} ({action['Action']})")
+        log.info("call %s: %s", call_id, command)
+        state = self.core.calls.get(call_id)
+        return ControlResult(
+            call_id, command, state.as_dict() if state is not None else {"call_id": call_id}
+        )

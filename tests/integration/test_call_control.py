@@ -1,0 +1,343 @@
+"""Call control on real calls: hold and resume, blind transfers (to an agent,
+a queue, a mobile phone through the trunk), attended transfer (completed and
+cancelled), a three-way call the agent leaves, and transfers nobody answers
+coming back. sipp citizens call in, pyVoIP robots are the agents, a sipp UAS
+is the far end of the trunk; every step is checked in Asterisk's own channel
+list, in the ACD, and in the call's single recording, which must keep growing
+after each move."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from acd.sla import TODAY
+from cti.calls import AgentConnected, AgentLeft, AgentRinging, CallAnswered, CallTransferred
+from cti.config import ControlConfig
+from cti.control.core import ControlError, Target, TargetKind
+from softphone_bridge.sipp_citizen import CitizenCall
+from softphone_bridge.sipp_far_end import SippFarEnd
+
+from .conftest import AmiWatch, cancel_and_wait
+
+pytestmark = [pytest.mark.integration]
+
+WAV_BYTES_PER_S = 16_000  # MixMonitor's .wav: 8 kHz, 16-bit, mono
+
+
+async def _channels(eng) -> dict[str, tuple[str, str]]:
+    """Asterisk's own view: channel name -> (application, data)."""
+    reply = await eng.link.send_action({"Action": "CoreShowChannels"})
+    return {
+        item["Channel"]: (item.get("Application", ""), item.get("ApplicationData", ""))
+        for item in reply
+        if item.get("Channel")
+    }
+
+
+def _by_endpoint(channels: dict[str, tuple[str, str]], prefix: str) -> list[tuple[str, str]]:
+    return [app for name, app in sorted(channels.items()) if name.startswith(prefix)]
+
+
+def _only_call(eng):
+    (call,) = eng.model.calls.values()
+    return call
+
+
+def _caller_bridge(eng, call) -> set[str]:
+    """Endpoints sharing the caller's bridge (the caller's own included)."""
+    caller = eng.model.channels.get(call.caller_channel)
+    if caller is None or caller.bridge_id is None:
+        return set()
+    bridge = eng.model.bridges.get(caller.bridge_id)
+    if bridge is None:
+        return set()
+    return {eng.model.channels[u].endpoint for u in bridge.channels if u in eng.model.channels}
+
+
+def _recording(info, call_id: str) -> Path:
+    files = sorted(info.recording_dir.glob("*.wav"))
+    assert [f.name for f in files] == [f"{call_id}.wav"], "one recording per call"
+    return files[0]
+
+
+async def _grows(path: Path, size: int, *, seconds: float, timeout_s: float = 15.0) -> int:
+    """Until the recording holds *seconds* more audio than *size* bytes. The
+    file is all there is to watch (Asterisk reports no progress), so it is
+    polled."""
+    target = size + int(seconds * WAV_BYTES_PER_S)
+    async with asyncio.timeout(timeout_s):
+        while (now := path.stat().st_size) < target:
+            await asyncio.sleep(0.1)
+    return now
+
+
+@pytest.fixture
+async def far_end(stack, tmp_path):
+    _, info = stack
+    async with SippFarEnd(*info.trunk_peer, tmp_path / "far") as far:
+        yield far
+
+
+@pytest.fixture
+async def silent_far_end(stack, tmp_path):
+    _, info = stack
+    async with SippFarEnd(*info.trunk_peer, tmp_path / "far", answers=False) as far:
+        yield far
+
+
+async def _answered_by_1001(eng, changes, citizens, hold_s: float = 60.0):
+    eng.logout("1002")
+    eng.logout("1003")
+    task = asyncio.create_task(citizens.call(CitizenCall("12345", "13800138000", "张三", hold_s)))
+    await changes.wait_for(lambda c: isinstance(c, CallAnswered) and c.agent == "1001")
+    return task, _only_call(eng)
+
+
+@pytest.mark.stack(agents=3)
+async def test_hold_resume_then_three_way_call_survives_the_agent_leaving(
+    engine, robots, citizens, stack, far_end
+) -> None:
+    eng, changes = engine
+    _, info = stack
+    watch = AmiWatch(eng)
+    task, call = await _answered_by_1001(eng, changes, citizens)
+    try:
+        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        wav = _recording(info, call.call_id)
+
+        eng.control.hold("1001")
+        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk"})
+        now = await _channels(eng)
+        assert _by_endpoint(now, "PJSIP/trunk") == [("ConfBridge", call.call_id)]
+        assert _by_endpoint(now, "PJSIP/1001") == [("Wait", "3600")]
+        assert eng.acd.agents["1001"].state.name == "ON_CALL"  # a hold is still the call
+        with pytest.raises(ControlError, match="already on hold"):
+            eng.control.hold("1001")
+
+        eng.control.resume("1001")
+        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        size = await _grows(wav, wav.stat().st_size, seconds=1.0)
+
+        eng.control.add_party("1001", Target(TargetKind.EXTERNAL, "88990011"))
+        await watch.until(
+            lambda: (
+                len(eng.model.bridges[eng.model.channels[call.caller_channel].bridge_id].channels)
+                == 3
+            )
+        )
+        now = await _channels(eng)
+        assert [app for app in now.values()] == [("ConfBridge", call.call_id)] * 3
+        assert far_end.called() == ["88990011"]
+
+        eng.control.leave("1001")
+        await changes.wait_for(lambda c: isinstance(c, AgentLeft) and c.agent == "1001")
+        await watch.until(
+            lambda: (
+                not _by_endpoint(
+                    eng.model.channels
+                    and {ch.name: ("", "") for ch in eng.model.channels.values()},
+                    "PJSIP/1001",
+                )
+            )
+        )
+        now = await _channels(eng)
+        assert sorted(now.values()) == [("ConfBridge", call.call_id)] * 2  # caller + third party
+        assert eng.acd.agents["1001"].state.name in ("WRAP_UP", "AVAILABLE")
+        assert eng.acd.agents["1001"].call_id in (None, call.call_id)
+        await _grows(wav, size, seconds=2.0)  # still recording, with 1001 gone
+    finally:
+        await cancel_and_wait(task)
+
+
+@pytest.mark.stack(agents=3)
+async def test_blind_transfer_to_an_agent_rings_through_the_acd(
+    engine, robots, citizens, stack
+) -> None:
+    eng, changes = engine
+    _, info = stack
+    watch = AmiWatch(eng)
+    task, call = await _answered_by_1001(eng, changes, citizens)
+    try:
+        eng.login("1002")
+        with pytest.raises(ControlError, match="not available"):
+            eng.control.transfer("1001", Target(TargetKind.AGENT, "1003"))  # logged out
+        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        wav = _recording(info, call.call_id)
+        size = wav.stat().st_size
+
+        eng.control.transfer("1001", Target(TargetKind.AGENT, "1002"))
+        await changes.wait_for(lambda c: isinstance(c, AgentConnected) and c.agent == "1002")
+        assert changes.matching(lambda c: isinstance(c, CallTransferred)) == [
+            CallTransferred(
+                call.call_id,
+                pytest.approx(eng.clock(), abs=30),
+                from_agent="1001",
+                target="1002",
+                kind="blind",
+            )
+        ]
+        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1002"})
+        assert eng.acd.agents["1002"].state.name == "ON_CALL"
+        assert eng.acd.agents["1002"].call_id == call.call_id
+        assert eng.acd.agents["1001"].call_id in (None, call.call_id)
+        assert eng.acd.agents["1001"].state.name in ("WRAP_UP", "AVAILABLE")
+        # One answer for the KPIs, whatever the transfers.
+        assert len(changes.matching(lambda c: isinstance(c, CallAnswered))) == 1
+        await _grows(wav, size, seconds=1.5)
+        assert _recording(info, call.call_id) == wav
+    finally:
+        await cancel_and_wait(task)
+
+
+@pytest.mark.stack(agents=3)
+async def test_blind_transfer_to_a_queue(engine, robots, citizens, stack) -> None:
+    eng, changes = engine
+    task, call = await _answered_by_1001(eng, changes, citizens)
+    try:
+        eng.login("1002")
+        eng.control.transfer("1001", Target(TargetKind.QUEUE, "96181-general"))
+        await changes.wait_for(lambda c: isinstance(c, AgentConnected) and c.agent == "1002")
+        assert eng.model.calls[call.call_id].queue == "96181-general"
+        assert call.queued_at == call.history[1][0]  # the 15 s clock kept its first start
+    finally:
+        await cancel_and_wait(task)
+
+
+@pytest.mark.stack(agents=3, mobiles={"1001": "13900139000"})
+async def test_transfer_to_the_agents_mobile_reaches_the_trunk(
+    engine, robots, citizens, stack, far_end
+) -> None:
+    eng, changes = engine
+    _, info = stack
+    watch = AmiWatch(eng)
+    task, call = await _answered_by_1001(eng, changes, citizens)
+    try:
+        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        wav = _recording(info, call.call_id)
+        size = wav.stat().st_size
+        eng.control.transfer("1001", Target(TargetKind.MOBILE))
+        await watch.until(
+            lambda: (
+                len(_caller_bridge(eng, call)) == 1
+                and sum(
+                    1
+                    for u in eng.model.bridges[
+                        eng.model.channels[call.caller_channel].bridge_id
+                    ].channels
+                )
+                == 2
+            )
+        )
+        assert await far_end.wait_called() == ["13900139000"]
+        now = await _channels(eng)
+        assert _by_endpoint(now, "PJSIP/1001") == []
+        assert len(_by_endpoint(now, "PJSIP/trunk")) == 2  # caller + the mobile leg
+        await changes.wait_for(lambda c: isinstance(c, AgentLeft) and c.agent == "1001")
+        await _grows(wav, size, seconds=1.5)
+    finally:
+        await cancel_and_wait(task)
+
+
+@pytest.mark.stack(
+    agents=3, control=ControlConfig(transfer_ring_s=3, city_center_number="12345000")
+)
+async def test_unanswered_transfer_to_the_city_comes_back_to_the_queue(
+    engine, robots, citizens, stack, silent_far_end
+) -> None:
+    eng, changes = engine
+    task, call = await _answered_by_1001(eng, changes, citizens)
+    try:
+        eng.login("1002")
+        eng.pause("1002", "meeting")  # nobody free until the transfer has failed
+        eng.control.transfer("1001", Target(TargetKind.CITY))
+        assert await silent_far_end.wait_called() == ["12345000"]
+        await changes.wait_for(lambda c: isinstance(c, AgentLeft) and c.agent == "1001")
+        eng.resume("1002")
+        # The ring times out after 3 s; the caller is queued again and routed.
+        ring = await changes.wait_for(
+            lambda c: (
+                isinstance(c, AgentRinging)
+                and c.agent in ("1001", "1002")
+                and c.at > call.answered_at
+            ),
+            timeout_s=20,
+        )
+        assert ring
+        await changes.wait_for(lambda c: isinstance(c, AgentConnected), timeout_s=20)
+        assert len(changes.matching(lambda c: isinstance(c, CallAnswered))) == 1
+        snapshot = eng.tracker.snapshot(now=eng.clock())
+        assert snapshot["all"]["windows"][TODAY]["offered"] == 1  # not offered again
+        assert snapshot["all"]["windows"][TODAY]["answered"] == 1
+    finally:
+        await cancel_and_wait(task)
+
+
+@pytest.mark.stack(agents=3)
+async def test_attended_transfer_cancel_then_complete(engine, robots, citizens, stack) -> None:
+    eng, changes = engine
+    _, info = stack
+    watch = AmiWatch(eng)
+    task, call = await _answered_by_1001(eng, changes, citizens)
+    try:
+        eng.login("1002")
+        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        wav = _recording(info, call.call_id)
+
+        # Consult 1002, then cancel: 1001 is back with the caller.
+        eng.control.consult("1001", Target(TargetKind.AGENT, "1002"))
+        await robots["1002"].next_event("answered", timeout_s=15)
+        await watch.until(lambda: bool(call.consult_answered))
+        assert _caller_bridge(eng, call) == {"trunk"}  # waiting, with music
+        with pytest.raises(ControlError, match="consultation"):
+            eng.control.transfer("1001", Target(TargetKind.QUEUE, "12345-general"))
+        eng.control.cancel_consult("1001")
+        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        assert eng.control.state_of(call.call_id).consult is None
+        assert not changes.matching(lambda c: isinstance(c, AgentConnected))
+        await watch.until(
+            lambda: (
+                eng.acd.agents["1002"].state.name == "AVAILABLE"
+                and not eng.acd.agents["1002"].busy_external
+            )
+        )
+
+        # Consult again and complete: the caller ends up with 1002.
+        eng.control.consult("1001", Target(TargetKind.AGENT, "1002"))
+        await robots["1002"].next_event("answered", timeout_s=15)
+        await watch.until(lambda: bool(call.consult_answered))
+        size = wav.stat().st_size
+        eng.control.complete_consult("1001")
+        await changes.wait_for(lambda c: isinstance(c, AgentConnected) and c.agent == "1002")
+        await changes.wait_for(lambda c: isinstance(c, AgentLeft) and c.agent == "1001")
+        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1002"})
+        now = await _channels(eng)
+        assert _by_endpoint(now, "PJSIP/1001") == []
+        assert eng.acd.agents["1002"].call_id == call.call_id
+        transfers = changes.matching(lambda c: isinstance(c, CallTransferred))
+        assert [(t.from_agent, t.target, t.kind) for t in transfers] == [
+            ("1001", "1002", "attended")
+        ]
+        await _grows(wav, size, seconds=1.5)
+    finally:
+        await cancel_and_wait(task)
+
+
+@pytest.mark.stack(agents=3, control=ControlConfig(transfer_ring_s=3))
+async def test_unanswered_consultation_returns_the_agent_to_the_caller(
+    engine, robots, citizens, stack, silent_far_end
+) -> None:
+    eng, changes = engine
+    watch = AmiWatch(eng)
+    task, call = await _answered_by_1001(eng, changes, citizens)
+    try:
+        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        eng.control.consult("1001", Target(TargetKind.EXTERNAL, "01088888888"))
+        assert await silent_far_end.wait_called() == ["01088888888"]
+        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"}, timeout_s=15)
+        await watch.until(lambda: eng.control.state_of(call.call_id).consult is None)
+        assert eng.acd.agents["1001"].state.name == "ON_CALL"
+    finally:
+        await cancel_and_wait(task)
