@@ -126,9 +126,9 @@ class ControlConfig:
     waiting in the conference, with music)."""
     city_center_number: str = "12345"
     """Where "transfer to the city 12345 centre" (电话互转) dials, through the trunk."""
-    external_number_pattern: str = r"1[3-9]\d{9}|0\d{9,11}|\d{5,8}"
+    external_number_pattern: str = r"1[3-9]\d{9}|0[1-9]\d{8,10}|[1-9]\d{4,7}"
     """Outside numbers an agent may transfer to or add to a call (full match):
-    mobiles, numbers with an area code, short local numbers. Guards against
+    mobiles, numbers with an area code (no international 00), local numbers. Guards against
     toll fraud from a stolen desktop session."""
     transfer_prefer_s: float = 20.0
     """A call transferred to a busy agent waits this long for that agent."""

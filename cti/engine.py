@@ -25,7 +25,7 @@ from acd.sla import TODAY, KpiSettings, ServiceLevelTracker
 from cti.ami import AMIError, AMILink, AmiMessage
 from cti.calls import CallChange, CallModel, CallPhase
 from cti.config import EngineConfig
-from cti.control.core import CallControl
+from cti.control.core import CallControl, Target
 from cti.control.service import CallControlService
 from cti.events import KNOWN_EVENTS
 from cti.events import channel_endpoint as endpoint_of
@@ -261,6 +261,20 @@ class Engine:
             },
             what=f"monitor ({mode}) agent {agent} from {phone}",
         )
+
+    def agent_on_call(self, call_id: str) -> str | None:
+        """The agent talking on *call_id* (the one whose desktop controls it)."""
+        for agent_id, agent in self.acd.agents.items():
+            if agent.call_id == call_id and agent.state.name == "ON_CALL":
+                return agent_id
+        return None
+
+    def call_command(self, agent: str, command: str, target: Target | None) -> dict[str, Any]:
+        """One call-control command from *agent*'s desktop (see
+        :data:`cti.api.http.CALL_COMMANDS`); ControlError when it cannot be done."""
+        result = self.control.run(agent, command, target)
+        self._after_input()
+        return {"call_id": result.call_id, "command": result.command, "control": result.state}
 
     def agent_states(self) -> dict[str, dict[str, Any]]:
         """Every agent's ACD state, for the HTTP API."""

@@ -22,11 +22,12 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from acd.errors import AcdError, UnknownAgent
+from cti.control.core import ControlError, Target
 
 from .accounts import AccountStore, AuditLog
 from .openapi import openapi_document
 from .roles import Role
-from .schemas import LoginRequest, MonitorRequest, PauseRequest, PayloadError
+from .schemas import CallTargetRequest, LoginRequest, MonitorRequest, PauseRequest, PayloadError
 from .sessions import Session, SessionTable
 
 __all__ = ["AgentControl", "DesktopHub", "build_app"]
@@ -54,6 +55,10 @@ class AgentControl(Protocol):
     def agent_states(self) -> Mapping[str, Mapping[str, Any]]: ...
     def snapshot(self) -> Mapping[str, Any]: ...
     def monitor(self, agent: str, phone: str, mode: str) -> None: ...
+    def agent_on_call(self, call_id: str) -> str | None: ...
+    def call_command(
+        self, agent: str, command: str, target: Target | None
+    ) -> Mapping[str, Any]: ...
 
 
 def _error(status: int, message: str, *, field: str | None = None) -> web.Response:
@@ -253,6 +258,52 @@ async def monitor(request: web.Request) -> web.StreamResponse:
     return _json({"agent": agent, "mode": mode, "phone": session.phone}, status=202)
 
 
+# Call control commands; those marked True take a target.
+CALL_COMMANDS = {
+    "hold": False,
+    "resume": False,
+    "transfer": True,
+    "consult": True,
+    "consult-complete": False,
+    "consult-cancel": False,
+    "conference": True,
+    "leave": False,
+}
+
+
+def _call_command(command: str) -> Handler:
+    @requires(*ALL_ROLES)
+    async def act(request: web.Request) -> web.StreamResponse:
+        session = request[SESSION_OF]
+        call_id = request.match_info["call_id"]
+        control: AgentControl = request.app[CONTROL]  # type: ignore[assignment]
+        body = await _body(request)
+        target = CallTargetRequest.parse(body).target if CALL_COMMANDS[command] else None
+        agent = control.agent_on_call(call_id)
+        if agent is None:
+            return _error(404, f"no call {call_id} with an agent on it")
+        if not session.role.manages_agents and agent != session.agent:
+            return _error(403, f"call {call_id} is not yours ({session.agent})")
+        try:
+            result = control.call_command(agent, command, target)
+        except ControlError as exc:
+            return _error(exc.status, str(exc), field=exc.field)
+        await request.app[AUDIT].record(
+            session.username,
+            f"call_{command.replace('-', '_')}",
+            subject=call_id,
+            remote=_remote(request),
+            detail={
+                "agent": agent,
+                "target": None if target is None else [target.kind.value, target.value],
+            },
+        )
+        return _json(result)
+
+    act.__name__ = f"call_{command.replace('-', '_')}"
+    return act
+
+
 @requires(Role.SUPERVISOR, Role.ADMIN)
 async def console(request: web.Request) -> web.StreamResponse:
     """The supervisor console's data: queues and lines (waiting, longest wait),
@@ -411,6 +462,8 @@ def build_app(
     for action in AGENT_ACTIONS:
         app.router.add_post(f"/api/v1/agents/{{agent}}/{action}", _agent_action(action))
     app.router.add_post("/api/v1/agents/{agent}/monitor", monitor)
+    for command in CALL_COMMANDS:
+        app.router.add_post(f"/api/v1/calls/{{call_id}}/{command}", _call_command(command))
     app.router.add_get("/api/v1/console", console)
     app.router.add_get("/api/v1/openapi.json", openapi)
     return app

@@ -82,7 +82,85 @@ def _agent_action(summary: str, *, body: dict[str, Any] | None = None) -> dict[s
     return {"post": operation}
 
 
+_CALL_COMMANDS = {
+    "hold": "Put the caller on hold (music); the agent's leg waits in silence.",
+    "resume": "Take the caller off hold.",
+    "transfer": (
+        "Blind transfer: to an agent (rung through the ACD; unanswered, the call stays "
+        "queued), a queue, the agent's mobile or the city 12345 centre or an allowed outside "
+        "number (through the trunk; unanswered, the caller returns to the queue)."
+    ),
+    "consult": (
+        "Attended transfer, step 1: the caller waits (music) while the agent's leg calls "
+        "the target. Unanswered or hung up, the agent is back with the caller."
+    ),
+    "consult-complete": "Attended transfer, step 2: the target joins the caller; the agent leaves.",
+    "consult-cancel": "Hang up the consulted party; the agent is back with the caller.",
+    "conference": (
+        "Three-way call: the target is rung into the call's conference with the caller "
+        "and the agent."
+    ),
+    "leave": "The agent drops out of a three-way call; the other two stay connected.",
+}
+_TARGET = {
+    "type": "object",
+    "required": ["target"],
+    "additionalProperties": False,
+    "properties": {
+        "target": {
+            "type": "object",
+            "required": ["kind"],
+            "additionalProperties": False,
+            "properties": {
+                "kind": {
+                    "type": "string",
+                    "enum": ["agent", "queue", "mobile", "city", "external"],
+                },
+                "value": {
+                    "type": "string",
+                    "description": (
+                        "extension (agent), queue name (queue), number (external, within "
+                        "control.external_number_pattern), another agent's extension "
+                        "(mobile; default: one's own)"
+                    ),
+                },
+            },
+        }
+    },
+}
+_WITH_TARGET = frozenset({"transfer", "consult", "conference"})
+
+
+def _call_paths() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for command, summary in _CALL_COMMANDS.items():
+        operation: dict[str, Any] = {
+            "summary": summary + " An agent may act only on its own call.",
+            "security": [{"bearer": []}],
+            "parameters": [
+                {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "done: {call_id, command, control: the call's state}"},
+                **_errors(400, 401, 403, 404, 409),
+            },
+        }
+        if command in _WITH_TARGET:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _TARGET}},
+            }
+        paths[f"/api/v1/calls/{{call_id}}/{command}"] = {"post": operation}
+    return paths
+
+
 def openapi_document() -> dict[str, Any]:
+    document = _document()
+    document["paths"].update(_call_paths())
+    return document
+
+
+def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {

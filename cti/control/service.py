@@ -53,6 +53,17 @@ class CallControlService:
 
     # -- commands ---------------------------------------------------------------------
 
+    def run(self, agent: str, command: str, target: Target | None) -> ControlResult:
+        """A desktop command by name (the HTTP API's ``/calls/{id}/{command}``)."""
+        if command in _WITH_TARGET:
+            if target is None:
+                raise ControlError(f"{command} needs a target", status=400, field="target")
+            return _WITH_TARGET[command](self, agent, target)
+        plain = _PLAIN.get(command)
+        if plain is None:
+            raise ControlError(f"unknown command {command!r}", status=404)
+        return plain(self, agent)
+
     def hold(self, agent: str) -> ControlResult:
         call_id, caller, leg = self._agent_call(agent)
         return self._done(call_id, "hold", self.core.hold(call_id, caller, leg))
@@ -65,8 +76,8 @@ class CallControlService:
         """Blind transfer: to an agent or a queue (through the ACD, which
         rings the target and, unanswered, keeps the call queued), or out
         through the trunk (unanswered, the caller comes back to the queue)."""
+        dest = self.core.resolve(target, acting_agent=agent)  # a bad target first: 400
         call_id, caller, leg = self._agent_call(agent)
-        dest = self.core.resolve(target, acting_agent=agent)
         if dest.kind is TargetKind.AGENT:
             self._require_available(dest.label)
         actions = self.core.blind_transfer(call_id, caller, leg, dest)
@@ -82,8 +93,8 @@ class CallControlService:
         return result
 
     def consult(self, agent: str, target: Target) -> ControlResult:
+        dest = self.core.resolve(target, acting_agent=agent)  # a bad target first: 400
         call_id, caller, leg = self._agent_call(agent)
-        dest = self.core.resolve(target, acting_agent=agent)
         if dest.kind is TargetKind.AGENT:
             self._require_available(dest.label)
         actions = self.core.consult(call_id, caller, leg, dest)
@@ -110,8 +121,8 @@ class CallControlService:
 
     def add_party(self, agent: str, target: Target) -> ControlResult:
         """Three-way call: *target* is rung into the call's conference."""
+        dest = self.core.resolve(target, acting_agent=agent)  # a bad target first: 400
         call_id, caller, leg = self._agent_call(agent)
-        dest = self.core.resolve(target, acting_agent=agent)
         if dest.kind is TargetKind.AGENT:
             self._require_available(dest.label)
         channel_id = f"{call_id}-party{next(self._party_seq)}"
@@ -224,3 +235,17 @@ class CallControlService:
         return ControlResult(
             call_id, command, state.as_dict() if state is not None else {"call_id": call_id}
         )
+
+
+_WITH_TARGET: dict[str, Callable[[CallControlService, str, Target], ControlResult]] = {
+    "transfer": CallControlService.transfer,
+    "consult": CallControlService.consult,
+    "conference": CallControlService.add_party,
+}
+_PLAIN: dict[str, Callable[[CallControlService, str], ControlResult]] = {
+    "hold": CallControlService.hold,
+    "resume": CallControlService.resume,
+    "consult-complete": CallControlService.complete_consult,
+    "consult-cancel": CallControlService.cancel_consult,
+    "leave": CallControlService.leave,
+}

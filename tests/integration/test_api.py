@@ -305,3 +305,66 @@ async def test_the_console_is_for_supervisors_and_pushes_live_snapshots(api: Api
     assert frame["type"] == "console"
     assert frame["snapshot"]["acd"]["agents"]["1001"]["pause_reason"] == "培训"
     await socket.close()
+
+
+def _put_on_call(engine: Engine, agent: str, call_id: str, at: float) -> None:
+    """The ACD's side of a call *agent* answered (no switch behind it here)."""
+    engine.acd.login(agent, at)
+    engine.acd.enqueue(
+        call_id, queue="12345-general", line="12345", caller_number="13800138000",
+        priority=0, at=at,
+    )
+    engine.acd.ringing(call_id, agent, at)
+    engine.acd.answered(call_id, agent, at)
+
+
+async def test_call_control_is_for_the_calls_own_agent(api: Api) -> None:
+    _put_on_call(api.engine, "1002", "call-9", api.clock())
+    assert api.engine.agent_on_call("call-9") == "1002"
+    intruder = await api.login("a1001")
+    hold = await api.client.post("/api/v1/calls/call-9/hold", headers=intruder)
+    assert hold.status == 403
+    assert "not yours" in (await hold.json())["error"]
+    transfer = await api.client.post(
+        "/api/v1/calls/call-9/transfer",
+        headers=intruder,
+        json={"target": {"kind": "mobile"}},
+    )
+    assert transfer.status == 403
+    missing = await api.client.post("/api/v1/calls/no-such-call/hold", headers=intruder)
+    assert missing.status == 404
+
+    owner = await api.login("a1002")
+    # The ACD says 1002 is on call-9, but no switch carries it: refused, with the reason.
+    hold = await api.client.post("/api/v1/calls/call-9/hold", headers=owner)
+    assert hold.status == 409 and "no live caller" in (await hold.json())["error"]
+    rows = await api.pool.fetch("SELECT action FROM audit_log WHERE subject = 'call-9'")
+    assert rows == []  # nothing done, nothing audited as done
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{}", "target"),
+        (b'{"target": "1002"}', "target"),
+        (b'{"target": {"kind": "fax"}}', "target.kind"),
+        (b'{"target": {"kind": "agent"}}', "target.value"),
+        (b'{"target": {"kind": "agent", "value": 1002}}', "target.value"),
+        (b'{"target": {"kind": "agent", "value": "1002", "x": 1}}', "x"),
+        (b'{"target": {"kind": "external", "value": "00882123456"}}', "target.value"),
+        (b'{"target": {"kind": "queue", "value": "nope"}}', "target.value"),
+    ],
+)
+async def test_call_control_payload_errors_name_the_field(
+    api: Api, body: bytes, field: str
+) -> None:
+    _put_on_call(api.engine, "1001", "call-7", api.clock())
+    agent = await api.login("a1001")
+    response = await api.client.post(
+        "/api/v1/calls/call-7/transfer",
+        headers={**agent, "Content-Type": "application/json"},
+        data=body,
+    )
+    assert response.status == 400, await response.text()
+    error = await response.json()
+    assert error["field"] == field and error["error"]

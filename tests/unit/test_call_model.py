@@ -904,3 +904,45 @@ def test_resync_skips_malformed_items():
         now=NOW,
     )
     assert [type(c) for c in changes] == [CallArrived, CallQueued]
+
+
+def test_a_moved_agent_leg_stays_on_the_call_and_its_consultation_is_no_offer():
+    """Call control moves legs without hanging them up: the agent is still on
+    the call until its leg hangs up, and what its leg dials (a consultation)
+    is neither a ring nor a no-answer of the call."""
+    model = CallModel(lines=LINES)
+    arrived_and_queued(model)
+    ring_agent(model, 102.0)
+    dest = {"Dest" + k: v for k, v in AGENT.items()}
+    model.apply(event("DialEnd", 103.0, TRUNK, dest, DialStatus="ANSWER"))
+    model.apply(event("BridgeEnter", 103.0, AGENT, BridgeUniqueid="b1"))
+    model.apply(event("BridgeEnter", 103.0, TRUNK, BridgeUniqueid="b1"))
+    moves = [
+        event("BridgeLeave", 110.0, TRUNK, BridgeUniqueid="b1"),
+        event("BridgeLeave", 110.0, AGENT, BridgeUniqueid="b1"),
+        event("BridgeEnter", 110.1, TRUNK, BridgeUniqueid="conf"),
+    ]
+    target = channel("PJSIP/1002-00000009", "k9", linkedid="c1", state="Down")
+    consult = [
+        event("Newchannel", 111.0, target),
+        event("DialBegin", 111.0, AGENT, {"Dest" + k: v for k, v in target.items()}),
+        event(
+            "DialEnd",
+            115.0,
+            AGENT,
+            {"Dest" + k: v for k, v in target.items()},
+            DialStatus="NOANSWER",
+        ),
+        event("Hangup", 115.1, target, Cause="16"),
+        event("BridgeEnter", 115.2, AGENT, BridgeUniqueid="conf"),
+    ]
+    changes = [c for m in moves + consult for c in model.apply(m)]
+    assert changes == []
+    call = model.calls["c1"]
+    assert call.phase is P.CONNECTED and call.connected_legs == {AGENT["Uniqueid"]: "1001"}
+    assert call.no_answers == [] and call.consult_legs == {}
+    assert call.talk_ended_at is None  # together again: still talking
+    changes = model.apply(event("HangupRequest", 120.0, AGENT, Cause="16"))
+    changes += model.apply(event("BridgeLeave", 120.0, AGENT, BridgeUniqueid="conf"))
+    assert changes == [AgentLeft("c1", 120.0, agent="1001")]
+    assert call.talk_s == approx(17.0)
