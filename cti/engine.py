@@ -23,7 +23,15 @@ from acd.queues import AcdSettings, QueueSpec
 from acd.service import AcdService, agent_specs, payload
 from acd.sla import TODAY, KpiSettings, ServiceLevelTracker
 from cti.ami import AMIError, AMILink, AmiMessage
-from cti.calls import CallChange, CallModel, CallPhase
+from cti.calls import (
+    CallAnswered,
+    CallChange,
+    CallEnded,
+    CallLost,
+    CallModel,
+    CallPhase,
+    CallQueued,
+)
 from cti.config import EngineConfig
 from cti.control.core import CallControl, Target
 from cti.control.service import CallControlService
@@ -38,6 +46,9 @@ CALLBACK_CONTEXT = "hotline-callback"
 OFFLINE_REASON = "softphone offline"
 Listener = Callable[[CallChange], None]
 DEFER_CAP_S = 1.5
+PUSH_COALESCE_S = 0.25
+# Changes that move the console's numbers (waiting calls, answers, abandons).
+_OUTCOME_CHANGES = frozenset({CallQueued, CallAnswered, CallEnded, CallLost})
 # The events the engine itself looks at after the call model has applied them.
 _ENGINE_EVENTS = frozenset(
     {"UserEvent", "Newchannel", "Hangup", "MusicOnHoldStart", "MusicOnHoldStop", "ContactStatus"}
@@ -163,6 +174,7 @@ class Engine:
         """Caller channels now in MusicOnHold: the safe moment for a Redirect."""
         self._deferred: dict[str, tuple[str, str, asyncio.TimerHandle]] = {}
         self._stopping = False
+        self._push_handle: asyncio.TimerHandle | None = None
         self.link.add_event_handler(self._on_event)
         self.link.add_connect_handler(self._on_connect)
 
@@ -201,6 +213,8 @@ class Engine:
         self._stopping = True
         if self._tick_handle is not None:
             self._tick_handle.cancel()
+        if self._push_handle is not None:
+            self._push_handle.cancel()
         for uniqueid in list(self._deferred):
             self._cancel_deferred(uniqueid)
         for task in list(self._tasks):
@@ -433,6 +447,8 @@ class Engine:
     def _handle_change(self, change: CallChange) -> None:
         self.service.on_change(change)
         self.control.on_change(change)
+        if type(change) in _OUTCOME_CHANGES:
+            self._soon_push_snapshot()
         self._publish_event(change)
         for listener in self._listeners:
             try:
@@ -673,19 +689,31 @@ class Engine:
     async def _kpi_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.kpi.print_every_s)  # a period
+            self._push_snapshot()
+
+    def _push_snapshot(self) -> None:
+        self._push_handle = None
+        try:
+            self._evaluate_alarms()
+            snapshot = self.snapshot()
+        except Exception:
+            log.exception("building the live snapshot failed")
+            return
+        if self.snapshot_store is not None:
+            self.snapshot_store.set_snapshot(snapshot)
+        for listener in self._kpi_listeners:
             try:
-                self._evaluate_alarms()
-                snapshot = self.snapshot()
+                listener(snapshot)
             except Exception:
-                log.exception("building the live snapshot failed")
-                continue
-            if self.snapshot_store is not None:
-                self.snapshot_store.set_snapshot(snapshot)
-            for listener in self._kpi_listeners:
-                try:
-                    listener(snapshot)
-                except Exception:
-                    log.exception("KPI listener failed")
+                log.exception("KPI listener failed")
+
+    def _soon_push_snapshot(self) -> None:
+        """A caller queued, answered or left: dashboards see it at once (within
+        PUSH_COALESCE_S, so that a burst of calls makes one push), not at the
+        next KPI period."""
+        if self._push_handle is None and self._kpi_listeners:
+            loop = asyncio.get_running_loop()
+            self._push_handle = loop.call_later(PUSH_COALESCE_S, self._push_snapshot)
 
     def _evaluate_alarms(self) -> None:
         """Windows roll without new outcomes, and the forecast depends on who is

@@ -9,8 +9,9 @@
 # Asterisk and the two libraries bookworm lacks come from it.
 set -euo pipefail
 
-need_pkgs=(sip-tester postgresql redis-server ffmpeg sox espeak-ng)
-bins=(asterisk sipp /usr/lib/postgresql/15/bin/initdb redis-server ffmpeg sox espeak-ng)
+# chromium and a CJK font: the browser tests of the Chinese web pages.
+need_pkgs=(sip-tester postgresql redis-server ffmpeg sox espeak-ng chromium fonts-wqy-microhei)
+bins=(asterisk sipp /usr/lib/postgresql/15/bin/initdb redis-server ffmpeg sox espeak-ng chromium)
 
 have_all() {
   local b
@@ -22,6 +23,7 @@ have_all() {
     fi
   done
   [[ -d /usr/lib/asterisk/modules || -d /usr/lib/x86_64-linux-gnu/asterisk/modules ]] || return 1
+  [[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || return 1
   return 0
 }
 

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from acd.errors import AcdError, UnknownAgent
 from cti.control.core import ControlError, Target
+from cti.web.routes import add_web_routes
 
 from .accounts import AccountStore, AuditLog
 from .openapi import openapi_document
@@ -466,4 +467,5 @@ def build_app(
         app.router.add_post(f"/api/v1/calls/{{call_id}}/{command}", _call_command(command))
     app.router.add_get("/api/v1/console", console)
     app.router.add_get("/api/v1/openapi.json", openapi)
+    add_web_routes(app)
     return app

@@ -311,8 +311,12 @@ def _put_on_call(engine: Engine, agent: str, call_id: str, at: float) -> None:
     """The ACD's side of a call *agent* answered (no switch behind it here)."""
     engine.acd.login(agent, at)
     engine.acd.enqueue(
-        call_id, queue="12345-general", line="12345", caller_number="13800138000",
-        priority=0, at=at,
+        call_id,
+        queue="12345-general",
+        line="12345",
+        caller_number="13800138000",
+        priority=0,
+        at=at,
     )
     engine.acd.ringing(call_id, agent, at)
     engine.acd.answered(call_id, agent, at)

@@ -117,7 +117,9 @@ def test_openapi_documents_exactly_the_routes() -> None:
     routed = {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()
-        if route.resource is not None and route.method != "HEAD"
+        if route.resource is not None
+        and route.method != "HEAD"
+        and route.resource.canonical.startswith("/api/")
     }
     documented = {
         (method, path)
@@ -125,3 +127,26 @@ def test_openapi_documents_exactly_the_routes() -> None:
         for method in operations
     }
     assert routed == documented
+
+
+def test_web_pages_are_routed_with_a_strict_content_security_policy() -> None:
+    app = build_app(
+        control=None,  # type: ignore[arg-type]
+        accounts=None,  # type: ignore[arg-type]
+        audit=None,  # type: ignore[arg-type]
+        sessions=SessionTable(ttl_s=1, clock=Clock()),
+    )
+    pages = {
+        route.resource.canonical
+        for route in app.router.routes()
+        if route.resource is not None and not route.resource.canonical.startswith("/api/")
+    }
+    assert {"/", "/desk", "/console", "/static"} <= pages
+    from cti.web.routes import _HEADERS, _page
+
+    page = _page("desk.html")
+    assert "script-src 'self'" in _HEADERS["Content-Security-Policy"]
+    assert page.headers["Content-Security-Policy"] == _HEADERS["Content-Security-Policy"]
+    assert "<script>" not in page.text and " style=" not in page.text  # nothing inline
+    assert "坐席工作台" in page.text
+    assert "班长监控台" in _page("console.html").text

@@ -1,0 +1,141 @@
+// Agent desktop: state and actions, screen-pop over the WebSocket, call control.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const OUTCOMES = {
+    answered: "已接听", abandoned: "放弃", lost: "中断", overflowed: "溢出",
+    fallback: "兜底排队", unknown: "未知",
+  };
+  let agent = null;
+  let current = null; // {state, call_id, since}
+  let lastPop = null;
+
+  function say(id, text, ok) {
+    const el = $(id);
+    el.textContent = text;
+    el.className = "msg " + (ok ? "ok" : "error");
+  }
+
+  async function refresh() {
+    if (!agent) return;
+    try {
+      const data = await Hotline.api("GET", "/api/v1/agents");
+      current = data.agents.find((a) => a.agent === agent) || null;
+    } catch (error) { return; }
+    render();
+  }
+
+  function render() {
+    const state = current ? current.state : "LOGGED_OUT";
+    const badge = $("state");
+    badge.textContent = Hotline.STATE_NAMES[state] + (current && current.pause_reason ? "（" + current.pause_reason + "）" : "");
+    badge.className = "badge " + state;
+    badge.dataset.state = state;
+    $("since").textContent = current ? "本状态 " + Hotline.duration(Date.now() / 1000 - current.since) : "";
+    $("btn-login").disabled = state !== "LOGGED_OUT";
+    $("btn-logout").disabled = state === "LOGGED_OUT";
+    $("btn-pause").disabled = state === "LOGGED_OUT" || state === "PAUSED";
+    $("btn-resume").disabled = state !== "PAUSED";
+    $("btn-wrapup").disabled = state !== "WRAP_UP";
+    const onCall = state === "ON_CALL";
+    for (const id of ["btn-hold", "btn-unhold", "btn-transfer", "btn-consult", "btn-complete",
+                      "btn-cancel", "btn-conference", "btn-leave"]) {
+      $(id).disabled = !onCall;
+    }
+  }
+
+  async function agentAction(action, body) {
+    try {
+      await Hotline.api("POST", "/api/v1/agents/" + agent + "/" + action, body);
+      say("agent-msg", "已完成", true);
+    } catch (error) {
+      say("agent-msg", error.message, false);
+    }
+    refresh();
+  }
+
+  function target() {
+    const kind = $("target-kind").value;
+    const value = $("target-value").value.trim();
+    return value ? { kind, value } : { kind };
+  }
+
+  const DONE = {
+    hold: "已保持，来电方听等待音乐", resume: "已恢复通话", transfer: "已转接",
+    consult: "正在咨询，来电方等待中", "consult-complete": "已完成转接",
+    "consult-cancel": "已取消咨询，回到来电方", conference: "正在邀请第三方加入",
+    leave: "已退出三方通话",
+  };
+
+  async function callCommand(command, withTarget) {
+    if (!current || !current.call_id) { say("call-msg", "当前没有通话", false); return; }
+    try {
+      await Hotline.api("POST", "/api/v1/calls/" + encodeURIComponent(current.call_id) + "/" + command,
+                        withTarget ? { target: target() } : undefined);
+      say("call-msg", DONE[command], true);
+    } catch (error) {
+      say("call-msg", error.message + (error.field ? "（" + error.field + "）" : ""), false);
+    }
+    refresh();
+  }
+
+  function showPop(frame) {
+    lastPop = frame;
+    $("pop-empty").classList.add("hidden");
+    $("pop-body").classList.remove("hidden");
+    $("pop-number").textContent = frame.caller_number || "未知号码";
+    $("pop-name").textContent = frame.caller_name || "";
+    $("pop-repeat").classList.toggle("hidden", !frame.repeat_caller);
+    $("pop-line").textContent = frame.line || frame.dialled || "—";
+    $("pop-wait").textContent = Hotline.duration(frame.waited_s);
+    $("pop-ivr").textContent = (frame.ivr && frame.ivr.length) ? frame.ivr.join(" → ") : "无";
+    $("pop-last").textContent = frame.last_agent || "—";
+    $("pop-call").textContent = frame.call_id;
+    const body = $("pop-history");
+    body.replaceChildren();
+    for (const past of frame.history || []) {
+      const row = document.createElement("tr");
+      Hotline.cell(row, Hotline.time(past.at));
+      Hotline.cell(row, past.line || "—");
+      Hotline.cell(row, past.agent || "—");
+      Hotline.cell(row, OUTCOMES[past.outcome] || past.outcome);
+      body.appendChild(row);
+    }
+    document.title = "【来电】" + (frame.caller_number || "") + " - 坐席工作台";
+    refresh();
+  }
+
+  function start(session) {
+    agent = session.agent;
+    $("app").classList.remove("hidden");
+    $("signout").classList.remove("hidden");
+    $("who").textContent = (session.display_name || session.username) + (agent ? "（工号 " + agent + "）" : "");
+    if (!agent) { say("agent-msg", "此账号未绑定坐席，请使用班长监控台", false); return; }
+    $("btn-login").onclick = () => agentAction("login");
+    $("btn-logout").onclick = () => agentAction("logout");
+    $("btn-pause").onclick = () => agentAction("pause", { reason: $("pause-reason").value });
+    $("btn-resume").onclick = () => agentAction("resume");
+    $("btn-wrapup").onclick = () => agentAction("wrapup-done");
+    $("btn-hold").onclick = () => callCommand("hold");
+    $("btn-unhold").onclick = () => callCommand("resume");
+    $("btn-transfer").onclick = () => callCommand("transfer", true);
+    $("btn-consult").onclick = () => callCommand("consult", true);
+    $("btn-complete").onclick = () => callCommand("consult-complete");
+    $("btn-cancel").onclick = () => callCommand("consult-cancel");
+    $("btn-conference").onclick = () => callCommand("conference", true);
+    $("btn-leave").onclick = () => callCommand("leave");
+    Hotline.socket((frame) => {
+      if (frame.type === "screen_pop") showPop(frame);
+    }, (up) => {
+      $("link").textContent = up ? "已连接" : "未连接";
+      $("link").className = "badge " + (up ? "AVAILABLE" : "PAUSED");
+      $("link").dataset.up = up ? "1" : "0";
+    });
+    refresh();
+    setInterval(refresh, 1000);
+  }
+
+  $("signout").onclick = async () => { await Hotline.logout(); location.reload(); };
+  Hotline.bindLogin(start);
+})();
