@@ -12,13 +12,22 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import signal
 import sys
+import tempfile
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TextIO
 
+import asyncpg
+
+from cti.api.accounts import AccountStore
+from cti.api.roles import Role
+from cti.api.server import serve_api
 from cti.call_printer import CallPrinter
-from cti.config import AgentSpec, EngineConfig
+from cti.config import AgentSpec, ApiConfig, EngineConfig
 from cti.engine import Engine
 from cti.kpi_printer import kpi_line
 from cti.persistence import persistence
@@ -26,6 +35,7 @@ from cti.runtime import tune_gc
 from cti.stack.private import PrivateStack, engine_config_for
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
+from softphone_bridge.sipp_far_end import SippFarEnd
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +94,10 @@ async def run_demo(
     base = base_config or EngineConfig()
     config = replace(
         base,
-        agents=tuple(AgentSpec(str(1001 + n), f"坐席{n + 1:02d}") for n in range(options.agents)),
+        agents=tuple(
+            AgentSpec(str(1001 + n), f"坐席{n + 1:02d}", mobile=f"1390013{1001 + n:04d}")
+            for n in range(options.agents)
+        ),
         # Robots type no notes: a short wrap-up keeps the demo floor realistic.
         acd=replace(base.acd, wrapup_s=min(base.acd.wrapup_s, 5.0)),
     )
@@ -117,7 +130,9 @@ async def run_demo(
             citizens = SippCitizens(asterisk_sip=info.sip)
             calls: set[asyncio.Task[Any]] = set()
             ticker: asyncio.Task[None] | None = None
+            extras = AsyncExitStack()
             try:
+                await _start_desktop(extras, config, info, engine, out)
                 await asyncio.gather(*(r.start() for r in robots))
                 for robot in robots:
                     engine.login(robot.extension)
@@ -155,10 +170,57 @@ async def run_demo(
                 await citizens.close()
                 await asyncio.gather(*calls, return_exceptions=True)
                 await asyncio.gather(*(r.stop() for r in robots), return_exceptions=True)
+                await extras.aclose()
                 print("hotline demo: " + kpi_line(engine, window="60m"), file=out, flush=True)
                 await engine.stop()
     print("hotline demo: " + printer.summary(), file=out, flush=True)
     return printer
+
+
+DEMO_API_PORT = 8080
+
+
+async def _start_desktop(
+    stack: AsyncExitStack, config: EngineConfig, info: Any, engine: Engine, out: TextIO
+) -> None:
+    """The web pages and API, demo accounts with passwords made for this run
+    (printed once, never a fixed default), and the far end of the trunk (the
+    "mobile phones" and the city 12345 centre answer there)."""
+    pool = await asyncpg.create_pool(info.database_dsn, min_size=1, max_size=2)
+    try:
+        accounts = AccountStore(pool)
+        password = secrets.token_urlsafe(9)
+        await accounts.add("supervisor", Role.SUPERVISOR, password, display_name="值班长")
+        for seat in config.agents:
+            await accounts.add(
+                f"agent{seat.extension}",
+                Role.AGENT,
+                password,
+                agent=seat.extension,
+                display_name=seat.name,
+            )
+    finally:
+        await pool.close()
+    if info.trunk_peer is not None:
+        far_dir = Path(tempfile.mkdtemp(prefix="hotline-far-end-"))
+        await stack.enter_async_context(SippFarEnd(*info.trunk_peer, far_dir))
+    url = None
+    for port in (DEMO_API_PORT, 0):  # 8080 if free, else any free port
+        try:
+            url = await stack.enter_async_context(
+                serve_api(ApiConfig(port=port), control=engine, database_dsn=info.database_dsn)
+            )
+            break
+        except OSError as exc:
+            log.info("port %s not free for the demo's web pages (%s)", port, exc)
+    print(
+        f"hotline demo: supervisor console {url}/console (user supervisor), agent desktop "
+        f"{url}/desk (users "
+        + ", ".join(f"agent{a.extension}" for a in config.agents)
+        + f"); password for all of them this run: {password}",
+        file=out,
+        flush=True,
+    )
 
 
 async def _print_counts(

@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from softphone_bridge.sipp_citizen import CitizenCall
@@ -159,6 +160,23 @@ async def test_hotline_demo_stops_cleanly_on_ctrl_c():
                 line = (await proc.stdout.readline()).decode()
                 assert line, "demo exited early: " + "".join(seen)
                 seen.append(line)
+        # The demo serves the console and the desktop, with accounts made for this run.
+        desk = next(line for line in seen if "supervisor console" in line)
+        found = re.search(r"console (http://\S+)/console .* this run: (\S+)", desk)
+        assert found, desk
+        url, password = found.groups()
+        async with aiohttp.ClientSession() as http:
+            page = await http.get(url + "/console")
+            assert page.status == 200 and "班长监控台" in await page.text()
+            login = await http.post(
+                url + "/api/v1/sessions", json={"username": "supervisor", "password": password}
+            )
+            assert login.status == 201
+            token = (await login.json())["token"]
+            console = await http.get(
+                url + "/api/v1/console", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert sorted((await console.json())["acd"]["agents"]) == ["1001"]
     finally:
         proc.send_signal(signal.SIGINT)
     rest, err = await asyncio.wait_for(proc.communicate(), 60)
