@@ -283,6 +283,14 @@ class Engine:
                 return agent_id
         return None
 
+    def caller_of(self, call_id: str) -> dict[str, str] | None:
+        """The caller's number and name of a live call (unmasked: the API
+        allows it to supervisors only, and audits it)."""
+        call = self.model.calls.get(call_id)
+        if call is None:
+            return None
+        return {"caller_number": call.caller_number, "caller_name": call.caller_name}
+
     def call_command(self, agent: str, command: str, target: Target | None) -> dict[str, Any]:
         """One call-control command from *agent*'s desktop (see
         :data:`cti.api.http.CALL_COMMANDS`); ControlError when it cannot be done."""

@@ -57,6 +57,7 @@ class AgentControl(Protocol):
     def snapshot(self) -> Mapping[str, Any]: ...
     def monitor(self, agent: str, phone: str, mode: str) -> None: ...
     def agent_on_call(self, call_id: str) -> str | None: ...
+    def caller_of(self, call_id: str) -> Mapping[str, str] | None: ...
     def call_command(
         self, agent: str, command: str, target: Target | None
     ) -> Mapping[str, Any]: ...
@@ -306,6 +307,23 @@ def _call_command(command: str) -> Handler:
 
 
 @requires(Role.SUPERVISOR, Role.ADMIN)
+async def caller(request: web.Request) -> web.StreamResponse:
+    """The unmasked number and name of a live call's caller: supervisors and
+    admins only (agents see them masked), and every view is audited
+    (personal data: PIPL art. 51)."""
+    session = request[SESSION_OF]
+    call_id = request.match_info["call_id"]
+    control: AgentControl = request.app[CONTROL]  # type: ignore[assignment]
+    found = control.caller_of(call_id)
+    if found is None:
+        return _error(404, f"no live call {call_id}")
+    await request.app[AUDIT].record(
+        session.username, "view_caller", subject=call_id, remote=_remote(request)
+    )
+    return _json(dict(found, call_id=call_id))
+
+
+@requires(Role.SUPERVISOR, Role.ADMIN)
 async def console(request: web.Request) -> web.StreamResponse:
     """The supervisor console's data: queues and lines (waiting, longest wait),
     agents (state, since, pause reason, call), live KPIs per window with their
@@ -463,6 +481,7 @@ def build_app(
     for action in AGENT_ACTIONS:
         app.router.add_post(f"/api/v1/agents/{{agent}}/{action}", _agent_action(action))
     app.router.add_post("/api/v1/agents/{agent}/monitor", monitor)
+    app.router.add_get("/api/v1/calls/{call_id}/caller", caller)
     for command in CALL_COMMANDS:
         app.router.add_post(f"/api/v1/calls/{{call_id}}/{command}", _call_command(command))
     app.router.add_get("/api/v1/console", console)

@@ -157,6 +157,22 @@ def _call_paths() -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     document = _document()
     document["paths"].update(_call_paths())
+    document["paths"]["/api/v1/calls/{call_id}/caller"] = {
+        "get": {
+            "summary": (
+                "The unmasked number and name of a live call's caller. Supervisors and admins "
+                "only; every view is written to the audit log."
+            ),
+            "security": [{"bearer": []}],
+            "parameters": [
+                {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "{call_id, caller_number, caller_name}"},
+                **_errors(401, 403, 404),
+            },
+        }
+    }
     return document
 
 

@@ -372,3 +372,34 @@ async def test_call_control_payload_errors_name_the_field(
     assert response.status == 400, await response.text()
     error = await response.json()
     assert error["field"] == field and error["error"]
+
+
+async def test_only_supervisors_read_unmasked_numbers_and_each_view_is_audited(api: Api) -> None:
+    from cti.calls.model import Call
+
+    api.engine.model.calls["call-5"] = Call(
+        call_id="call-5",
+        caller_channel="x",
+        caller_number="13800138000",
+        caller_name="张三",
+        dialled="12345",
+        line="12345",
+        arrived_at=api.clock(),
+    )
+    agent = await api.login("a1001")
+    refused = await api.client.get("/api/v1/calls/call-5/caller", headers=agent)
+    assert refused.status == 403
+    supervisor = await api.login("sup")
+    seen = await api.client.get("/api/v1/calls/call-5/caller", headers=supervisor)
+    assert seen.status == 200
+    assert await seen.json() == {
+        "call_id": "call-5",
+        "caller_number": "13800138000",
+        "caller_name": "张三",
+    }
+    missing = await api.client.get("/api/v1/calls/gone/caller", headers=supervisor)
+    assert missing.status == 404
+    rows = await api.pool.fetch("SELECT username, action, subject FROM audit_log")
+    assert [tuple(r) for r in rows if r["action"] == "view_caller"] == [
+        ("sup", "view_caller", "call-5")
+    ]
