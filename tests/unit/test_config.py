@@ -180,3 +180,13 @@ def test_api_port_zero_means_any_free_port_but_ami_port_zero_is_refused(tmp_path
     path.write_text("[api]\nsession_ttl_s = -1\n")
     with pytest.raises(ConfigError, match="api.session_ttl_s"):
         load_config(path)
+
+
+def test_control_section_is_checked_key_by_key():
+    with pytest.raises(ConfigError, match="control.external_number_pattern"):
+        load_config(overrides={"control.external_number_pattern": "1[3-9"})
+    with pytest.raises(ConfigError, match="control.city_center_number"):
+        load_config(overrides={"control.city_center_number": "12345;x"})
+    with pytest.raises(ConfigError, match="control.transfer_ring_s"):
+        load_config(overrides={"control.transfer_ring_s": 0})
+    assert load_config(overrides={"control.transfer_ring_s": 5}).control.transfer_ring_s == 5
