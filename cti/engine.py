@@ -175,6 +175,7 @@ class Engine:
         self._deferred: dict[str, tuple[str, str, asyncio.TimerHandle]] = {}
         self._stopping = False
         self._push_handle: asyncio.TimerHandle | None = None
+        self._agent_state_listeners: list[Callable[[str], None]] = []
         self.link.add_event_handler(self._on_event)
         self.link.add_connect_handler(self._on_connect)
 
@@ -300,14 +301,19 @@ class Engine:
 
     def agent_states(self) -> dict[str, dict[str, Any]]:
         """Every agent's ACD state, for the HTTP API."""
+        return {agent_id: self.agent_state(agent_id) for agent_id in self.acd.agents}
+
+    def agent_state(self, agent_id: str) -> dict[str, Any]:
+        """One agent's ACD state, with what call control has done to its call
+        (on hold, consulting, three-way) when anything."""
+        agent = self.acd.agents[agent_id]
+        control = self.control.state_of(agent.call_id) if agent.call_id else None
         return {
-            agent_id: {
-                "state": agent.state.name,
-                "since": agent.state_since,
-                "pause_reason": agent.pause_reason,
-                "call_id": agent.call_id,
-            }
-            for agent_id, agent in self.acd.agents.items()
+            "state": agent.state.name,
+            "since": agent.state_since,
+            "pause_reason": agent.pause_reason,
+            "call_id": agent.call_id,
+            "control": control.as_dict() if control is not None else None,
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -746,10 +752,20 @@ class Engine:
                 self._agents_changed.clear()
                 await self._agents_changed.wait()
 
+    def add_agent_state_listener(self, listener: Callable[[str], None]) -> None:
+        """Called with the agent's id after each of its state changes
+        (synchronously: a listener doing I/O hands off to its own task)."""
+        self._agent_state_listeners.append(listener)
+
     def _publish_event(self, item: Any) -> None:
         kind = type(item).__name__
         if kind == "AgentStateChanged":
             self._agents_changed.set()
+            for listener in self._agent_state_listeners:
+                try:
+                    listener(item.agent)
+                except Exception:
+                    log.exception("agent state listener failed")
         if self.snapshot_store is not None:
             self.snapshot_store.publish(kind, payload(item))
 

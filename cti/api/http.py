@@ -350,7 +350,7 @@ class DesktopHub:
     def __init__(self) -> None:
         self._by_agent: dict[str, set[web.WebSocketResponse]] = {}
         self._consoles: set[web.WebSocketResponse] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def add_console(self, socket: web.WebSocketResponse) -> None:
         self._consoles.add(socket)
@@ -393,6 +393,16 @@ class DesktopHub:
 
     def unmasked_for(self, agent: str) -> bool:
         return False  # an agent's desktop never shows a full caller number
+
+    def publish_to_agent(self, agent: str, state: Mapping[str, Any]) -> None:
+        """Push the agent's new state to its desktops (an engine listener:
+        synchronous, so the sending is an owned task)."""
+        if agent not in self._by_agent:
+            return
+        frame = {"type": "agent_state", "state": state}
+        task = asyncio.get_running_loop().create_task(self.send_to_agent(agent, frame))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def send_to_agent(self, agent: str, frame: Mapping[str, Any]) -> int:
         """Send ``frame`` to every desktop of ``agent``; how many got it."""

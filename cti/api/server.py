@@ -36,6 +36,9 @@ async def serve_api(config: ApiConfig, *, control: Engine, database_dsn: str) ->
     screen_pops = ScreenPopService(engine=control, pusher=hub, pool=pool)
     control.add_listener(screen_pops.on_change)
     control.add_kpi_listener(hub.publish_console)
+    control.add_agent_state_listener(
+        lambda agent: hub.publish_to_agent(agent, dict(control.agent_state(agent), agent=agent))
+    )
     try:
         app = build_app(
             control=control,

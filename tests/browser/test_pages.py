@@ -78,6 +78,15 @@ async def test_desktop_and_console_with_a_real_call(
         assert rate == "100.0%"  # answered within 15 s: the console updated at the answer
         await console.screenshot(screenshots / "3-console-rate-updated.png")
 
+        # Hold and take back from the desktop: the caller waits in the call's conference.
+        await desk.click("#btn-hold")
+        await desk.wait_for("document.getElementById('call-state').textContent === '保持中'")
+        caller = eng.model.channels[eng.model.calls[eng.acd.agents["1001"].call_id].caller_channel]
+        assert caller.bridge_id is not None  # in the conference, with the hold music
+        await desk.click("#btn-unhold")
+        await desk.wait_for("document.getElementById('call-msg').textContent === '已恢复通话'")
+        await desk.wait_for("document.getElementById('call-state').textContent === ''")
+
         # Transfer to 1002 from the desktop.
         eng.login("1002")
         await desk.select("#target-kind", "agent")

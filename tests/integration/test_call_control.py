@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from acd.sla import TODAY
-from cti.calls import AgentConnected, AgentLeft, AgentRinging, CallAnswered, CallTransferred
+from cti.calls import (
+    AgentConnected,
+    AgentLeft,
+    AgentRinging,
+    CallAnswered,
+    CallEnded,
+    CallTransferred,
+)
 from cti.config import ControlConfig
 from cti.control.core import ControlError, Target, TargetKind
 from softphone_bridge.sipp_citizen import CitizenCall
@@ -46,15 +53,21 @@ def _only_call(eng):
     return call
 
 
-def _caller_bridge(eng, call) -> set[str]:
-    """Endpoints sharing the caller's bridge (the caller's own included)."""
+def _caller_bridge(eng, call) -> list[str]:
+    """Endpoints sharing the caller's bridge, the caller's own included, sorted."""
     caller = eng.model.channels.get(call.caller_channel)
     if caller is None or caller.bridge_id is None:
-        return set()
+        return []
     bridge = eng.model.bridges.get(caller.bridge_id)
     if bridge is None:
-        return set()
-    return {eng.model.channels[u].endpoint for u in bridge.channels if u in eng.model.channels}
+        return []
+    return sorted(
+        eng.model.channels[u].endpoint for u in bridge.channels if u in eng.model.channels
+    )
+
+
+def _has_channel(eng, endpoint: str) -> bool:
+    return any(ch.endpoint == endpoint for ch in eng.model.channels.values())
 
 
 def _recording(info, call_id: str) -> Path:
@@ -105,11 +118,12 @@ async def test_hold_resume_then_three_way_call_survives_the_agent_leaving(
     watch = AmiWatch(eng)
     task, call = await _answered_by_1001(eng, changes, citizens)
     try:
-        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         wav = _recording(info, call.call_id)
+        caller_name = eng.model.channels[call.caller_channel].name
 
         eng.control.hold("1001")
-        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk"})
+        await watch.until(lambda: _caller_bridge(eng, call) == ["trunk"])
         now = await _channels(eng)
         assert _by_endpoint(now, "PJSIP/trunk") == [("ConfBridge", call.call_id)]
         assert _by_endpoint(now, "PJSIP/1001") == [("Wait", "3600")]
@@ -118,36 +132,31 @@ async def test_hold_resume_then_three_way_call_survives_the_agent_leaving(
             eng.control.hold("1001")
 
         eng.control.resume("1001")
-        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         size = await _grows(wav, wav.stat().st_size, seconds=1.0)
 
         eng.control.add_party("1001", Target(TargetKind.EXTERNAL, "88990011"))
-        await watch.until(
-            lambda: (
-                len(eng.model.bridges[eng.model.channels[call.caller_channel].bridge_id].channels)
-                == 3
-            )
-        )
+        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk", "trunk"])
         now = await _channels(eng)
         assert [app for app in now.values()] == [("ConfBridge", call.call_id)] * 3
         assert far_end.called() == ["88990011"]
 
         eng.control.leave("1001")
         await changes.wait_for(lambda c: isinstance(c, AgentLeft) and c.agent == "1001")
-        await watch.until(
-            lambda: (
-                not _by_endpoint(
-                    eng.model.channels
-                    and {ch.name: ("", "") for ch in eng.model.channels.values()},
-                    "PJSIP/1001",
-                )
-            )
-        )
+        await watch.until(lambda: not _has_channel(eng, "1001"))
+        assert _caller_bridge(eng, call) == ["trunk", "trunk"]
         now = await _channels(eng)
         assert sorted(now.values()) == [("ConfBridge", call.call_id)] * 2  # caller + third party
         assert eng.acd.agents["1001"].state.name in ("WRAP_UP", "AVAILABLE")
         assert eng.acd.agents["1001"].call_id in (None, call.call_id)
         await _grows(wav, size, seconds=2.0)  # still recording, with 1001 gone
+
+        # The third party hangs up: the caller, alone, goes on to the after-call
+        # step (goodbye, hang-up) instead of waiting in the conference.
+        (party,) = [n for n in now if n.startswith("PJSIP/trunk") and n != caller_name]
+        await eng.link.send_action({"Action": "Hangup", "Channel": party})
+        ended = await changes.wait_for(lambda c: isinstance(c, CallEnded), timeout_s=20)
+        assert ended[0].call_id == call.call_id and not ended[0].abandoned
     finally:
         await cancel_and_wait(task)
 
@@ -164,7 +173,7 @@ async def test_blind_transfer_to_an_agent_rings_through_the_acd(
         eng.login("1002")
         with pytest.raises(ControlError, match="not available"):
             eng.control.transfer("1001", Target(TargetKind.AGENT, "1003"))  # logged out
-        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         wav = _recording(info, call.call_id)
         size = wav.stat().st_size
 
@@ -179,7 +188,7 @@ async def test_blind_transfer_to_an_agent_rings_through_the_acd(
                 kind="blind",
             )
         ]
-        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1002"})
+        await watch.until(lambda: _caller_bridge(eng, call) == ["1002", "trunk"])
         assert eng.acd.agents["1002"].state.name == "ON_CALL"
         assert eng.acd.agents["1002"].call_id == call.call_id
         assert eng.acd.agents["1001"].call_id in (None, call.call_id)
@@ -215,22 +224,11 @@ async def test_transfer_to_the_agents_mobile_reaches_the_trunk(
     watch = AmiWatch(eng)
     task, call = await _answered_by_1001(eng, changes, citizens)
     try:
-        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         wav = _recording(info, call.call_id)
         size = wav.stat().st_size
         eng.control.transfer("1001", Target(TargetKind.MOBILE))
-        await watch.until(
-            lambda: (
-                len(_caller_bridge(eng, call)) == 1
-                and sum(
-                    1
-                    for u in eng.model.bridges[
-                        eng.model.channels[call.caller_channel].bridge_id
-                    ].channels
-                )
-                == 2
-            )
-        )
+        await watch.until(lambda: _caller_bridge(eng, call) == ["trunk", "trunk"])
         assert await far_end.wait_called() == ["13900139000"]
         now = await _channels(eng)
         assert _by_endpoint(now, "PJSIP/1001") == []
@@ -283,18 +281,18 @@ async def test_attended_transfer_cancel_then_complete(engine, robots, citizens, 
     task, call = await _answered_by_1001(eng, changes, citizens)
     try:
         eng.login("1002")
-        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         wav = _recording(info, call.call_id)
 
         # Consult 1002, then cancel: 1001 is back with the caller.
         eng.control.consult("1001", Target(TargetKind.AGENT, "1002"))
         await robots["1002"].next_event("answered", timeout_s=15)
         await watch.until(lambda: bool(call.consult_answered))
-        assert _caller_bridge(eng, call) == {"trunk"}  # waiting, with music
+        assert _caller_bridge(eng, call) == ["trunk"]  # waiting, with music
         with pytest.raises(ControlError, match="consultation"):
             eng.control.transfer("1001", Target(TargetKind.QUEUE, "12345-general"))
         eng.control.cancel_consult("1001")
-        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         assert eng.control.state_of(call.call_id).consult is None
         assert not changes.matching(lambda c: isinstance(c, AgentConnected))
         await watch.until(
@@ -312,7 +310,7 @@ async def test_attended_transfer_cancel_then_complete(engine, robots, citizens, 
         eng.control.complete_consult("1001")
         await changes.wait_for(lambda c: isinstance(c, AgentConnected) and c.agent == "1002")
         await changes.wait_for(lambda c: isinstance(c, AgentLeft) and c.agent == "1001")
-        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1002"})
+        await watch.until(lambda: _caller_bridge(eng, call) == ["1002", "trunk"])
         now = await _channels(eng)
         assert _by_endpoint(now, "PJSIP/1001") == []
         assert eng.acd.agents["1002"].call_id == call.call_id
@@ -333,10 +331,10 @@ async def test_unanswered_consultation_returns_the_agent_to_the_caller(
     watch = AmiWatch(eng)
     task, call = await _answered_by_1001(eng, changes, citizens)
     try:
-        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"})
+        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         eng.control.consult("1001", Target(TargetKind.EXTERNAL, "01088888888"))
         assert await silent_far_end.wait_called() == ["01088888888"]
-        await watch.until(lambda: _caller_bridge(eng, call) == {"trunk", "1001"}, timeout_s=15)
+        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"], timeout_s=15)
         await watch.until(lambda: eng.control.state_of(call.call_id).consult is None)
         assert eng.acd.agents["1001"].state.name == "ON_CALL"
     finally:

@@ -33,6 +33,14 @@
     badge.className = "badge " + state;
     badge.dataset.state = state;
     $("since").textContent = current ? "本状态 " + Hotline.duration(Date.now() / 1000 - current.since) : "";
+    const control = current && current.control;
+    let callState = "";
+    if (control) {
+      if (control.held) callState = "保持中";
+      else if (control.consult) callState = "咨询中：" + control.consult;
+      else if (control.parties.length) callState = "三方通话：" + control.parties.join("、");
+    }
+    $("call-state").textContent = callState;
     $("btn-login").disabled = state !== "LOGGED_OUT";
     $("btn-logout").disabled = state === "LOGGED_OUT";
     $("btn-pause").disabled = state === "LOGGED_OUT" || state === "PAUSED";
@@ -127,13 +135,15 @@
     $("btn-leave").onclick = () => callCommand("leave");
     Hotline.socket((frame) => {
       if (frame.type === "screen_pop") showPop(frame);
+      if (frame.type === "agent_state") { current = frame.state; render(); }
     }, (up) => {
       $("link").textContent = up ? "已连接" : "未连接";
       $("link").className = "badge " + (up ? "AVAILABLE" : "PAUSED");
       $("link").dataset.up = up ? "1" : "0";
     });
     refresh();
-    setInterval(refresh, 1000);
+    // State changes are pushed; the poll catches what is not (a consultation ending).
+    setInterval(refresh, 2000);
   }
 
   $("signout").onclick = async () => { await Hotline.logout(); location.reload(); };
