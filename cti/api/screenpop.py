@@ -22,9 +22,21 @@ from cti.calls import AgentRinging, CallChange
 
 from .roles import mask_number
 
-__all__ = ["PastCall", "ScreenPopService", "mask_name", "screen_pop"]
+__all__ = ["PastCall", "PastOrder", "ScreenPopService", "mask_name", "screen_pop"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PastOrder:
+    """One of the caller's work orders, newest first."""
+
+    order_no: str
+    city_order_no: str | None
+    status: str
+    appeal_type: str
+    title: str
+    created_at: float
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ def screen_pop(
     history: Sequence[PastCall],
     repeat_agent: str | None,
     unmasked: bool,
+    orders: Sequence[PastOrder] = (),
 ) -> dict[str, Any]:
     """The screen-pop frame for ``agent`` ringing for ``call`` (a call-model ``Call``)."""
     queued_at = call.queued_at if call.queued_at is not None else call.arrived_at
@@ -68,7 +81,7 @@ def screen_pop(
         "ivr": list(getattr(call, "ivr_choices", ()) or ()),
         "waited_s": round(max(0.0, rung_at - queued_at), 1),
         "rung_at": rung_at,
-        "repeat_caller": bool(history),
+        "repeat_caller": bool(history) or bool(orders),
         "last_agent": repeat_agent,
         "history": [
             {
@@ -80,7 +93,17 @@ def screen_pop(
             }
             for past in history
         ],
-        "work_orders": [],
+        "work_orders": [
+            {
+                "order_no": order.order_no,
+                "city_order_no": order.city_order_no,
+                "status": order.status,
+                "appeal_type": order.appeal_type,
+                "title": order.title,
+                "created_at": order.created_at,
+            }
+            for order in orders
+        ],
     }
 
 
@@ -110,6 +133,16 @@ WHERE caller_number = $1 AND call_id <> $2 AND call_id IS NOT NULL
 GROUP BY call_id
 ORDER BY min(at) DESC
 LIMIT $3
+"""
+
+
+_ORDERS_SQL = """
+SELECT order_no, city_order_no, status, appeal_type, title,
+       extract(epoch FROM created_at) AS created_at
+FROM work_order
+WHERE caller_number = $1
+ORDER BY created_at DESC
+LIMIT $2
 """
 
 
@@ -158,8 +191,11 @@ class ScreenPopService:
         call = self._engine.model.calls.get(change.call_id)
         if call is None:
             return  # the caller hung up meanwhile
-        history = await self._history(call.caller_number, call.call_id)
+        history, orders = await asyncio.gather(
+            self._history(call.caller_number, call.call_id), self._orders(call.caller_number)
+        )
         frame = screen_pop(
+            orders=orders,
             call=call,
             agent=change.agent,
             rung_at=change.at,
@@ -171,18 +207,40 @@ class ScreenPopService:
         if sent:
             self.sent.append((call.call_id, change.agent, self._clock() - seen_at))
 
-    async def _history(self, number: str, call_id: str) -> list[PastCall]:
-        if self._pool is None or not number:
+    async def _fetch(self, what: str, sql: str, *args: Any) -> list[Any]:
+        """Rows for the pop, or none when the database is slow, down or
+        refuses: the pop goes out anyway, within its time bound."""
+        if self._pool is None:
             return []
         try:
             async with asyncio.timeout(self._history_timeout_s):
-                rows = await self._pool.fetch(_HISTORY_SQL, number, call_id, self._history_limit)
+                return list(await self._pool.fetch(sql, *args))
         except (TimeoutError, OSError) as exc:
-            log.warning("screen-pop without history (event log slow or down: %r)", exc)
+            log.warning("screen-pop without %s (database slow or down: %r)", what, exc)
+        except Exception as exc:  # asyncpg errors
+            log.warning("screen-pop without %s: %s", what, exc)
+        return []
+
+    async def _orders(self, number: str) -> list[PastOrder]:
+        if not number:
             return []
-        except Exception as exc:  # asyncpg errors: the pop goes out without history
-            log.warning("screen-pop without history: %s", exc)
+        rows = await self._fetch("work orders", _ORDERS_SQL, number, self._history_limit)
+        return [
+            PastOrder(
+                order_no=row["order_no"],
+                city_order_no=row["city_order_no"],
+                status=row["status"],
+                appeal_type=row["appeal_type"],
+                title=row["title"],
+                created_at=float(row["created_at"]),
+            )
+            for row in rows
+        ]
+
+    async def _history(self, number: str, call_id: str) -> list[PastCall]:
+        if not number:
             return []
+        rows = await self._fetch("history", _HISTORY_SQL, number, call_id, self._history_limit)
         return [
             PastCall(
                 call_id=row["call_id"],

@@ -1,7 +1,7 @@
 """Screen-pop on a real call: sipp citizen -> real Asterisk -> engine -> the
 agent's pyVoIP phone rings, and the agent's desktop WebSocket gets the frame,
-with the caller's number masked, the line, the wait so far and the caller's
-earlier call read from the PostgreSQL event log."""
+with the caller's number masked, the line, the wait so far, the caller's
+earlier call read from the PostgreSQL event log and the work order made of it."""
 
 from __future__ import annotations
 
@@ -38,6 +38,13 @@ async def test_a_ringing_agent_gets_the_screen_pop(engine, robots, citizens, sta
         " (at, kind, call_id, line, caller_number, agent, dedup_key, engine_id) VALUES"
         " (now() - interval '2 days', 'CALL_ARRIVED', 'old-1', '12345', $1, NULL, 'a', 'e0'),"
         " (now() - interval '2 days', 'CALL_ANSWERED', 'old-1', '12345', $1, '1002', 'b', 'e0')",
+        CALLER,
+    )
+    # ... and a work order was made of that call, now dispatched.
+    await pool.execute(
+        "INSERT INTO work_order (order_no, city_order_no, call_id, channel, caller_number,"
+        " appeal_type, title, status, created_at) VALUES ('WO-20261119-0001', 'SZ-88', 'old-1',"
+        " 'PHONE_12345', $1, 'COMPLAINT', '小区噪音扰民', 'DISPATCHED', now() - interval '2 days')",
         CALLER,
     )
     accounts = AccountStore(pool)
@@ -87,6 +94,10 @@ async def test_a_ringing_agent_gets_the_screen_pop(engine, robots, citizens, sta
             assert [(h["call_id"], h["outcome"], h["agent"]) for h in pop["history"]] == [
                 ("old-1", "answered", "1002")
             ]
+            assert [
+                (o["order_no"], o["city_order_no"], o["status"], o["appeal_type"], o["title"])
+                for o in pop["work_orders"]
+            ] == [("WO-20261119-0001", "SZ-88", "DISPATCHED", "COMPLAINT", "小区噪音扰民")]
             assert CALLER not in str(pop)
             assert [(c, a) for c, a, _ in service.sent] == [(ringing[0].call_id, "1001")]
             await desktop.close()

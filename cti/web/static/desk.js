@@ -7,6 +7,15 @@
     answered: "已接听", abandoned: "放弃", lost: "中断", overflowed: "溢出",
     fallback: "兜底排队", unknown: "未知",
   };
+  const APPEALS = {
+    CONSULT: "咨询", HELP: "求助", COMPLAINT: "投诉", REPORT: "举报", SUGGEST: "建议", PRAISE: "表扬",
+  };
+  const ORDER_STATES = {
+    DRAFT: "草稿", ACCEPTED: "已受理", DIRECT_ANSWERED: "直接答复", PENDING_DISPATCH: "待派发",
+    DISPATCHED: "已派发", SIGNED: "已签收", RETURN_REQUESTED: "申请退回", EXTENSION_REQUESTED: "申请延期",
+    REPLIED: "已答复", REVIEW: "审核中", CLOSED: "已办结", CALLBACK_PENDING: "待回访",
+    EVALUATED: "已评价", ARCHIVED: "已归档", REOPENED: "重新办理",
+  };
   let agent = null;
   let current = null; // {state, call_id, since}
   let lastPop = null;
@@ -109,6 +118,17 @@
       Hotline.cell(row, past.agent || "—");
       Hotline.cell(row, OUTCOMES[past.outcome] || past.outcome);
       body.appendChild(row);
+    }
+    const orders = $("pop-orders");
+    orders.replaceChildren();
+    for (const order of frame.work_orders || []) {
+      const row = document.createElement("tr");
+      Hotline.cell(row, order.city_order_no ? order.order_no + "（市 " + order.city_order_no + "）" : order.order_no);
+      Hotline.cell(row, APPEALS[order.appeal_type] || order.appeal_type);
+      Hotline.cell(row, order.title);
+      Hotline.cell(row, ORDER_STATES[order.status] || order.status);
+      Hotline.cell(row, Hotline.time(order.created_at));
+      orders.appendChild(row);
     }
     document.title = "【来电】" + (frame.caller_number || "") + " - 坐席工作台";
     refresh();
