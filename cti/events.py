@@ -448,6 +448,8 @@ class HotlineEnqueue(AmiEvent):
     line: str
     queue: str
     priority: int
+    ivr: tuple[str, ...] = ()
+    """The caller's IVR choices on the way in, in order (``Ivr: a|b``)."""
 
 
 @dataclass(slots=True)
@@ -509,6 +511,7 @@ def _user_event(message: Mapping[str, Any], at: float) -> AmiEvent | None:
             line=_last(message, "Line") or "",
             queue=_last(message, "Queue") or "",
             priority=_int(_last(message, "Priority")),
+            ivr=tuple(c for c in (_last(message, "Ivr") or "").split("|") if c),
         )
     if name == "HotlineConnect":
         return HotlineConnect(

@@ -199,6 +199,7 @@ class Call:
     # uniqueids of those that answered.
     consult_legs: dict[str, str] = field(default_factory=dict)
     consult_answered: set[str] = field(default_factory=set)
+    ivr_choices: tuple[str, ...] = ()  # what the caller chose in the IVR, in order
     transferring: bool = False  # an agent transferred it; the target has not rung yet
     adopted: bool = False  # found by a resync, times estimated from Duration
     history: list[tuple[float, CallPhase, str]] = field(default_factory=list)  # (at, phase, event)
@@ -856,6 +857,8 @@ class CallModel:
                 "HotlineEnqueue on a channel that is not a caller: %s", event.channel.uniqueid
             )
             return
+        if event.ivr:
+            call.ivr_choices = event.ivr
         self._enqueue(call, event.at, "HotlineEnqueue", out, line=event.line, queue=event.queue)
 
     def _on_channel_event(self, event: Any, out: list[CallChange]) -> None:

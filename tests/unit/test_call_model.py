@@ -946,3 +946,37 @@ def test_a_moved_agent_leg_stays_on_the_call_and_its_consultation_is_no_offer():
     changes += model.apply(event("BridgeLeave", 120.0, AGENT, BridgeUniqueid="conf"))
     assert changes == [AgentLeft("c1", 120.0, agent="1001")]
     assert call.talk_s == approx(17.0)
+
+
+def test_ivr_choices_reach_the_call_and_its_screen_pop():
+    from cti.api.screenpop import PastOrder, screen_pop
+
+    model = CallModel(lines=LINES)
+    model.apply(event("Newchannel", 100.0, TRUNK))
+    model.apply(
+        event(
+            "UserEvent",
+            101.0,
+            TRUNK,
+            UserEvent="HotlineEnqueue",
+            Line="12345",
+            Queue="12345-general",
+            Ivr="社保医保|养老保险",
+        )
+    )
+    call = model.calls["c1"]
+    assert call.ivr_choices == ("社保医保", "养老保险")
+    order = PastOrder("WO-1", None, "ACCEPTED", "CONSULT", "养老金查询", 50.0)
+    frame = screen_pop(
+        call=call,
+        agent="1001",
+        rung_at=104.0,
+        history=[],
+        repeat_agent=None,
+        unmasked=False,
+        orders=[order],
+    )
+    assert frame["ivr"] == ["社保医保", "养老保险"]
+    assert frame["waited_s"] == 3.0
+    assert frame["repeat_caller"] is True  # an earlier work order makes a repeat caller
+    assert frame["work_orders"][0]["title"] == "养老金查询"

@@ -133,6 +133,15 @@ def test_user_event_reads_its_own_repeated_header(normal_call):
     assert event.at == pytest.approx(1795237408.916346, abs=1e-6)
 
 
+def test_hotline_enqueue_carries_the_ivr_choices(normal_call):
+    raw = dict(first(normal_call, "UserEvent", UserEvent="HotlineEnqueue"))
+    assert ev.normalize(raw).ivr == ()  # recorded before the header existed, no IVR
+    raw["Ivr"] = "社保医保|养老保险"
+    assert ev.normalize(raw).ivr == ("社保医保", "养老保险")
+    raw["Ivr"] = ""
+    assert ev.normalize(raw).ivr == ()
+
+
 def test_hotline_connect_and_dial_result(normal_call):
     connect = ev.normalize(first(normal_call, "UserEvent", UserEvent="HotlineConnect"))
     assert isinstance(connect, ev.HotlineConnect)
