@@ -102,11 +102,16 @@ async def silent_far_end(stack, tmp_path):
 
 
 async def _answered_by_1001(eng, changes, citizens, hold_s: float = 60.0):
+    """A citizen's call answered by 1001 (the only agent logged in), its two
+    legs bridged; returns the citizen's task, the call and an AmiWatch."""
     eng.logout("1002")
     eng.logout("1003")
+    watch = AmiWatch(eng)
     task = asyncio.create_task(citizens.call(CitizenCall("12345", "13800138000", "张三", hold_s)))
     await changes.wait_for(lambda c: isinstance(c, CallAnswered) and c.agent == "1001")
-    return task, _only_call(eng)
+    call = _only_call(eng)
+    await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
+    return task, call, watch
 
 
 @pytest.mark.stack(agents=3)
@@ -115,10 +120,8 @@ async def test_hold_resume_then_three_way_call_survives_the_agent_leaving(
 ) -> None:
     eng, changes = engine
     _, info = stack
-    watch = AmiWatch(eng)
-    task, call = await _answered_by_1001(eng, changes, citizens)
+    task, call, watch = await _answered_by_1001(eng, changes, citizens)
     try:
-        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         wav = _recording(info, call.call_id)
         caller_name = eng.model.channels[call.caller_channel].name
 
@@ -167,13 +170,11 @@ async def test_blind_transfer_to_an_agent_rings_through_the_acd(
 ) -> None:
     eng, changes = engine
     _, info = stack
-    watch = AmiWatch(eng)
-    task, call = await _answered_by_1001(eng, changes, citizens)
+    task, call, watch = await _answered_by_1001(eng, changes, citizens)
     try:
         eng.login("1002")
         with pytest.raises(ControlError, match="not available"):
             eng.control.transfer("1001", Target(TargetKind.AGENT, "1003"))  # logged out
-        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         wav = _recording(info, call.call_id)
         size = wav.stat().st_size
 
@@ -204,7 +205,7 @@ async def test_blind_transfer_to_an_agent_rings_through_the_acd(
 @pytest.mark.stack(agents=3)
 async def test_blind_transfer_to_a_queue(engine, robots, citizens, stack) -> None:
     eng, changes = engine
-    task, call = await _answered_by_1001(eng, changes, citizens)
+    task, call, watch = await _answered_by_1001(eng, changes, citizens)
     try:
         eng.login("1002")
         eng.control.transfer("1001", Target(TargetKind.QUEUE, "96181-general"))
@@ -221,10 +222,8 @@ async def test_transfer_to_the_agents_mobile_reaches_the_trunk(
 ) -> None:
     eng, changes = engine
     _, info = stack
-    watch = AmiWatch(eng)
-    task, call = await _answered_by_1001(eng, changes, citizens)
+    task, call, watch = await _answered_by_1001(eng, changes, citizens)
     try:
-        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         wav = _recording(info, call.call_id)
         size = wav.stat().st_size
         eng.control.transfer("1001", Target(TargetKind.MOBILE))
@@ -246,7 +245,7 @@ async def test_unanswered_transfer_to_the_city_comes_back_to_the_queue(
     engine, robots, citizens, stack, silent_far_end
 ) -> None:
     eng, changes = engine
-    task, call = await _answered_by_1001(eng, changes, citizens)
+    task, call, watch = await _answered_by_1001(eng, changes, citizens)
     try:
         eng.login("1002")
         eng.pause("1002", "meeting")  # nobody free until the transfer has failed
@@ -277,11 +276,9 @@ async def test_unanswered_transfer_to_the_city_comes_back_to_the_queue(
 async def test_attended_transfer_cancel_then_complete(engine, robots, citizens, stack) -> None:
     eng, changes = engine
     _, info = stack
-    watch = AmiWatch(eng)
-    task, call = await _answered_by_1001(eng, changes, citizens)
+    task, call, watch = await _answered_by_1001(eng, changes, citizens)
     try:
         eng.login("1002")
-        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         wav = _recording(info, call.call_id)
 
         # Consult 1002, then cancel: 1001 is back with the caller.
@@ -328,10 +325,8 @@ async def test_unanswered_consultation_returns_the_agent_to_the_caller(
     engine, robots, citizens, stack, silent_far_end
 ) -> None:
     eng, changes = engine
-    watch = AmiWatch(eng)
-    task, call = await _answered_by_1001(eng, changes, citizens)
+    task, call, watch = await _answered_by_1001(eng, changes, citizens)
     try:
-        await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"])
         eng.control.consult("1001", Target(TargetKind.EXTERNAL, "01088888888"))
         assert await silent_far_end.wait_called() == ["01088888888"]
         await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"], timeout_s=15)
