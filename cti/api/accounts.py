@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .passwords import hash_password, verify_password
 from .roles import Role
+from .sessions import Session, token_digest
 
-__all__ = ["Account", "AccountStore", "AuditLog"]
+__all__ = ["Account", "AccountStore", "AuditLog", "SessionStore"]
 
 log = logging.getLogger(__name__)
 
@@ -120,4 +123,55 @@ class AuditLog:
             subject,
             remote,
             json.dumps(detail or {}, ensure_ascii=False),
+        )
+
+
+class SessionStore:
+    """Sessions in PostgreSQL (``api_session``), by token digest. Expiry is
+    judged by the engine's clock, like the in-memory table's."""
+
+    def __init__(self, pool: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self._pool = pool
+        self._clock = clock
+
+    async def save(self, token: str, session: Session) -> None:
+        await self._pool.execute(
+            "INSERT INTO api_session (token_digest, username, role, agent, phone, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, to_timestamp($6))",
+            token_digest(token),
+            session.username,
+            session.role.value,
+            session.agent,
+            session.phone,
+            session.expires_at,
+        )
+        # Rows go a day after they expired (indexed, and a login is rare).
+        await self._pool.execute(
+            "DELETE FROM api_session WHERE expires_at < to_timestamp($1)",
+            self._clock() - 86400.0,
+        )
+
+    async def load(self, token: str) -> Session | None:
+        """The stored session of *token*, if neither revoked nor expired and
+        its account is not disabled."""
+        row = await self._pool.fetchrow(
+            "SELECT s.username, s.role, s.agent, s.phone,"
+            " extract(epoch FROM s.expires_at) AS expires_at"
+            " FROM api_session s JOIN account a USING (username)"
+            " WHERE s.token_digest = $1 AND s.revoked_at IS NULL"
+            " AND s.expires_at > to_timestamp($2) AND NOT a.disabled",
+            token_digest(token),
+            self._clock(),
+        )
+        if row is None:
+            return None
+        return Session(
+            row["username"], Role(row["role"]), row["agent"], float(row["expires_at"]), row["phone"]
+        )
+
+    async def revoke(self, token: str) -> None:
+        await self._pool.execute(
+            "UPDATE api_session SET revoked_at = now()"
+            " WHERE token_digest = $1 AND revoked_at IS NULL",
+            token_digest(token),
         )

@@ -25,7 +25,7 @@ from acd.errors import AcdError, UnknownAgent
 from cti.control.core import ControlError, Target
 from cti.web.routes import add_web_routes
 
-from .accounts import AccountStore, AuditLog
+from .accounts import AccountStore, AuditLog, SessionStore
 from .openapi import openapi_document
 from .roles import Role
 from .schemas import CallTargetRequest, LoginRequest, MonitorRequest, PauseRequest, PayloadError
@@ -39,6 +39,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION = web.AppKey("session_table", SessionTable)
 ACCOUNTS = web.AppKey("accounts", AccountStore)
 AUDIT = web.AppKey("audit", AuditLog)
+SESSION_STORE = web.AppKey("session_store", SessionStore)
 CONTROL = web.AppKey("control", object)
 SESSION_OF = web.RequestKey("session", Session)
 TOKEN_OF = web.RequestKey("token", str)
@@ -110,7 +111,7 @@ def requires(*roles: Role) -> Callable[[Handler], Handler]:
     def wrap(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             token = _token(request)
-            session = request.app[SESSION].get(token) if token is not None else None
+            session = await _session_of(request.app, token) if token is not None else None
             if token is None or session is None:
                 return _error(401, "no session or session expired: log in at POST /api/v1/sessions")
             if session.role not in roles:
@@ -127,6 +128,18 @@ def requires(*roles: Role) -> Callable[[Handler], Handler]:
 
 
 ALL_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+
+
+async def _session_of(app: web.Application, token: str) -> Session | None:
+    """The live session of *token*: the engine's table first, then the
+    store (a token handed out before a restart, or by the other engine)."""
+    session = app[SESSION].get(token)
+    store = app.get(SESSION_STORE)
+    if session is None and store is not None:
+        found = await store.load(token)
+        if found is not None:
+            session = app[SESSION].adopt(token, found)
+    return session
 
 
 @web.middleware
@@ -152,6 +165,9 @@ async def open_session(request: web.Request) -> web.StreamResponse:
     token, session = request.app[SESSION].open(
         account.username, account.role, account.agent, phone=account.phone
     )
+    store = request.app.get(SESSION_STORE)
+    if store is not None:
+        await store.save(token, session)
     await audit.record(account.username, "login", remote=_remote(request))
     return _json(
         {
@@ -171,6 +187,9 @@ async def close_session(request: web.Request) -> web.StreamResponse:
     """Log out: the token stops working at once."""
     session = request[SESSION_OF]
     request.app[SESSION].close(request[TOKEN_OF])
+    store = request.app.get(SESSION_STORE)
+    if store is not None:
+        await store.revoke(request[TOKEN_OF])
     await request.app[AUDIT].record(session.username, "logout", remote=_remote(request))
     return web.Response(status=204)
 
@@ -441,7 +460,7 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
     except (TimeoutError, ValueError, TypeError, RuntimeError):
         first = None
     token = first.get("token") if isinstance(first, dict) else None
-    session = request.app[SESSION].get(token) if isinstance(token, str) else None
+    session = await _session_of(request.app, token) if isinstance(token, str) else None
     if session is None:
         await socket.send_json(
             {"type": "error", "error": 'send {"type": "auth", "token": ...} first'}
@@ -476,12 +495,15 @@ def build_app(
     audit: AuditLog,
     sessions: SessionTable,
     hub: DesktopHub | None = None,
+    session_store: SessionStore | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=_MAX_BODY)
     app[CONTROL] = control
     app[ACCOUNTS] = accounts
     app[AUDIT] = audit
     app[SESSION] = sessions
+    if session_store is not None:
+        app[SESSION_STORE] = session_store
     app[HUB] = hub if hub is not None else DesktopHub()
     app.router.add_get("/api/v1/ws", desktop_socket)
     app.router.add_post("/api/v1/sessions", open_session)

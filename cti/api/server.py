@@ -13,7 +13,7 @@ from aiohttp import web
 from cti.config import ApiConfig
 from cti.engine import Engine
 
-from .accounts import AccountStore, AuditLog
+from .accounts import AccountStore, AuditLog, SessionStore
 from .http import DesktopHub, build_app
 from .screenpop import ScreenPopService
 from .sessions import SessionTable
@@ -46,6 +46,7 @@ async def serve_api(config: ApiConfig, *, control: Engine, database_dsn: str) ->
             audit=AuditLog(pool),
             sessions=SessionTable(ttl_s=config.session_ttl_s, clock=time.time),
             hub=hub,
+            session_store=SessionStore(pool),
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -3,7 +3,9 @@
 A token is 32 random bytes (URL-safe base64) handed to the client once; the
 table keeps its digest, so a memory dump does not yield usable tokens. Tokens
 expire ``ttl_s`` after login (a shift) and can be revoked (logout). The table
-lives in the engine process: a restarted engine asks everyone to log in again.
+is the engine's in-memory view; with a :class:`~cti.api.accounts.SessionStore`
+the API also keeps sessions in PostgreSQL, so that a restarted engine (or the
+standby taking over) honours the tokens already handed out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 from .roles import Role
 
-__all__ = ["Session", "SessionTable"]
+__all__ = ["Session", "SessionTable", "token_digest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,11 @@ class Session:
     expires_at: float
     phone: str | None = None
     """The supervisor's softphone endpoint, for monitoring."""
+
+
+def token_digest(token: str) -> str:
+    """What is stored of a token: its SHA-256, hex."""
+    return _digest(token)
 
 
 def _digest(token: str) -> str:
@@ -60,6 +67,14 @@ class SessionTable:
         if session.expires_at <= self._clock():
             del self._sessions[key]
             return None
+        return session
+
+    def adopt(self, token: str, session: Session) -> Session | None:
+        """Take in a session found in the store (another engine, or this one
+        before a restart) if it is still live; returns it, or None."""
+        if session.expires_at <= self._clock():
+            return None
+        self._sessions[_digest(token)] = session
         return session
 
     def close(self, token: str) -> bool:

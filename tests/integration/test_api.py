@@ -403,3 +403,50 @@ async def test_only_supervisors_read_unmasked_numbers_and_each_view_is_audited(a
     assert [tuple(r) for r in rows if r["action"] == "view_caller"] == [
         ("sup", "view_caller", "call-5")
     ]
+
+
+async def test_sessions_survive_an_engine_restart_through_postgresql(dsn: str) -> None:
+    from cti.api.accounts import SessionStore
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        accounts = AccountStore(pool)
+        await accounts.add("a1001", Role.AGENT, "correct horse 1", agent="1001")
+        clock = Clock()
+
+        def engine_process() -> TestClient:
+            """A fresh engine: an empty session table, the same database."""
+            app = build_app(
+                control=_engine(clock),
+                accounts=accounts,
+                audit=AuditLog(pool),
+                sessions=SessionTable(ttl_s=3600, clock=clock),
+                session_store=SessionStore(pool, clock=clock),
+            )
+            return TestClient(TestServer(app))
+
+        async with engine_process() as first:
+            login = await first.post(
+                "/api/v1/sessions", json={"username": "a1001", "password": "correct horse 1"}
+            )
+            token = (await login.json())["token"]
+        stored = await pool.fetchval("SELECT token_digest FROM api_session")
+        assert stored != token and len(stored) == 64  # only the digest is kept
+        headers = {"Authorization": f"Bearer {token}"}
+        async with engine_process() as restarted:
+            me = await restarted.get("/api/v1/me", headers=headers)
+            assert me.status == 200 and (await me.json())["agent"] == "1001"
+            assert (
+                await restarted.delete("/api/v1/sessions/current", headers=headers)
+            ).status == 204
+        async with engine_process() as again:
+            assert (await again.get("/api/v1/me", headers=headers)).status == 401  # revoked
+            login = await again.post(
+                "/api/v1/sessions", json={"username": "a1001", "password": "correct horse 1"}
+            )
+            second = {"Authorization": f"Bearer {(await login.json())['token']}"}
+        await pool.execute("UPDATE account SET disabled = true WHERE username = 'a1001'")
+        async with engine_process() as after_disable:
+            assert (await after_disable.get("/api/v1/me", headers=second)).status == 401
+    finally:
+        await pool.close()
