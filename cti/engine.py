@@ -53,12 +53,12 @@ _OUTCOME_CHANGES = frozenset({CallQueued, CallAnswered, CallEnded, CallLost})
 _ENGINE_EVENTS = frozenset(
     {"UserEvent", "Newchannel", "Hangup", "MusicOnHoldStart", "MusicOnHoldStop", "ContactStatus"}
 )
-# What the engine's link lets through: the call model's events and the
-# engine's own. Asterisk sends more (NewConnectedLine, DialState, Hold...);
-# they are dropped by name, unparsed.
-WANTED_EVENTS = KNOWN_EVENTS | _ENGINE_EVENTS
 # The events that can end a call-control step (see cti.control.service).
-_CONTROL_EVENTS = frozenset({"UserEvent", "BridgeLeave", "Hangup"})
+_CONTROL_EVENTS = frozenset({"UserEvent", "BridgeLeave", "Hangup", "OriginateResponse"})
+# What the engine's link lets through: the call model's events, the engine's
+# own and call control's. Asterisk sends more (NewConnectedLine, DialState,
+# Hold...); they are dropped by name, unparsed.
+WANTED_EVENTS = KNOWN_EVENTS | _ENGINE_EVENTS | _CONTROL_EVENTS
 AGENT_USER_EVENTS = frozenset(
     {"HotlineAgentLogin", "HotlineAgentLogout", "HotlineAgentPause", "HotlineAgentResume"}
 )

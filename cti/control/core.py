@@ -92,6 +92,8 @@ class ControlState:
     held: bool = False
     consult: Destination | None = None
     parties: list[Destination] = field(default_factory=list)
+    ringing_parties: dict[str, Destination] = field(default_factory=dict)
+    """Three-way parties being rung, by the channel id given to Originate."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -100,6 +102,7 @@ class ControlState:
             "held": self.held,
             "consult": self.consult.label if self.consult else None,
             "parties": [p.label for p in self.parties],
+            "ringing": [p.label for p in self.ringing_parties.values()],
         }
 
 
@@ -309,7 +312,23 @@ class CallControl:
             }
         )
         st.parties.append(dest)
+        st.ringing_parties[channel_id] = dest
         return actions
+
+    def party_answered(self, channel_id: str) -> None:
+        for st in self.calls.values():
+            st.ringing_parties.pop(channel_id, None)
+
+    def party_failed(self, channel_id: str) -> tuple[str, Destination] | None:
+        """A three-way party did not answer: it is no party of the call; the
+        caller and the agent stay in the conference. Returns (call, party)."""
+        for st in self.calls.values():
+            dest = st.ringing_parties.pop(channel_id, None)
+            if dest is not None:
+                if dest in st.parties:
+                    st.parties.remove(dest)
+                return st.call_id, dest
+        return None
 
     def leave(self, call_id: str, agent: str) -> list[Action]:
         """The agent drops out of a three-way call; the others stay connected."""

@@ -156,6 +156,20 @@ class CallControlService:
                     event.get("DialStatus"),
                 )
                 self.core.consult_ended(call.call_id)
+        elif name == "OriginateResponse":
+            channel_id = str(event.get("Uniqueid", ""))
+            if event.get("Response") == "Success":
+                self.core.party_answered(channel_id)
+                return
+            failed = self.core.party_failed(channel_id)
+            if failed is not None:
+                log.warning(
+                    "call %s: three-way party %s did not answer (%s); the caller stays "
+                    "with the agent",
+                    failed[0],
+                    failed[1].label,
+                    event.get("Reason"),
+                )
         elif name in ("BridgeLeave", "Hangup"):
             call = self.model.call_for_channel(str(event.get("Uniqueid", "")))
             if call is not None:

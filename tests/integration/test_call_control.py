@@ -332,5 +332,15 @@ async def test_unanswered_consultation_returns_the_agent_to_the_caller(
         await watch.until(lambda: _caller_bridge(eng, call) == ["1001", "trunk"], timeout_s=15)
         await watch.until(lambda: eng.control.state_of(call.call_id).consult is None)
         assert eng.acd.agents["1001"].state.name == "ON_CALL"
+
+        # A three-way party who never answers: no party of the call, which goes on.
+        eng.control.add_party("1001", Target(TargetKind.EXTERNAL, "88990022"))
+        assert eng.control.state_of(call.call_id).as_dict()["ringing"] == ["88990022"]
+        assert await silent_far_end.wait_called(2) == ["01088888888", "88990022"]
+        await watch.until(lambda: not eng.control.state_of(call.call_id).ringing_parties)
+        assert eng.control.state_of(call.call_id).parties == []
+        assert _caller_bridge(eng, call) == ["1001", "trunk"]
+        with pytest.raises(ControlError, match="no three-way call"):
+            eng.control.leave("1001")
     finally:
         await cancel_and_wait(task)

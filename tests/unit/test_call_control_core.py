@@ -177,3 +177,19 @@ def test_three_way_call_and_leaving_it() -> None:
         "Async": "true",
     }
     assert c.leave("c1", AGENT) == [{"Action": "Hangup", "Channel": AGENT, "Cause": "16"}]
+
+
+def test_a_three_way_party_who_does_not_answer_is_no_party() -> None:
+    c = control()
+    dept = c.resolve(Target(TargetKind.EXTERNAL, "88990011"), acting_agent="1001")
+    c.add_party("c1", CALLER, AGENT, dept, channel_id="c1-party1")
+    assert c.calls["c1"].as_dict()["ringing"] == ["88990011"]
+    assert c.party_failed("unknown") is None
+    assert c.party_failed("c1-party1") == ("c1", dept)
+    assert c.calls["c1"].parties == [] and c.calls["c1"].ringing_parties == {}
+    with pytest.raises(ControlError, match="no three-way call"):
+        c.leave("c1", AGENT)
+    c.add_party("c1", CALLER, AGENT, dept, channel_id="c1-party2")
+    c.party_answered("c1-party2")
+    assert [p.label for p in c.calls["c1"].parties] == ["88990011"]
+    assert c.leave("c1", AGENT) == [{"Action": "Hangup", "Channel": AGENT, "Cause": "16"}]
