@@ -157,6 +157,7 @@ class Engine:
             send=self._action,
             report=self._report_changes,
             clock=clock,
+            changed=self._control_changed,
         )
         self.service.transfer_prefer_s = control.transfer_prefer_s
         self._repeat_callers: dict[str, tuple[str, float]] = {}
@@ -752,6 +753,18 @@ class Engine:
                 self._agents_changed.clear()
                 await self._agents_changed.wait()
 
+    def _control_changed(self, call_id: str) -> None:
+        agent = self.agent_on_call(call_id)
+        if agent is not None:
+            self._tell_agent_state(agent)
+
+    def _tell_agent_state(self, agent: str) -> None:
+        for listener in self._agent_state_listeners:
+            try:
+                listener(agent)
+            except Exception:
+                log.exception("agent state listener failed")
+
     def add_agent_state_listener(self, listener: Callable[[str], None]) -> None:
         """Called with the agent's id after each of its state changes
         (synchronously: a listener doing I/O hands off to its own task)."""
@@ -761,11 +774,7 @@ class Engine:
         kind = type(item).__name__
         if kind == "AgentStateChanged":
             self._agents_changed.set()
-            for listener in self._agent_state_listeners:
-                try:
-                    listener(item.agent)
-                except Exception:
-                    log.exception("agent state listener failed")
+            self._tell_agent_state(item.agent)
         if self.snapshot_store is not None:
             self.snapshot_store.publish(kind, payload(item))
 

@@ -49,6 +49,9 @@ class CallControlService:
     report: Callable[[list[CallChange]], None]
     """Hands changes the control made itself (a transfer started) to the engine."""
     clock: Callable[[], float]
+    changed: Callable[[str], None] = lambda call_id: None
+    """Told the call id whenever a call's control state changed (the engine
+    pushes the agent's new state to its desktop)."""
     _party_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- commands ---------------------------------------------------------------------
@@ -156,6 +159,7 @@ class CallControlService:
                     event.get("DialStatus"),
                 )
                 self.core.consult_ended(call.call_id)
+                self.changed(call.call_id)
         elif name == "OriginateResponse":
             channel_id = str(event.get("Uniqueid", ""))
             if event.get("Response") == "Success":
@@ -163,6 +167,7 @@ class CallControlService:
                 return
             failed = self.core.party_failed(channel_id)
             if failed is not None:
+                self.changed(failed[0])
                 log.warning(
                     "call %s: three-way party %s did not answer (%s); the caller stays "
                     "with the agent",
@@ -245,6 +250,7 @@ class CallControlService:
         for action in actions:
             self.send(action, what=f"call {call_id}: {command} ({action['Action']})")
         log.info("call %s: %s", call_id, command)
+        self.changed(call_id)
         state = self.core.calls.get(call_id)
         return ControlResult(
             call_id, command, state.as_dict() if state is not None else {"call_id": call_id}

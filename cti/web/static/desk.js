@@ -162,8 +162,9 @@
       $("link").dataset.up = up ? "1" : "0";
     });
     refresh();
-    // State changes are pushed; the poll catches what is not (a consultation ending).
-    setInterval(refresh, 2000);
+    // Agent and call-control state are pushed; the poll is only a safety net
+    // for a push lost while the WebSocket reconnects.
+    setInterval(refresh, 5000);
   }
 
   $("signout").onclick = async () => { await Hotline.logout(); location.reload(); };
