@@ -23,6 +23,7 @@ from acd.queues import AcdSettings, QueueSpec
 from acd.service import AcdService, agent_specs, payload
 from acd.sla import TODAY, KpiSettings, ServiceLevelTracker
 from cti.ami import AMIError, AMILink, AmiMessage
+from cti.api.roles import mask_number
 from cti.calls import (
     CallAnswered,
     CallChange,
@@ -324,7 +325,28 @@ class Engine:
             "acd": self.acd.snapshot(now),
             "kpi": self.tracker.snapshot(now=now),
             "rate_chart": self.rate_chart(now),
+            "calls": self.live_calls(now),
         }
+
+    def live_calls(self, now: float) -> list[dict[str, Any]]:
+        """The citizens' calls in progress, oldest first, numbers masked (the
+        unmasked number is an audited request of its own)."""
+        calls = []
+        for call in sorted(self.model.calls.values(), key=lambda c: c.arrived_at):
+            start = call.queued_at if call.queued_at is not None else call.arrived_at
+            calls.append(
+                {
+                    "call_id": call.call_id,
+                    "line": call.line,
+                    "queue": call.queue,
+                    "phase": call.phase.name,
+                    "caller_number": mask_number(call.caller_number, visible=False),
+                    "agent": call.agent if call.connected_legs else None,
+                    "waited_s": (call.answered_at or now) - start,
+                    "talk_s": now - call.answered_at if call.answered_at is not None else None,
+                }
+            )
+        return calls
 
     def rate_chart(self, now: float | None = None) -> list[dict[str, Any]]:
         """The 15 s answer rate of each hour of today so far (the contract's

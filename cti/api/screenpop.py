@@ -83,6 +83,8 @@ def screen_pop(
         "rung_at": rung_at,
         "repeat_caller": bool(history) or bool(orders),
         "last_agent": repeat_agent,
+        # A transferred call: who passed it on (an agent, or None for a queue move).
+        "transferred_from": call.transfers[-1][0] if getattr(call, "transfers", None) else None,
         "history": [
             {
                 "call_id": past.call_id,

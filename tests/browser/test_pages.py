@@ -2,12 +2,14 @@
 the real engine with a real call: the console shows the waiting call, the
 agent makes itself available, the phone rings and the screen-pop appears,
 the agent clicks transfer and the call reaches the other agent; the
-console's 15 s rate updates. Screenshots are kept under artifacts/browser/."""
+console's 15 s rate updates; the supervisor reveals the waiting caller's
+number, which is audited. Screenshots are kept under artifacts/browser/."""
 
 from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from cti.calls import AgentConnected, CallAnswered, CallQueued
@@ -19,6 +21,18 @@ from .conftest import PASSWORD
 pytestmark = [pytest.mark.integration, pytest.mark.stack(agents=2)]
 
 
+async def _audit_views(stack) -> list[tuple[str, str, str]]:
+    _, info = stack
+    connection = await asyncpg.connect(info.database_dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT username, action, subject FROM audit_log WHERE action = 'view_caller'"
+        )
+    finally:
+        await connection.close()
+    return [tuple(r) for r in rows]
+
+
 async def _log_in(page, url: str, path: str, username: str) -> None:
     await page.goto(url + path)
     await page.type("#username", username)
@@ -28,7 +42,7 @@ async def _log_in(page, url: str, path: str, username: str) -> None:
 
 
 async def test_desktop_and_console_with_a_real_call(
-    engine, robots, citizens, api_url, browser, screenshots
+    engine, robots, citizens, stack, api_url, browser, screenshots
 ) -> None:
     eng, changes = engine
     eng.logout("1002")
@@ -56,6 +70,19 @@ async def test_desktop_and_console_with_a_real_call(
             f"{tile}.querySelector('[data-key=waiting]').textContent"
         )
         assert waiting == "1 个"
+        row = "document.querySelector('#calls tr[data-call]')"
+        assert await console.wait_for(f"{row} && {row}.querySelector('.number').textContent") == (
+            "138****8000"
+        )
+        assert await console.evaluate(f"{row}.querySelector('[data-phase]').dataset.phase") == (
+            "QUEUED"
+        )
+        await console.click("#calls tr[data-call] button")  # 查看号码: audited
+        shown = await console.wait_for(
+            f"{row}.querySelector('.number').textContent.startsWith('13800138000') && "
+            f"{row}.querySelector('.number').textContent"
+        )
+        assert shown == "13800138000 张三"
         await console.screenshot(screenshots / "1-console-waiting-call.png")
 
         # Available again: the call is routed to 1001, the desktop pops.
@@ -103,6 +130,8 @@ async def test_desktop_and_console_with_a_real_call(
         )
         await console.screenshot(screenshots / "5-console-after-transfer.png")
         assert desk.exceptions() == [] and console.exceptions() == []
+        views = await _audit_views(stack)
+        assert views == [("sup", "view_caller", eng.acd.agents["1002"].call_id)]
     finally:
         await cancel_and_wait(call)
     shots = sorted(p.name for p in screenshots.glob("*.png"))

@@ -980,3 +980,9 @@ def test_ivr_choices_reach_the_call_and_its_screen_pop():
     assert frame["waited_s"] == 3.0
     assert frame["repeat_caller"] is True  # an earlier work order makes a repeat caller
     assert frame["work_orders"][0]["title"] == "养老金查询"
+    assert frame["transferred_from"] is None
+    model.transfer_started("c1", from_agent="1001", target="1002", kind="blind", at=105.0)
+    frame = screen_pop(
+        call=call, agent="1002", rung_at=106.0, history=[], repeat_agent=None, unmasked=False
+    )
+    assert frame["transferred_from"] == "1001"

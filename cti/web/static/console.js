@@ -199,9 +199,52 @@
     }
   }
 
+  const PHASES = {
+    ARRIVED: "语音导航", QUEUED: "排队中", RINGING: "振铃", CONNECTED: "通话中", AFTER_CALL: "话后",
+  };
+  const revealed = new Map(); // call_id -> the unmasked number this supervisor asked for
+
+  async function reveal(callId) {
+    try {
+      const data = await Hotline.api("GET", "/api/v1/calls/" + encodeURIComponent(callId) + "/caller");
+      revealed.set(callId, data.caller_number + (data.caller_name ? " " + data.caller_name : ""));
+      say("已显示号码（此次查看已记入审计日志）", true);
+      renderCalls(snapshot);
+    } catch (error) {
+      say(error.message, false);
+    }
+  }
+
+  function renderCalls(snap) {
+    const body = $("calls");
+    body.replaceChildren();
+    for (const call of snap.calls || []) {
+      const row = document.createElement("tr");
+      row.dataset.call = call.call_id;
+      Hotline.cell(row, call.call_id);
+      Hotline.cell(row, call.line || "—");
+      Hotline.cell(row, call.queue || "—");
+      Hotline.cell(row, PHASES[call.phase] || call.phase).dataset.phase = call.phase;
+      Hotline.cell(row, revealed.get(call.call_id) || call.caller_number, "number");
+      Hotline.cell(row, Hotline.duration(call.waited_s));
+      Hotline.cell(row, call.talk_s === null ? "—" : Hotline.duration(call.talk_s));
+      Hotline.cell(row, call.agent || "—");
+      const actions = document.createElement("td");
+      actions.appendChild(button("查看号码", () => reveal(call.call_id), revealed.has(call.call_id)));
+      row.appendChild(actions);
+      body.appendChild(row);
+    }
+    if (!body.children.length) {
+      const row = document.createElement("tr");
+      Hotline.cell(row, "无").colSpan = 9;
+      body.appendChild(row);
+    }
+  }
+
   function render(snap) {
     snapshot = snap;
     renderTiles(snap);
+    renderCalls(snap);
     renderChart(snap);
     renderAgents(snap);
     $("updated").textContent = "更新于 " + Hotline.time(snap.at);

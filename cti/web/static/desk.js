@@ -108,6 +108,7 @@
     $("pop-wait").textContent = Hotline.duration(frame.waited_s);
     $("pop-ivr").textContent = (frame.ivr && frame.ivr.length) ? frame.ivr.join(" → ") : "无";
     $("pop-last").textContent = frame.last_agent || "—";
+    $("pop-from").textContent = frame.transferred_from ? "坐席 " + frame.transferred_from : "—";
     $("pop-call").textContent = frame.call_id;
     const body = $("pop-history");
     body.replaceChildren();
