@@ -19,7 +19,14 @@ from acd.agents import AgentState
 from acd.core import Acd
 from acd.service import AcdService
 from cti.calls import CallChange, CallEnded, CallLost, CallModel
-from cti.control.core import CallControl, ControlError, ControlState, Target, TargetKind
+from cti.control.core import (
+    CallControl,
+    ControlError,
+    ControlState,
+    Destination,
+    Target,
+    TargetKind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +86,8 @@ class CallControlService:
         """Blind transfer: to an agent or a queue (through the ACD, which
         rings the target and, unanswered, keeps the call queued), or out
         through the trunk (unanswered, the caller comes back to the queue)."""
-        dest = self.core.resolve(target, acting_agent=agent)  # a bad target first: 400
+        dest = self._destination(agent, target)
         call_id, caller, leg = self._agent_call(agent)
-        if dest.kind is TargetKind.AGENT:
-            self._require_available(dest.label)
         actions = self.core.blind_transfer(call_id, caller, leg, dest)
         facts = self.service.calls.get(call_id)
         if facts is not None and dest.kind is TargetKind.AGENT:
@@ -92,14 +97,11 @@ class CallControlService:
                 call_id, from_agent=agent, target=dest.label, kind="blind", at=self.clock()
             )
         )
-        result = self._done(call_id, f"transfer to {dest.kind.value} {dest.label}", actions)
-        return result
+        return self._done(call_id, f"transfer to {dest.kind.value} {dest.label}", actions)
 
     def consult(self, agent: str, target: Target) -> ControlResult:
-        dest = self.core.resolve(target, acting_agent=agent)  # a bad target first: 400
+        dest = self._destination(agent, target)
         call_id, caller, leg = self._agent_call(agent)
-        if dest.kind is TargetKind.AGENT:
-            self._require_available(dest.label)
         actions = self.core.consult(call_id, caller, leg, dest)
         return self._done(call_id, f"consult {dest.label}", actions)
 
@@ -124,10 +126,8 @@ class CallControlService:
 
     def add_party(self, agent: str, target: Target) -> ControlResult:
         """Three-way call: *target* is rung into the call's conference."""
-        dest = self.core.resolve(target, acting_agent=agent)  # a bad target first: 400
+        dest = self._destination(agent, target)
         call_id, caller, leg = self._agent_call(agent)
-        if dest.kind is TargetKind.AGENT:
-            self._require_available(dest.label)
         channel_id = f"{call_id}-party{next(self._party_seq)}"
         actions = self.core.add_party(call_id, caller, leg, dest, channel_id=channel_id)
         return self._done(call_id, f"add {dest.label}", actions)
@@ -228,11 +228,16 @@ class CallControlService:
             raise ControlError(f"call {call_id} has no live caller and agent {agent} legs")
         return call_id, caller.name, leg.name
 
-    def _require_available(self, agent: str) -> None:
-        state = self.acd.agents.get(agent)
-        if state is None or state.state is not AgentState.AVAILABLE or state.busy_external:
-            now = "unknown" if state is None else state.state.name
-            raise ControlError(f"agent {agent} is not available ({now})")
+    def _destination(self, agent: str, target: Target) -> Destination:
+        """Where *target* is, checked before anything is done: a bad target
+        is a 400; an agent who is not free to take the call, a 409."""
+        dest = self.core.resolve(target, acting_agent=agent)
+        if dest.kind is TargetKind.AGENT:
+            state = self.acd.agents.get(dest.label)
+            if state is None or state.state is not AgentState.AVAILABLE or state.busy_external:
+                now = "unknown" if state is None else state.state.name
+                raise ControlError(f"agent {dest.label} is not available ({now})")
+        return dest
 
     def _consult_leg(self, call_id: str, *, answered: bool) -> str | None:
         call = self.model.calls.get(call_id)
