@@ -122,8 +122,12 @@ class ControlConfig:
     """How long a transfer, consultation or three-way leg rings before it
     counts as unanswered (the caller then comes back)."""
     agent_hold_max_s: int = 3600
-    """The agent's leg is let go after this long on hold (the caller keeps
-    waiting in the conference, with music)."""
+    """The agent's leg is let go after this long on hold (the caller, alone,
+    then goes on to the after-call step)."""
+    conference_max_s: int = 7200
+    """The dialplan's own deadline for a caller in the call's conference (hold,
+    consultation, three-way call): without the engine, no caller stays there
+    longer than this."""
     city_center_number: str = "12345"
     """Where "transfer to the city 12345 centre" (电话互转) dials, through the trunk."""
     external_number_pattern: str = r"1[3-9]\d{9}|0[1-9]\d{8,10}|[1-9]\d{4,7}"
@@ -339,6 +343,10 @@ def validate(config: EngineConfig) -> EngineConfig:
     if not control.transfer_ring_s > 0:
         raise ConfigError(
             "control.transfer_ring_s", f"must be > 0, got {control.transfer_ring_s!r}"
+        )
+    if not control.conference_max_s > 0:
+        raise ConfigError(
+            "control.conference_max_s", f"must be > 0, got {control.conference_max_s!r}"
         )
     if not control.agent_hold_max_s > 0:
         raise ConfigError(

@@ -55,7 +55,9 @@ _ENGINE_EVENTS = frozenset(
     {"UserEvent", "Newchannel", "Hangup", "MusicOnHoldStart", "MusicOnHoldStop", "ContactStatus"}
 )
 # The events that can end a call-control step (see cti.control.service).
-_CONTROL_EVENTS = frozenset({"UserEvent", "BridgeLeave", "Hangup", "OriginateResponse"})
+_CONTROL_EVENTS = frozenset(
+    {"UserEvent", "BridgeEnter", "BridgeLeave", "Hangup", "OriginateResponse"}
+)
 # What the engine's link lets through: the call model's events, the engine's
 # own and call control's. Asterisk sends more (NewConnectedLine, DialState,
 # Hold...); they are dropped by name, unparsed.

@@ -94,6 +94,9 @@ class ControlState:
     parties: list[Destination] = field(default_factory=list)
     ringing_parties: dict[str, Destination] = field(default_factory=dict)
     """Three-way parties being rung, by the channel id given to Originate."""
+    arriving: set[str] = field(default_factory=set)
+    """Uniqueids of legs on their way into the conference (a completed
+    consultation's target): until they are in, the caller is not alone."""
 
     def as_dict(self) -> dict[str, object]:
         return {

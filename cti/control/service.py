@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from acd.agents import AgentState
 from acd.core import Acd
 from acd.service import AcdService
-from cti.calls import CallChange, CallEnded, CallLost, CallModel
+from cti.calls import AgentLeft, CallChange, CallEnded, CallLost, CallModel, Channel
 from cti.control.core import (
     CallControl,
     ControlError,
@@ -111,7 +111,11 @@ class CallControlService:
         target = self._consult_leg(call_id, answered=True)
         st = self.core.state(call_id)
         label = st.consult.label if st.consult else ""
-        actions = self.core.complete_consult(call_id, leg, target)
+        actions = self.core.complete_consult(
+            call_id, leg, target.name if target is not None else None
+        )
+        if target is not None:
+            st.arriving.add(target.uniqueid)
         self.report(
             self.model.transfer_started(
                 call_id, from_agent=agent, target=label, kind="attended", at=self.clock()
@@ -122,7 +126,8 @@ class CallControlService:
     def cancel_consult(self, agent: str) -> ControlResult:
         call_id, _, _ = self._agent_call(agent)
         target = self._consult_leg(call_id, answered=False)
-        return self._done(call_id, "cancel consultation", self.core.cancel_consult(call_id, target))
+        actions = self.core.cancel_consult(call_id, target.name if target is not None else None)
+        return self._done(call_id, "cancel consultation", actions)
 
     def add_party(self, agent: str, target: Target) -> ControlResult:
         """Three-way call: *target* is rung into the call's conference."""
@@ -143,7 +148,30 @@ class CallControlService:
 
     def on_change(self, change: CallChange) -> None:
         if isinstance(change, (CallEnded, CallLost)):
+            st = self.core.calls.get(change.call_id)
+            if st is not None and st.held:
+                self._release_held_leg(change.call_id)
             self.core.forget(change.call_id)
+        elif isinstance(change, AgentLeft):
+            # An agent's leg hung up (it may have been waiting apart, on hold,
+            # and in no bridge: its Hangup is the only sign).
+            self._check_caller_alone(change.call_id)
+
+    def _release_held_leg(self, call_id: str) -> None:
+        """The caller hung up while on hold: the agent's leg, waiting apart
+        in silence, is let go at once (not at its hold deadline)."""
+        for call in reversed(self.model.ended):
+            if call.call_id != call_id:
+                continue
+            for uniqueid in call.connected_legs:
+                channel = self.model.channels.get(uniqueid)
+                if channel is not None:
+                    self.send(
+                        {"Action": "Hangup", "Channel": channel.name, "Cause": "16"},
+                        what=f"call {call_id}: caller gone during hold, agent leg let go",
+                        refusal_ok=True,
+                    )
+            return
 
     def on_event(self, event: Mapping[str, Any]) -> None:
         """Raw AMI events the control steps end on (called only while some
@@ -168,6 +196,7 @@ class CallControlService:
             failed = self.core.party_failed(channel_id)
             if failed is not None:
                 self.changed(failed[0])
+                self._check_caller_alone(failed[0])
                 log.warning(
                     "call %s: three-way party %s did not answer (%s); the caller stays "
                     "with the agent",
@@ -175,18 +204,31 @@ class CallControlService:
                     failed[1].label,
                     event.get("Reason"),
                 )
+        elif name == "BridgeEnter":
+            self._arrived(str(event.get("Uniqueid", "")))
         elif name in ("BridgeLeave", "Hangup"):
-            call = self.model.call_for_channel(str(event.get("Uniqueid", "")))
+            uniqueid = str(event.get("Uniqueid", ""))
+            if name == "Hangup":
+                self._arrived(uniqueid)  # or never will
+            call = self.model.call_for_channel(uniqueid)
             if call is not None:
                 self._check_caller_alone(call.call_id)
+
+    def _arrived(self, uniqueid: str) -> None:
+        for st in self.core.calls.values():
+            if uniqueid in st.arriving:
+                st.arriving.discard(uniqueid)
+                self._check_caller_alone(st.call_id)
 
     def _check_caller_alone(self, call_id: str) -> None:
         st = self.core.calls.get(call_id)
         call = self.model.calls.get(call_id)
-        if st is None or call is None or not st.in_conference or st.held or st.consult:
+        if st is None or call is None or not st.in_conference:
             return
+        if st.ringing_parties or st.arriving:
+            return  # someone is on the way in
         if call.connected_legs:
-            return  # an agent is still on it
+            return  # an agent is still on it (talking, holding or consulting)
         caller = self.model.channels.get(call.caller_channel)
         if caller is None or caller.bridge_id is None:
             return
@@ -239,7 +281,7 @@ class CallControlService:
                 raise ControlError(f"agent {dest.label} is not available ({now})")
         return dest
 
-    def _consult_leg(self, call_id: str, *, answered: bool) -> str | None:
+    def _consult_leg(self, call_id: str, *, answered: bool) -> Channel | None:
         call = self.model.calls.get(call_id)
         if call is None:
             return None
@@ -248,7 +290,7 @@ class CallControlService:
                 continue
             channel = self.model.channels.get(uniqueid)
             if channel is not None:
-                return channel.name
+                return channel
         return None
 
     def _done(self, call_id: str, command: str, actions: list[dict[str, str]]) -> ControlResult:

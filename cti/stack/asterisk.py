@@ -73,6 +73,7 @@ class AsteriskSettings:
     fallback_wait_s: int = 300
     transfer_ring_s: int = 30
     agent_hold_max_s: int = 3600
+    conference_max_s: int = 7200
     queues: tuple[str, ...] = ()
     """app_queue queues for the fallback; empty: the lines' queues."""
     rtp_ports: tuple[int, int] | None = None
@@ -150,6 +151,7 @@ def render_config(settings: AsteriskSettings, *, module_dir: str, moh_dir: Path)
         "fallback_wait_s": settings.fallback_wait_s,
         "transfer_ring_s": settings.transfer_ring_s,
         "agent_hold_max_s": settings.agent_hold_max_s,
+        "conference_max_s": settings.conference_max_s,
         "recording_dir": run / "recordings",
         "inbound_lines": "\n".join(lines),
     }

@@ -106,6 +106,7 @@ class PrivateStack:
                     fallback_wait_s=int(cfg.acd.fallback_wait_s),
                     transfer_ring_s=cfg.control.transfer_ring_s,
                     agent_hold_max_s=cfg.control.agent_hold_max_s,
+                    conference_max_s=cfg.control.conference_max_s,
                     trunk_peer_port=free_udp_port(TRUNK_PEER_HOST),
                     trunk_peer_host=TRUNK_PEER_HOST,
                 )

@@ -344,3 +344,40 @@ async def test_unanswered_consultation_returns_the_agent_to_the_caller(
             eng.control.leave("1001")
     finally:
         await cancel_and_wait(task)
+
+
+@pytest.mark.stack(agents=3)
+async def test_agent_hanging_up_on_hold_sends_the_caller_on(engine, robots, citizens) -> None:
+    eng, changes = engine
+    task, call, watch = await _answered_by_1001(eng, changes, citizens)
+    try:
+        eng.control.hold("1001")
+        await watch.until(lambda: _caller_bridge(eng, call) == ["trunk"])
+        leg = eng.model.connected_leg(call.call_id, "1001")
+        await eng.link.send_action({"Action": "Hangup", "Channel": leg.name})
+        # Alone in the conference for good: on to the after-call step, which ends the call.
+        ended = await changes.wait_for(lambda c: isinstance(c, CallEnded), timeout_s=20)
+        assert ended[0].call_id == call.call_id and not ended[0].abandoned
+        assert eng.acd.agents["1001"].state.name in ("WRAP_UP", "AVAILABLE")
+    finally:
+        await cancel_and_wait(task)
+
+
+@pytest.mark.stack(agents=3, control=ControlConfig(conference_max_s=4))
+async def test_the_dialplan_lets_a_caller_out_of_the_conference_by_itself(
+    engine, robots, citizens
+) -> None:
+    """The conference's own deadline (for a dead engine): the caller on hold
+    is let out after control.conference_max_s, and the agent's waiting leg is
+    released with the call."""
+    eng, changes = engine
+    task, call, watch = await _answered_by_1001(eng, changes, citizens)
+    try:
+        eng.control.hold("1001")
+        await watch.until(lambda: _caller_bridge(eng, call) == ["trunk"])
+        ended = await changes.wait_for(lambda c: isinstance(c, CallEnded), timeout_s=20)
+        assert ended[0].call_id == call.call_id
+        await watch.until(lambda: not _has_channel(eng, "1001"))
+        assert (await _channels(eng)) == {}
+    finally:
+        await cancel_and_wait(task)
