@@ -397,6 +397,7 @@ class Engine:
             for agent in self.acd.agents:
                 self.service.agent_busy_changed(agent, self.model.agent_busy(agent), self.clock())
             self._sync_fallback_members()
+            self.control.adopt_calls()
             # Callers adopted from the engine's hold get a fresh lease at once,
             # not a heartbeat later (the old engine's may be about to run out).
             self._renew_leases()

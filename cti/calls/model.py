@@ -70,6 +70,7 @@ __all__ = [
     "AFTER_CALL_CONTEXTS",
     "HOLD_CONTEXTS",
     "LOST_REASON",
+    "MOVED_CONTEXTS",
     "NO_ANSWER_STATUSES",
     "Bridge",
     "Call",
@@ -86,6 +87,9 @@ NO_ANSWER_STATUSES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"}
 # Where a caller waiting for a human sits (extensions.conf.tmpl); used by resync.
 HOLD_CONTEXTS = frozenset({"hotline-intake", "hotline-hold", "hotline-fallback"})
 AFTER_CALL_CONTEXTS = frozenset({"hotline-after-call"})
+# Where call control parks an agent's leg away from the caller (on hold, in a
+# consultation): still the agent's call (resync).
+MOVED_CONTEXTS = frozenset({"hotline-agent-hold", "hotline-consult"})
 # Channel drivers that are Asterisk internals, never an agent's phone.
 PSEUDO_TECHS = frozenset(
     {
@@ -931,7 +935,8 @@ class CallModel:
         bridged = {
             leg.uniqueid: leg
             for leg in agent_legs
-            if caller.bridge_id is not None and leg.bridge_id == caller.bridge_id
+            if (caller.bridge_id is not None and leg.bridge_id == caller.bridge_id)
+            or (leg.context in MOVED_CONTEXTS and leg.state == "Up")
         }
         ringing = {
             leg.uniqueid: leg

@@ -341,6 +341,21 @@ class CallControl:
         self._no_consult(st)
         return [_hangup(agent)]
 
+    def adopt(
+        self, call_id: str, *, caller_context: str, leg_contexts: Collection[str]
+    ) -> ControlState | None:
+        """Rebuild a call's control state from where its channels are (after
+        an engine restart): the caller in the call's conference, the agent's
+        leg on hold or consulting. A consultation's target is not known again:
+        it ends when its parties hang up (it cannot be completed from the desk)."""
+        if caller_context != CONFERENCE:
+            return None
+        st = ControlState(call_id, in_conference=True, held=AGENT_HOLD in leg_contexts)
+        if CONSULT in leg_contexts:
+            st.consult = Destination(TargetKind.EXTERNAL, "", "")
+        self.calls[call_id] = st
+        return st
+
     def forget(self, call_id: str) -> None:
         self.calls.pop(call_id, None)
 

@@ -141,6 +141,26 @@ class CallControlService:
         call_id, _, leg = self._agent_call(agent)
         return self._done(call_id, "leave three-way call", self.core.leave(call_id, leg))
 
+    def adopt_calls(self) -> int:
+        """After a resync: the control state of calls found in their
+        conference, rebuilt from the channels' places; how many."""
+        adopted = 0
+        for call in self.model.calls.values():
+            if call.call_id in self.core.calls:
+                continue
+            caller = self.model.channels.get(call.caller_channel)
+            if caller is None:
+                continue
+            contexts = [
+                self.model.channels[uid].context
+                for uid in call.connected_legs
+                if uid in self.model.channels
+            ]
+            if self.core.adopt(call.call_id, caller_context=caller.context, leg_contexts=contexts):
+                adopted += 1
+                log.info("call %s: found in its conference; control state rebuilt", call.call_id)
+        return adopted
+
     def state_of(self, call_id: str) -> ControlState | None:
         return self.core.calls.get(call_id)
 

@@ -24,10 +24,13 @@ from cti.calls import (
 )
 from cti.config import ControlConfig
 from cti.control.core import ControlError, Target, TargetKind
+from cti.engine import Engine
+from cti.persistence import persistence
+from cti.stack.private import engine_config_for
 from softphone_bridge.sipp_citizen import CitizenCall
 from softphone_bridge.sipp_far_end import SippFarEnd
 
-from .conftest import AmiWatch, cancel_and_wait
+from .conftest import AmiWatch, ChangeLog, cancel_and_wait
 
 pytestmark = [pytest.mark.integration]
 
@@ -381,3 +384,49 @@ async def test_the_dialplan_lets_a_caller_out_of_the_conference_by_itself(
         assert (await _channels(eng)) == {}
     finally:
         await cancel_and_wait(task)
+
+
+@pytest.mark.stack(agents=3)
+async def test_a_call_on_hold_survives_an_engine_restart(stack, robots, citizens) -> None:
+    """The engine stops while a caller is on hold; the next engine finds the
+    caller in its conference and the agent's leg waiting, restores the agent
+    ON_CALL from the event log, and the agent can take the caller back."""
+    private, info = stack
+    config = engine_config_for(private.config, info)
+    task = None
+    try:
+        async with persistence(config) as stores:
+            first = Engine(config, event_log=stores.event_log)
+            changes = ChangeLog()
+            first.add_listener(changes)
+            await first.start()
+            await first.wait_resynced()
+            first.login("1001")
+            watch = AmiWatch(first)
+            task = asyncio.create_task(
+                citizens.call(CitizenCall("12345", "13800138000", "张三", 60.0))
+            )
+            await changes.wait_for(lambda c: isinstance(c, CallAnswered) and c.agent == "1001")
+            call = _only_call(first)
+            await watch.until(lambda: _caller_bridge(first, call) == ["1001", "trunk"])
+            first.control.hold("1001")
+            await watch.until(lambda: _caller_bridge(first, call) == ["trunk"])
+            await first.stop()
+        async with persistence(config) as stores:
+            second = Engine(config, event_log=stores.event_log)
+            await second.start()
+            try:
+                await second.wait_resynced()
+                assert second.acd.agents["1001"].state.name == "ON_CALL"
+                assert second.acd.agents["1001"].call_id == call.call_id
+                state = second.control.state_of(call.call_id)
+                assert state is not None and state.held and state.in_conference
+                watch = AmiWatch(second)
+                again = second.model.calls[call.call_id]
+                second.control.resume("1001")
+                await watch.until(lambda: _caller_bridge(second, again) == ["1001", "trunk"])
+            finally:
+                await second.stop()
+    finally:
+        if task is not None:
+            await cancel_and_wait(task)

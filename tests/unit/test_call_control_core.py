@@ -193,3 +193,17 @@ def test_a_three_way_party_who_does_not_answer_is_no_party() -> None:
     c.party_answered("c1-party2")
     assert [p.label for p in c.calls["c1"].parties] == ["88990011"]
     assert c.leave("c1", AGENT) == [{"Action": "Hangup", "Channel": AGENT, "Cause": "16"}]
+
+
+def test_control_state_is_rebuilt_from_where_the_channels_are() -> None:
+    c = control()
+    assert c.adopt("c1", caller_context="hotline-hold", leg_contexts=[]) is None
+    held = c.adopt("c2", caller_context="hotline-conference", leg_contexts=["hotline-agent-hold"])
+    assert held is not None and held.in_conference and held.held and held.consult is None
+    assert c.resume("c2", AGENT)[0]["Context"] == "hotline-conference"
+    consulting = c.adopt(
+        "c3", caller_context="hotline-conference", leg_contexts=["hotline-consult"]
+    )
+    assert consulting is not None and consulting.consult is not None
+    with pytest.raises(ControlError, match="not answered"):
+        c.complete_consult("c3", AGENT, None)  # the target is not known again

@@ -986,3 +986,38 @@ def test_ivr_choices_reach_the_call_and_its_screen_pop():
         call=call, agent="1002", rung_at=106.0, history=[], repeat_agent=None, unmasked=False
     )
     assert frame["transferred_from"] == "1001"
+
+
+def test_resync_keeps_an_agent_leg_on_hold_on_its_call():
+    """Found after a restart: the caller alone in the call's conference, the
+    agent's leg waiting apart in hotline-agent-hold. The agent is still on
+    the call (answered when its leg was created), not gone."""
+    snapshot = [
+        show(
+            "PJSIP/trunk-00000050",
+            "h1",
+            context="hotline-conference",
+            exten="caller",
+            app="ConfBridge",
+            data="h1",
+            bridge="conf-h1",
+            duration="00:02:00",
+            number="13300133000",
+        ),
+        show(
+            "PJSIP/1002-00000051",
+            "h2",
+            linkedid="h1",
+            context="hotline-agent-hold",
+            app="Wait",
+            data="3600",
+            duration="00:01:50",
+            number="1002",
+        ),
+    ]
+    model = CallModel(lines=LINES)
+    changes = model.resync(snapshot, now=NOW)
+    call = model.calls["h1"]
+    assert call.phase is P.CONNECTED and call.connected_legs == {"h2": "1002"}
+    assert [type(c).__name__ for c in changes] == ["CallArrived", "CallQueued", "CallAnswered"]
+    assert changes[-1].agent == "1002" and changes[-1].at == NOW - 110
