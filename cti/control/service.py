@@ -225,7 +225,12 @@ class CallControlService:
                     event.get("Reason"),
                 )
         elif name == "BridgeEnter":
-            self._arrived(str(event.get("Uniqueid", "")))
+            uniqueid = str(event.get("Uniqueid", ""))
+            self._arrived(uniqueid)
+            call = self.model.call_for_channel(uniqueid)
+            if call is not None and call.caller_channel == uniqueid:
+                # The caller arriving in its conference after its agent hung up.
+                self._check_caller_alone(call.call_id)
         elif name in ("BridgeLeave", "Hangup"):
             uniqueid = str(event.get("Uniqueid", ""))
             if name == "Hangup":
@@ -254,6 +259,12 @@ class CallControlService:
             return
         bridge = self.model.bridges.get(caller.bridge_id)
         if bridge is None or bridge.channels != {call.caller_channel}:
+            log.debug(
+                "call %s: caller not alone in bridge %s: %s",
+                call_id,
+                caller.bridge_id,
+                None if bridge is None else sorted(bridge.channels),
+            )
             return
         log.info(
             "call %s: the caller is alone in the conference; on to the after-call step", call_id

@@ -69,6 +69,17 @@ def _caller_bridge(eng, call) -> list[str]:
     )
 
 
+def _on_hold(eng, call) -> bool:
+    """The caller alone in the call's conference (not merely alone for a
+    moment in the bridge it is leaving)."""
+    caller = eng.model.channels.get(call.caller_channel)
+    return (
+        caller is not None
+        and caller.context == "hotline-conference"
+        and _caller_bridge(eng, call) == ["trunk"]
+    )
+
+
 def _has_channel(eng, endpoint: str) -> bool:
     return any(ch.endpoint == endpoint for ch in eng.model.channels.values())
 
@@ -129,7 +140,7 @@ async def test_hold_resume_then_three_way_call_survives_the_agent_leaving(
         caller_name = eng.model.channels[call.caller_channel].name
 
         eng.control.hold("1001")
-        await watch.until(lambda: _caller_bridge(eng, call) == ["trunk"])
+        await watch.until(lambda: _on_hold(eng, call))
         now = await _channels(eng)
         assert _by_endpoint(now, "PJSIP/trunk") == [("ConfBridge", call.call_id)]
         assert _by_endpoint(now, "PJSIP/1001") == [("Wait", "3600")]
@@ -288,7 +299,7 @@ async def test_attended_transfer_cancel_then_complete(engine, robots, citizens, 
         eng.control.consult("1001", Target(TargetKind.AGENT, "1002"))
         await robots["1002"].next_event("answered", timeout_s=15)
         await watch.until(lambda: bool(call.consult_answered))
-        assert _caller_bridge(eng, call) == ["trunk"]  # waiting, with music
+        assert _on_hold(eng, call)  # waiting in the conference, with music
         with pytest.raises(ControlError, match="consultation"):
             eng.control.transfer("1001", Target(TargetKind.QUEUE, "12345-general"))
         eng.control.cancel_consult("1001")
@@ -355,7 +366,7 @@ async def test_agent_hanging_up_on_hold_sends_the_caller_on(engine, robots, citi
     task, call, watch = await _answered_by_1001(eng, changes, citizens)
     try:
         eng.control.hold("1001")
-        await watch.until(lambda: _caller_bridge(eng, call) == ["trunk"])
+        await watch.until(lambda: _on_hold(eng, call))
         leg = eng.model.connected_leg(call.call_id, "1001")
         await eng.link.send_action({"Action": "Hangup", "Channel": leg.name})
         # Alone in the conference for good: on to the after-call step, which ends the call.
@@ -377,7 +388,7 @@ async def test_the_dialplan_lets_a_caller_out_of_the_conference_by_itself(
     task, call, watch = await _answered_by_1001(eng, changes, citizens)
     try:
         eng.control.hold("1001")
-        await watch.until(lambda: _caller_bridge(eng, call) == ["trunk"])
+        await watch.until(lambda: _on_hold(eng, call))
         ended = await changes.wait_for(lambda c: isinstance(c, CallEnded), timeout_s=20)
         assert ended[0].call_id == call.call_id
         await watch.until(lambda: not _has_channel(eng, "1001"))
@@ -410,7 +421,7 @@ async def test_a_call_on_hold_survives_an_engine_restart(stack, robots, citizens
             call = _only_call(first)
             await watch.until(lambda: _caller_bridge(first, call) == ["1001", "trunk"])
             first.control.hold("1001")
-            await watch.until(lambda: _caller_bridge(first, call) == ["trunk"])
+            await watch.until(lambda: _on_hold(first, call))
             await first.stop()
         async with persistence(config) as stores:
             second = Engine(config, event_log=stores.event_log)
