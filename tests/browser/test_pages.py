@@ -77,6 +77,10 @@ async def test_desktop_and_console_with_a_real_call(
         assert await console.evaluate(f"{row}.querySelector('[data-phase]').dataset.phase") == (
             "QUEUED"
         )
+        # The wait ticks on the console between pushes.
+        wait_cell = f"{row}.querySelector('[data-since]')"
+        first = await console.evaluate(f"{wait_cell}.textContent")
+        await console.wait_for(f"{wait_cell}.textContent !== {first!r}", timeout_s=5)
         await console.click("#calls tr[data-call] button")  # 查看号码: audited
         shown = await console.wait_for(
             f"{row}.querySelector('.number').textContent.startsWith('13800138000') && "

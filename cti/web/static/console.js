@@ -46,6 +46,9 @@
     const today = scope ? scope.windows.today : null;
     kv(list, "排队等待", String(live.waiting ?? 0) + " 个", null, "waiting");
     kv(list, "最长等待", Hotline.duration(live.longest_wait_s), null, "longest");
+    if (live.longest_wait_s !== null && live.longest_wait_s !== undefined) {
+      since(list.querySelector("[data-key=longest]"), kpi.at - live.longest_wait_s);
+    }
     kv(list, "15秒接通率（15分钟）", Hotline.percent(win15 && win15.rate_15s),
        rateClass(win15 && win15.rate_15s, targets.rate_target), "rate15m");
     kv(list, "15秒接通率（今日）", Hotline.percent(today && today.rate_15s),
@@ -171,7 +174,6 @@
   function renderAgents(snap) {
     const body = $("agents");
     body.replaceChildren();
-    const now = snap.at;
     for (const [id, a] of Object.entries(snap.acd.agents).sort()) {
       const row = document.createElement("tr");
       row.dataset.agent = id;
@@ -180,7 +182,7 @@
       const state = Hotline.cell(row, Hotline.STATE_NAMES[a.state] || a.state);
       state.className = "badge " + a.state;
       state.dataset.state = a.state;
-      Hotline.cell(row, Hotline.duration(now - a.since));
+      since(Hotline.cell(row, ""), a.since);
       Hotline.cell(row, a.pause_reason || "");
       Hotline.cell(row, a.call_id || "");
       Hotline.cell(row, String(a.calls_handled));
@@ -226,8 +228,10 @@
       Hotline.cell(row, call.queue || "—");
       Hotline.cell(row, PHASES[call.phase] || call.phase).dataset.phase = call.phase;
       Hotline.cell(row, revealed.get(call.call_id) || call.caller_number, "number");
-      Hotline.cell(row, Hotline.duration(call.waited_s));
-      Hotline.cell(row, call.talk_s === null ? "—" : Hotline.duration(call.talk_s));
+      const waited = Hotline.cell(row, Hotline.duration(call.waited_s));
+      if (call.talk_s === null) since(waited, snap.at - call.waited_s);
+      const talk = Hotline.cell(row, "—");
+      if (call.talk_s !== null) since(talk, snap.at - call.talk_s);
       Hotline.cell(row, call.agent || "—");
       const actions = document.createElement("td");
       actions.appendChild(button("查看号码", () => reveal(call.call_id), revealed.has(call.call_id)));
@@ -241,7 +245,25 @@
     }
   }
 
+  // Durations tick between pushes: an element with data-since shows the time
+  // from that moment (engine clock) to now, re-read every second; nothing
+  // else is redrawn, so a click never lands on a replaced button.
+  let clockOffset = 0; // engine time minus this browser's time
+
+  function since(element, start) {
+    element.dataset.since = String(start);
+    element.textContent = Hotline.duration(Date.now() / 1000 + clockOffset - start);
+  }
+
+  function tick() {
+    const now = Date.now() / 1000 + clockOffset;
+    for (const element of document.querySelectorAll("[data-since]")) {
+      element.textContent = Hotline.duration(now - Number(element.dataset.since));
+    }
+  }
+
   function render(snap) {
+    clockOffset = snap.at - Date.now() / 1000;
     snapshot = snap;
     renderTiles(snap);
     renderCalls(snap);
@@ -261,6 +283,7 @@
       say(error.status === 403 ? "此账号不是班长或管理员，无权查看监控台" : error.message, false);
       return;
     }
+    setInterval(tick, 1000);
     Hotline.socket((frame) => {
       if (frame.type === "console") render(frame.snapshot);
     }, (up) => {

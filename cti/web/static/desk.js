@@ -17,7 +17,8 @@
     EVALUATED: "已评价", ARCHIVED: "已归档", REOPENED: "重新办理",
   };
   let agent = null;
-  let current = null; // {state, call_id, since}
+  let current = null; // {state, call_id, since, control}
+  let ringingBefore = new Set();
   let lastPop = null;
 
   function say(id, text, ok) {
@@ -43,10 +44,20 @@
     badge.dataset.state = state;
     $("since").textContent = current ? "本状态 " + Hotline.duration(Date.now() / 1000 - current.since) : "";
     const control = current && current.control;
+    // A three-way party that was ringing and is neither ringing nor in the
+    // call any more did not answer: say so (the caller stays with the agent).
+    const ringingNow = new Set(control ? control.ringing : []);
+    for (const party of ringingBefore) {
+      if (!ringingNow.has(party) && !(control && control.parties.includes(party))) {
+        say("call-msg", "第三方 " + party + " 未接听，通话继续", false);
+      }
+    }
+    ringingBefore = ringingNow;
     let callState = "";
     if (control) {
       if (control.held) callState = "保持中";
       else if (control.consult) callState = "咨询中：" + control.consult;
+      else if (control.ringing && control.ringing.length) callState = "正在呼叫：" + control.ringing.join("、");
       else if (control.parties.length) callState = "三方通话：" + control.parties.join("、");
     }
     $("call-state").textContent = callState;
@@ -166,6 +177,7 @@
     // Agent and call-control state are pushed; the poll is only a safety net
     // for a push lost while the WebSocket reconnects.
     setInterval(refresh, 5000);
+    setInterval(render, 1000); // the time in state ticks
   }
 
   $("signout").onclick = async () => { await Hotline.logout(); location.reload(); };
