@@ -13,14 +13,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from pyVoIP.VoIP import CallState, InvalidStateError, PhoneStatus, VoIPPhone
+from pyVoIP.VoIP import CallState, InvalidStateError, PhoneStatus, VoIPCall, VoIPPhone
 
 from cti.stack.ports import free_udp_port, free_udp_range
-
-if TYPE_CHECKING:
-    from pyVoIP.VoIP import VoIPCall
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +37,10 @@ class PhoneEvent:
     at: float  # time.time()
 
 
+def _no_finalizer(call: object) -> None:
+    """Replaces pyVoIP's ``VoIPCall.__del__`` (see :class:`RobotAgent`)."""
+
+
 class RobotAgent:
     """One registered softphone for one agent extension."""
 
@@ -53,6 +53,12 @@ class RobotAgent:
         behaviour: AgentBehaviour | None = None,
         local_host: str = "127.0.0.1",
     ) -> None:
+        # pyVoIP's VoIPCall.__del__ releases the call's RTP ports from the
+        # garbage collector and calls Thread.is_alive() there, which can
+        # deadlock inside CPython's thread start-up (seen: a whole test run
+        # hung, every pyVoIP thread waiting on another). The robot releases
+        # each call's ports itself when the call ends, outside the collector.
+        VoIPCall.__del__ = _no_finalizer  # type: ignore[method-assign]
         self.extension = extension
         self.behaviour = behaviour or AgentBehaviour()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,17 +103,20 @@ class RobotAgent:
 
     def _dial_blocking(self, number: str, timeout_s: float) -> str:
         call = self.phone.call(number)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if call.state == CallState.ENDED:
-                return "ended"
-            time.sleep(0.02)
-        if call.state == CallState.ANSWERED:
-            try:
-                call.hangup()
-            except InvalidStateError:
-                pass
-        return "timeout"
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if call.state == CallState.ENDED:
+                    return "ended"
+                time.sleep(0.02)
+            if call.state == CallState.ANSWERED:
+                try:
+                    call.hangup()
+                except InvalidStateError:
+                    pass
+            return "timeout"
+        finally:
+            self.phone.release_ports(call=call)
 
     async def next_event(self, kind: str | None = None, timeout_s: float = 30.0) -> PhoneEvent:
         """The next event (of *kind*, if given), skipping others."""
@@ -125,6 +134,12 @@ class RobotAgent:
 
     def _on_call(self, call: VoIPCall) -> None:
         """Runs in a pyVoIP thread for each incoming call."""
+        try:
+            self._handle(call)
+        finally:
+            self.phone.release_ports(call=call)
+
+    def _handle(self, call: VoIPCall) -> None:
         call_id = call.call_id
         self._report("ringing", call_id)
         if not self.behaviour.answers:
