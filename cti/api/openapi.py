@@ -42,6 +42,11 @@ _AGENT = {
 }
 
 
+def _path_param(name: str) -> dict[str, Any]:
+    """A required string parameter in the path (``{agent}``, ``{call_id}``)."""
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
         400: "bad payload; `field` names it",
@@ -63,9 +68,7 @@ def _agent_action(summary: str, *, body: dict[str, Any] | None = None) -> dict[s
     operation: dict[str, Any] = {
         "summary": summary,
         "security": [{"bearer": []}],
-        "parameters": [
-            {"name": "agent", "in": "path", "required": True, "schema": {"type": "string"}}
-        ],
+        "parameters": [_path_param("agent")],
         "responses": {
             "200": {
                 "description": "the agent's state afterwards",
@@ -137,9 +140,7 @@ def _call_paths() -> dict[str, Any]:
         operation: dict[str, Any] = {
             "summary": summary + " An agent may act only on its own call.",
             "security": [{"bearer": []}],
-            "parameters": [
-                {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [_path_param("call_id")],
             "responses": {
                 "200": {"description": "done: {call_id, command, control: the call's state}"},
                 **_errors(400, 401, 403, 404, 409),
@@ -164,9 +165,7 @@ def openapi_document() -> dict[str, Any]:
                 "only; every view is written to the audit log."
             ),
             "security": [{"bearer": []}],
-            "parameters": [
-                {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [_path_param("call_id")],
             "responses": {
                 "200": {"description": "{call_id, caller_number, caller_name}"},
                 **_errors(401, 403, 404),
@@ -261,14 +260,7 @@ def _document() -> dict[str, Any]:
                         "softphone (account phone) is rung into ChanSpy. Supervisors, admins."
                     ),
                     "security": [{"bearer": []}],
-                    "parameters": [
-                        {
-                            "name": "agent",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
+                    "parameters": [_path_param("agent")],
                     "requestBody": {
                         "required": True,
                         "content": {
