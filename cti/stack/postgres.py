@@ -13,6 +13,8 @@ from pathlib import Path
 from .ports import free_tcp_port
 from .process import ChildProcess, as_user_prefix
 
+PORT_ATTEMPTS = 3
+
 
 class PostgresNotAvailable(RuntimeError):
     """PostgreSQL server binaries are missing or the server would not start."""
@@ -69,7 +71,8 @@ class PrivatePostgres:
                         f"PostgreSQL runs as (we are root); chmod o+x it or choose another "
                         f"run directory"
                     )
-        if not self.port:
+        chosen_port = not self.port
+        if chosen_port:
             self.port = free_tcp_port()
         if not (self.data_dir / "PG_VERSION").exists():
             await self._run(
@@ -84,6 +87,28 @@ class PrivatePostgres:
                 "--locale=C.UTF-8",
                 "--no-sync",
             )
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                await self._launch(bin_dir, ready_timeout_s)
+                break
+            except PostgresNotAvailable as exc:
+                # The port was free when chosen; another process may take it
+                # before postgres binds. Ours to choose: choose again.
+                if not chosen_port or attempt == PORT_ATTEMPTS or "already in use" not in str(exc):
+                    raise
+                self.port = free_tcp_port()
+        await self._run(
+            str(bin_dir / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            self.USER,
+            self.DATABASE,
+        )
+
+    async def _launch(self, bin_dir: Path, ready_timeout_s: float) -> None:
         prefix = as_user_prefix(self._os_user) if self._os_user else []
         # fsync off: a private throw-away cluster for demos and tests, never production.
         self.process = ChildProcess(
@@ -114,16 +139,6 @@ class PrivatePostgres:
         )
         await self.process.start()
         await self._wait_ready(bin_dir, ready_timeout_s)
-        await self._run(
-            str(bin_dir / "createdb"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-U",
-            self.USER,
-            self.DATABASE,
-        )
 
     async def _wait_ready(self, bin_dir: Path, timeout_s: float) -> None:
         loop = asyncio.get_running_loop()

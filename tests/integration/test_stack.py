@@ -150,3 +150,32 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+async def test_private_postgres_chooses_again_when_its_port_is_taken_meanwhile(
+    monkeypatch,
+) -> None:
+    """Between choosing a free port and binding it, another process may take
+    it; the private PostgreSQL then chooses another port instead of failing."""
+    import socket
+
+    from cti.stack import postgres as pg
+    from cti.stack.ports import free_tcp_port
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    ports = iter([taken, free_tcp_port()])
+    monkeypatch.setattr(pg, "free_tcp_port", lambda: next(ports))
+    run_dir = Path(tempfile.mkdtemp(prefix="hotline-pg-port-"))
+    run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    server = pg.PrivatePostgres(run_dir / "pg")
+    try:
+        await server.start()
+        assert server.port != taken
+        assert f":{server.port}/" in server.dsn
+    finally:
+        await server.stop()
+        squatter.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
