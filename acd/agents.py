@@ -6,13 +6,17 @@ as ``agent 1001: OLD -[event]-> NEW``)::
 
     LOGGED_OUT -login-> AVAILABLE -routed-> RESERVED -ringing-> RINGING -answered-> ON_CALL
     ON_CALL -agent_released-> WRAP_UP -wrap-up end-> AVAILABLE (or PAUSED if a pause was asked)
-    RESERVED|RINGING -no_answer-> PAUSED (RONA)
+    RESERVED|RINGING -no_answer-> PAUSED (RONA: rang the whole ring time)
+    RESERVED|RINGING -busy / refused / unavailable / congestion-> AVAILABLE,
+        skipped for a short back-off (not the agent's fault: never paused)
     RESERVED|RINGING -caller left / reservation expired / ring cancelled-> AVAILABLE
     AVAILABLE|WRAP_UP -pause-> PAUSED -resume-> AVAILABLE
     any but RINGING|ON_CALL -logout-> LOGGED_OUT
 
-Only an AVAILABLE agent whose phone is not busy with a call the ACD did not
-give it (``busy_external``) is ever offered a call.
+Only an AVAILABLE agent whose phone is registered (not ``offline``), not busy
+with a call the ACD did not give it (``busy_external``) and not in a back-off
+after a failed ring (``skip_until``) is ever offered a call. None of these
+three changes the agent's state: presence and switch faults are not pauses.
 """
 
 from __future__ import annotations
@@ -112,6 +116,11 @@ class Agent:
     calls_handled: int = 0
     busy_external: bool = False
     """The agent's phone has a live channel the ACD did not give it."""
+    offline: bool = False
+    """The agent's phone is not registered (presence): not routable until it is."""
+    skip_until: float | None = None
+    """After a ring that failed through no fault of the agent (busy, refused,
+    unreachable): not routable until then."""
     # Beyond the required fields:
     queue: str | None = None
     """Queue of ``call_id`` (for the handle-time average of that queue)."""
@@ -128,4 +137,9 @@ class Agent:
     @property
     def routable(self) -> bool:
         """May be offered a call now."""
-        return self.state is AgentState.AVAILABLE and not self.busy_external
+        return (
+            self.state is AgentState.AVAILABLE
+            and not self.busy_external
+            and not self.offline
+            and self.skip_until is None
+        )

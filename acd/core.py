@@ -61,6 +61,7 @@ _Timer = tuple[float, int, str, str]
 _WRAPUP = "wrap-up"
 _RESERVATION = "reservation"
 _PREFERENCE = "preference"
+_SKIP = "skip"
 # A heap holding this many more stale than live entries is rebuilt.
 _COMPACT_SLACK = 64
 _DAY_S = 86400.0
@@ -230,12 +231,13 @@ class Acd:
         self._set_state(agent, AgentState.PAUSED, at, "pause", out, reason=reason)
         return self._settle(at, out)
 
-    def resume(self, agent_id: str, at: float) -> list[Command]:
-        """PAUSED -> AVAILABLE. During a call, cancels a pause asked for it."""
+    def resume(self, agent_id: str, at: float, *, event: str = "resume") -> list[Command]:
+        """PAUSED -> AVAILABLE. During a call, cancels a pause asked for it.
+        ``event`` names who resumed (the switch-fault guard undoing a RONA)."""
         agent = self._agent(agent_id)
         if agent.state is AgentState.PAUSED:
             out: list[Command] = []
-            self._set_state(agent, AgentState.AVAILABLE, at, "resume", out, idle_since=at)
+            self._set_state(agent, AgentState.AVAILABLE, at, event, out, idle_since=at)
             return self._settle(at, out)
         if agent.pending_pause is not None:
             log.info("agent %s: pending pause %r cancelled", agent_id, agent.pending_pause)
@@ -460,6 +462,44 @@ class Acd:
         )
         return self._settle(at, out)
 
+    def ring_failed(
+        self, call_id: str, agent_id: str, at: float, *, outcome: str, skip_s: float
+    ) -> list[Command]:
+        """A ring that failed through no fault of the agent (busy, refused at
+        once, unreachable, congestion; or a ring-no-answer while the switch-
+        fault guard holds): the agent is NOT paused. It goes back to AVAILABLE
+        (or to a pause asked meanwhile), keeping its idle time, and is skipped
+        for ``skip_s`` seconds; the call goes back to the head of its priority
+        band and is offered to the next agent at once. ``outcome`` names the
+        cause in the state change (``busy``, ``unavailable``...)."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.call_id != call_id or agent.state not in _ON_A_CALL:
+            log.debug("failed ring of call %s on agent %s not expected; ignored", call_id, agent_id)
+            return []
+        out: list[Command] = []
+        self._unreserve(agent)
+        if skip_s > 0:
+            agent.skip_until = at + skip_s
+            self._push_timer(agent.skip_until, _SKIP, agent_id)
+        state, reason = self._after_work(agent)
+        self._set_state(agent, state, at, outcome, out, reason=reason)
+        return self._settle(at, out)
+
+    def set_offline(self, agent_id: str, offline: bool, at: float) -> list[Command]:
+        """Presence: the agent's phone is (or is again) unregistered. An
+        offline agent keeps its state (logged in, paused...) and is simply
+        never offered a call; registering again makes it routable at once."""
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            log.debug("presence of unknown agent %s ignored", agent_id)
+            return []
+        if agent.offline == offline:
+            return []
+        agent.offline = offline
+        log.info("agent %s: phone %s", agent_id, "offline" if offline else "registered")
+        self._refresh_routable(agent)
+        return self._settle(at, [])
+
     def agent_released(self, agent_id: str, at: float) -> list[Command]:
         """The agent's call leg ended: ON_CALL -> WRAP_UP (for ``wrapup_s``;
         straight to AVAILABLE when it is 0). Ignored in any other state."""
@@ -514,8 +554,8 @@ class Acd:
         """Fire the timers due at ``now`` (each at its own deadline): wrap-up
         end, reservation timeout (the call waits again, the agent is
         AVAILABLE, ``ReservationExpired``), end of a repeat caller's wait for
-        its agent; then the overflow / callback checks of every queue, then
-        route."""
+        its agent, end of an agent's back-off after a failed ring; then the
+        overflow / callback checks of every queue, then route."""
         out: list[Command] = []
         while self._timers and self._timers[0][0] <= now:
             timer = heapq.heappop(self._timers)
@@ -524,6 +564,11 @@ class Acd:
             deadline, _, kind, subject = timer
             if kind == _WRAPUP:
                 self._end_wrapup(self.agents[subject], deadline, "wrap-up timeout", out)
+            elif kind == _SKIP:
+                agent = self.agents[subject]
+                agent.skip_until = None
+                log.debug("agent %s: back-off over", subject)
+                self._refresh_routable(agent)
             elif kind == _RESERVATION:
                 agent = self.agents[subject]
                 out.append(ReservationExpired(agent.call_id or "", subject, deadline))
@@ -769,6 +814,8 @@ class Acd:
                 "call_id": agent.call_id,
                 "queue": agent.queue,
                 "busy_external": agent.busy_external,
+                "offline": agent.offline,
+                "skip_until": agent.skip_until,
                 "idle_since": agent.idle_since,
                 "calls_handled": agent.calls_handled,
                 "deadline": agent.deadline,
@@ -1129,6 +1176,8 @@ class Acd:
 
     def _timer_live(self, timer: _Timer) -> bool:
         deadline, _, kind, subject = timer
+        if kind == _SKIP:
+            return self.agents[subject].skip_until == deadline
         if kind == _PREFERENCE:
             call = self._calls.get(subject)
             return (

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from acd import log_events as E
 from acd.agents import AgentSpec, AgentState
-from acd.alarms import Alarm
+from acd.alarms import CLEARED, RAISED, Alarm, AlarmBook
 from acd.commands import (
     AgentStateChanged,
     CallOverflowed,
@@ -27,9 +27,11 @@ from acd.commands import (
     ReservationExpired,
 )
 from acd.core import Acd
+from acd.dial_outcomes import DialOutcome, SkipPolicy, classify_dial
 from acd.errors import AcdError
 from acd.log_events import LogEvent
 from acd.sla import ServiceLevelTracker
+from acd.switch_guard import GuardTransition, SwitchGuard
 from cti.calls import (
     AgentConnected,
     AgentLeft,
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 
 # Contexts where Asterisk's app_queue, not the engine, is serving the caller.
 APP_QUEUE_CONTEXTS = frozenset({"hotline-fallback", "hotline-appqueue"})
+SWITCH_DEGRADED = "SWITCH_DEGRADED"
+SWITCH_GUARD_EVENT = "switch guard"
 
 
 class AcdEffects(Protocol):
@@ -105,10 +109,20 @@ class AcdService:
     clock: Callable[[], float] = time.time
     transfer_prefer_s: float = 20.0
     """How long a call transferred to a busy agent waits for that agent."""
+    registered: Callable[[str], bool] = lambda agent: True
+    """Presence: is the agent's phone registered (an unregistered phone's
+    failed dial is presence's business, not a back-off)."""
+    skip_policy: SkipPolicy = field(default_factory=SkipPolicy)
+    guard: SwitchGuard = field(default_factory=SwitchGuard)
     calls: dict[str, CallFacts] = field(default_factory=dict)
     alarms: list[Alarm] = field(default_factory=list)
+    switch_alarms: AlarmBook = field(default_factory=AlarmBook)
+    """SWITCH_DEGRADED while the guard is tripped (merged into the console's alarms)."""
     _wrapups: dict[str, WrapUp] = field(default_factory=dict)
-    _rona_requeued: set[str] = field(default_factory=set)
+    _ring_failed_requeued: set[str] = field(default_factory=set)
+    """Calls whose failed ring the ACD has already put back in the queue: the
+    model's CallQueued(requeued) that follows is not a requeue of its own."""
+    _failures_in_a_row: dict[str, int] = field(default_factory=dict)
     _agent_seq: dict[tuple[str, str], int] = field(default_factory=dict)
 
     # -- agent actions (service API) -----------------------------------------------
@@ -180,8 +194,8 @@ class AcdService:
         if c.requeued:
             facts.requeues += 1
             self._log(E.CALL_REQUEUED, c.at, c.call_id, seq=facts.requeues)
-            if c.call_id in self._rona_requeued:
-                self._rona_requeued.discard(c.call_id)  # the ACD put it back already
+            if c.call_id in self._ring_failed_requeued:
+                self._ring_failed_requeued.discard(c.call_id)  # the ACD put it back already
             else:
                 prefer, facts.transfer_to = facts.transfer_to, None
                 queue = c.queue if c.queue in self.acd.queues else None
@@ -194,11 +208,14 @@ class AcdService:
             return
         queue = c.queue or (call.queue if call else None)
         if queue not in self.acd.queues:
-            log.error(
-                "call %s: queue %r is not configured; the dialplan fallback will take it",
-                c.call_id,
-                queue,
-            )
+            if queue:
+                log.error(
+                    "call %s: queue %r is not configured; the dialplan fallback will take it",
+                    c.call_id,
+                    queue,
+                )
+            else:  # a caller Asterisk's app_queue serves (a line routed by app_queue)
+                log.debug("call %s: not queued by the engine; left to app_queue", c.call_id)
             return
         facts.line = c.line or facts.line
         facts.queue = queue
@@ -255,6 +272,7 @@ class AcdService:
         )
 
     def _ringing(self, c: AgentRinging) -> None:
+        self._ring_failed_requeued.discard(c.call_id)
         self._log(
             E.AGENT_RINGING,
             c.at,
@@ -265,6 +283,8 @@ class AcdService:
         self._run(self.acd.ringing(c.call_id, c.agent, c.at), c.at)
 
     def _answered(self, c: CallAnswered) -> None:
+        self._ring_failed_requeued.discard(c.call_id)
+        self._dial_answered(c.agent, c.at)
         facts = self.calls.get(c.call_id)
         if facts is not None:
             facts.answered = True
@@ -278,6 +298,7 @@ class AcdService:
         self._run(self.acd.answered(c.call_id, c.agent, c.at), c.at)
 
     def _connected(self, c: AgentConnected) -> None:
+        self._dial_answered(c.agent, c.at)
         facts = self.calls.get(c.call_id)
         seq = 0
         if facts is not None:
@@ -289,6 +310,27 @@ class AcdService:
         self._run(self.acd.answered(c.call_id, c.agent, c.at), c.at)
 
     def _no_answer(self, c: AgentNoAnswer) -> None:
+        """A ring the ACD asked for failed. Whose fault it was decides the
+        cost: a ring-out pauses the agent (RONA), unless the switch-fault
+        guard holds; anything else skips the agent for a short back-off. The
+        caller goes to the next agent at once, at the head of its band."""
+        agent = self.acd.agents.get(c.agent)
+        if agent is None or agent.call_id != c.call_id:
+            # app_queue's ring (a line it routes, the dialplan fallback), or a
+            # ring the ACD already gave up on: not the engine's decision.
+            log.debug("call %s: failed ring of %s not offered by the ACD", c.call_id, c.agent)
+            return
+        outcome = classify_dial(
+            c.dial_status,
+            rang_s=c.rang_s,
+            ring_timeout_s=self.acd.settings.ring_timeout_s,
+            registered=self.registered(c.agent),
+        )
+        in_a_row = self._failures_in_a_row.get(c.agent, 0) + 1
+        self._failures_in_a_row[c.agent] = in_a_row
+        self._guard(self.guard.dial_failed(c.agent, outcome.name, c.at))
+        pause = outcome.agents_fault and self.guard.may_pause
+        skip_s = 0.0 if pause else self.skip_policy.skip_s(outcome, in_a_row)
         facts = self.calls.get(c.call_id)
         seq = 0
         if facts is not None:
@@ -300,10 +342,80 @@ class AcdService:
             c.call_id,
             agent=c.agent,
             seq=seq,
-            data={"dial_status": c.dial_status},
+            data={
+                "dial_status": c.dial_status,
+                "outcome": outcome.value,
+                "rang_s": c.rang_s,
+                "paused": pause,
+                "skip_s": skip_s,
+            },
         )
-        self._rona_requeued.add(c.call_id)
-        self._run(self.acd.no_answer(c.call_id, c.agent, c.at), c.at)
+        if pause:
+            log.info(
+                "call %s: agent %s let it ring %.1f s (%s): RONA",
+                c.call_id,
+                c.agent,
+                c.rang_s or 0.0,
+                c.dial_status,
+            )
+            self.guard.agent_paused_for_no_answer(c.agent, c.at)
+            commands = self.acd.no_answer(c.call_id, c.agent, c.at)
+        else:
+            log.info(
+                "call %s: agent %s %s (%s%s): not paused, skipped %.0f s; caller to the next agent",
+                c.call_id,
+                c.agent,
+                outcome.value,
+                c.dial_status,
+                "" if outcome is not DialOutcome.NO_ANSWER else ", switch fault guard on",
+                skip_s,
+            )
+            commands = self.acd.ring_failed(
+                c.call_id, c.agent, c.at, outcome=outcome.value, skip_s=skip_s
+            )
+            if outcome is DialOutcome.OFFLINE:
+                commands += self.acd.set_offline(c.agent, True, c.at)
+        if c.rang_s is not None:
+            # A leg existed: the model puts the caller back in the queue next.
+            self._ring_failed_requeued.add(c.call_id)
+        self._run(commands, c.at)
+
+    def _dial_answered(self, agent: str, at: float) -> None:
+        self._failures_in_a_row.pop(agent, None)
+        self._guard(self.guard.dial_answered(agent, at))
+
+    def _guard(self, transition: GuardTransition | None) -> None:
+        """The switch-fault guard tripped or cleared: alarm, and on a trip
+        resume the agents it paused during the burst."""
+        if transition is None:
+            return
+        failing, dialled = transition.failing, transition.dialled
+        alarm = Alarm(
+            kind=SWITCH_DEGRADED,
+            state=RAISED if transition.tripped else CLEARED,
+            scope="all",
+            window=None,
+            value=failing / dialled if dialled else 0.0,
+            target=self.guard.settings.share,
+            at=transition.at,
+            message=(
+                "交换机/网络故障 / switch degraded: " + transition.describe()
+                if transition.tripped
+                else "交换机恢复 / switch recovered: " + transition.describe()
+            ),
+        )
+        recorded = self.switch_alarms.record(alarm)
+        if recorded is not None:
+            self._alarms([recorded])
+        rona = self.acd.settings.rona_pause_reason
+        for agent_id in transition.resume:
+            agent = self.acd.agents.get(agent_id)
+            if agent is None or agent.state is not AgentState.PAUSED or agent.pause_reason != rona:
+                continue
+            log.warning("agent %s: RONA pause undone (switch fault, not the agent)", agent_id)
+            self._run(
+                self.acd.resume(agent_id, transition.at, event=SWITCH_GUARD_EVENT), transition.at
+            )
 
     def _agent_left(self, c: AgentLeft) -> None:
         self._run(self.acd.agent_released(c.agent, c.at), c.at)
@@ -320,7 +432,7 @@ class AcdService:
 
     def _ended(self, c: CallEnded) -> None:
         facts = self.calls.get(c.call_id)
-        self._rona_requeued.discard(c.call_id)
+        self._ring_failed_requeued.discard(c.call_id)
         if c.abandoned and facts is not None and facts.queue and not facts.outcome_logged:
             self._log(E.CALL_ABANDONED, c.at, c.call_id, wait_s=c.wait_s)
             if c.wait_s is not None:
@@ -359,6 +471,12 @@ class AcdService:
         """The dialplan safety net took the caller: app_queue serves it now."""
         self._log(E.CALL_FALLBACK, at, call_id)
         self._run(self.acd.caller_left(call_id, at), at)
+
+    def presence_changed(self, agent: str, registered: bool, at: float) -> None:
+        """The agent's softphone registered or lost its registration: routable
+        or not, without a pause (presence is not the agent's choice)."""
+        if agent in self.acd.agents:
+            self._run(self.acd.set_offline(agent, not registered, at), at)
 
     def agent_busy_changed(self, agent: str, busy: bool, at: float) -> None:
         if agent in self.acd.agents:

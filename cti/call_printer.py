@@ -49,6 +49,8 @@ class CallPrinter:
         self.out = out
         self.counts = CallCounts()
         self._lines: dict[str, str] = {}
+        self._queued: set[str] = set()
+        """Calls the engine queued; a ring of any other call is app_queue's."""
 
     def _print(self, call_id: str, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -65,15 +67,21 @@ class CallPrinter:
             name = f" {change.caller_name}" if change.caller_name else ""
             self._print(change.call_id, f"arrived from {mask_number(change.caller_number)}{name}")
         elif isinstance(change, CallQueued):
+            self._queued.add(change.call_id)
             self._lines[change.call_id] = change.line or self._lines.get(change.call_id, "-")
             self._print(
                 change.call_id, "back in queue" if change.requeued else f"queued ({change.queue})"
             )
         elif isinstance(change, AgentRinging):
-            self._print(change.call_id, f"ringing agent {change.agent}")
-        elif isinstance(change, AgentNoAnswer):
             self._print(
-                change.call_id, f"agent {change.agent} did not answer ({change.dial_status})"
+                change.call_id, f"{self._owner(change.call_id)}ringing agent {change.agent}"
+            )
+        elif isinstance(change, AgentNoAnswer):
+            rang = f", rang {change.rang_s:.1f} s" if change.rang_s is not None else ""
+            self._print(
+                change.call_id,
+                f"{self._owner(change.call_id)}agent {change.agent} did not take it "
+                f"({change.dial_status}{rang})",
             )
         elif isinstance(change, CallAnswered):
             c.answered += 1
@@ -98,11 +106,18 @@ class CallPrinter:
             else:
                 talk = f"talk {change.talk_s:.1f} s" if change.talk_s is not None else "no talk"
                 self._print(change.call_id, f"ended ({talk}, {change.cause})")
-            self._lines.pop(change.call_id, None)
+            self._forget(change.call_id)
         elif isinstance(change, CallLost):
             c.lost += 1
             self._print(change.call_id, f"lost: {change.reason}")
-            self._lines.pop(change.call_id, None)
+            self._forget(change.call_id)
+
+    def _owner(self, call_id: str) -> str:
+        return "" if call_id in self._queued else "(app_queue) "
+
+    def _forget(self, call_id: str) -> None:
+        self._lines.pop(call_id, None)
+        self._queued.discard(call_id)
 
     def summary(self) -> str:
         c = self.counts

@@ -89,6 +89,21 @@ class AcdConfig:
     announce_every_s: float = 20.0
     fallback_wait_s: float = 300.0
     """How long app_queue keeps a fallen-back caller before the overflow message."""
+    busy_skip_s: float = 5.0
+    """A phone that said busy or refused the call at once is skipped this long (no pause)."""
+    unavailable_backoff_s: float = 5.0
+    """A registered phone the switch could not reach (CHANUNAVAIL, CONGESTION)
+    is skipped this long, doubled per failure in a row ..."""
+    unavailable_backoff_max_s: float = 60.0
+    """... up to this."""
+    switch_guard_window_s: float = 30.0
+    """The switch-fault guard looks at the dials of this window ..."""
+    switch_guard_min_agents: int = 5
+    """... and trips when at least this many agents' last dial failed ..."""
+    switch_guard_share: float = 0.5
+    """... and they are at least this share of the agents dialled in the window."""
+    switch_guard_clear_answers: int = 3
+    """It clears after this many answered dials, once fewer than half the share fail."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +153,35 @@ class ControlConfig:
     """A call transferred to a busy agent waits this long for that agent."""
 
 
+@dataclass(frozen=True)
+class RtpConfig:
+    """Asterisk's RTP port range (``rtp.conf``): each channel of a call takes
+    a port pair (RTP + RTCP), so the range caps how many calls the switch can
+    carry; past it Asterisk answers new calls 488 and agent dials fail
+    CHANUNAVAIL."""
+
+    start: int = 10000
+    end: int = 20000
+    """The production range (what the switch's rtp.conf says); checked against
+    the agents at start (:func:`config_warnings`)."""
+    private_ports: int = 0
+    """Ports of the private stack (demo, tests, benchmarks); 0: sized for the
+    agents (:func:`rtp_ports_needed`)."""
+
+
+RTP_PORTS_PER_CALL = 4
+"""A citizen's call through the switch: caller + agent channel, RTP + RTCP each."""
+CALLS_PER_AGENT = 2
+"""Calls the switch must carry per agent: one talking, one waiting (or a
+consultation, a transfer leg)."""
+MIN_PRIVATE_RTP_PORTS = 400
+
+
+def rtp_ports_needed(agents: int) -> int:
+    """Ports for agents x 2 calls, two channels each, RTP + RTCP each."""
+    return agents * CALLS_PER_AGENT * RTP_PORTS_PER_CALL
+
+
 def _default_lines() -> tuple[LineSpec, ...]:
     return (
         LineSpec("12345", "12345", "12345-general"),
@@ -156,6 +200,7 @@ class EngineConfig:
     kpi: KpiConfig = field(default_factory=KpiConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    rtp: RtpConfig = field(default_factory=RtpConfig)
     database_dsn: str = ""
     redis_url: str = ""
     engine_id: str = "engine-1"
@@ -180,6 +225,13 @@ class EngineConfig:
         for spec in self.lines:
             seen.setdefault(spec.queue, QueueConfig(name=spec.queue, line=spec.line))
         return tuple(seen.values())
+
+    @property
+    def private_rtp_ports(self) -> int:
+        """How many RTP ports the private stack gives its Asterisk."""
+        if self.rtp.private_ports:
+            return self.rtp.private_ports
+        return max(MIN_PRIVATE_RTP_PORTS, rtp_ports_needed(len(self.agents)))
 
     def agent_queues(self, agent: AgentSpec) -> tuple[str, ...]:
         """The queues an agent serves: its own list, else every skill-less queue."""
@@ -339,6 +391,18 @@ def validate(config: EngineConfig) -> EngineConfig:
         raise ConfigError("api.port", f"must be within 0..65535, got {config.api.port!r}")
     if not config.api.session_ttl_s > 0:
         raise ConfigError("api.session_ttl_s", f"must be > 0, got {config.api.session_ttl_s!r}")
+    acd = config.acd
+    if not 0 < acd.switch_guard_share <= 1:
+        raise ConfigError(
+            "acd.switch_guard_share",
+            f"a share of the agents dialled, within (0, 1], got {acd.switch_guard_share!r}",
+        )
+    if acd.unavailable_backoff_max_s < acd.unavailable_backoff_s:
+        raise ConfigError(
+            "acd.unavailable_backoff_max_s",
+            f"must be >= acd.unavailable_backoff_s ({acd.unavailable_backoff_s}), "
+            f"got {acd.unavailable_backoff_max_s!r}",
+        )
     control = config.control
     if not control.transfer_ring_s > 0:
         raise ConfigError(
@@ -363,7 +427,36 @@ def validate(config: EngineConfig) -> EngineConfig:
         raise ConfigError(
             "control.external_number_pattern", f"not a regular expression: {exc}"
         ) from None
+    rtp = config.rtp
+    if not 1024 <= rtp.start < rtp.end <= 65535:
+        raise ConfigError(
+            "rtp.end" if rtp.start >= 1024 else "rtp.start",
+            f"expected 1024 <= rtp.start < rtp.end <= 65535, got {rtp.start}..{rtp.end}",
+        )
+    if rtp.private_ports and rtp.private_ports < 4:
+        raise ConfigError(
+            "rtp.private_ports",
+            f"must be 0 (sized for the agents) or >= 4, got {rtp.private_ports}",
+        )
     return config
+
+
+def config_warnings(config: EngineConfig) -> list[str]:
+    """What is valid but will hurt in production (logged at start): an RTP
+    range that cannot carry agents x 2 calls."""
+    warnings = []
+    rtp = config.rtp
+    have = rtp.end - rtp.start + 1
+    need = rtp_ports_needed(len(config.agents))
+    if have < need:
+        warnings.append(
+            f"config key 'rtp': the range {rtp.start}..{rtp.end} has {have} ports, "
+            f"{len(config.agents)} agents x {CALLS_PER_AGENT} calls x {RTP_PORTS_PER_CALL} "
+            f"ports need {need}; past {have // RTP_PORTS_PER_CALL} calls Asterisk answers "
+            "new callers 488 and agent dials fail CHANUNAVAIL: widen rtp.conf and set "
+            "rtp.start / rtp.end to match"
+        )
+    return warnings
 
 
 def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,11 +17,13 @@ from functools import partial
 from typing import Any
 
 from acd.core import Acd
+from acd.dial_outcomes import SkipPolicy
 from acd.log_events import LogEvent
 from acd.presence import Presence
 from acd.queues import AcdSettings, QueueSpec
 from acd.service import AcdService, agent_specs, payload
 from acd.sla import TODAY, KpiSettings, ServiceLevelTracker
+from acd.switch_guard import GuardSettings, SwitchGuard
 from cti.ami import AMIError, AMILink, AmiMessage
 from cti.api.roles import mask_number
 from cti.calls import (
@@ -44,7 +46,6 @@ log = logging.getLogger(__name__)
 
 CONNECT_CONTEXT = "hotline-connect"
 CALLBACK_CONTEXT = "hotline-callback"
-OFFLINE_REASON = "softphone offline"
 Listener = Callable[[CallChange], None]
 DEFER_CAP_S = 1.5
 PUSH_COALESCE_S = 0.25
@@ -143,6 +144,20 @@ class Engine:
             queue_skill={q.name: q.skill or None for q in config.effective_queues},
             agent_queues={a.extension: config.agent_queues(a) for a in config.agents},
             clock=clock,
+            registered=self.presence.registered.__contains__,
+            skip_policy=SkipPolicy(
+                busy_skip_s=acd_cfg.busy_skip_s,
+                unavailable_backoff_s=acd_cfg.unavailable_backoff_s,
+                unavailable_backoff_max_s=acd_cfg.unavailable_backoff_max_s,
+            ),
+            guard=SwitchGuard(
+                GuardSettings(
+                    window_s=acd_cfg.switch_guard_window_s,
+                    min_agents=acd_cfg.switch_guard_min_agents,
+                    share=acd_cfg.switch_guard_share,
+                    clear_answers=acd_cfg.switch_guard_clear_answers,
+                )
+            ),
         )
         control = config.control
         self.control = CallControlService(
@@ -322,10 +337,12 @@ class Engine:
 
     def snapshot(self) -> dict[str, Any]:
         now = self.clock()
+        kpi = self.tracker.snapshot(now=now)
+        kpi["alarms"] += [alarm.to_dict() for alarm in self.service.switch_alarms.active()]
         return {
             "at": now,
             "acd": self.acd.snapshot(now),
-            "kpi": self.tracker.snapshot(now=now),
+            "kpi": kpi,
             "rate_chart": self.rate_chart(now),
             "calls": self.live_calls(now),
         }
@@ -396,6 +413,9 @@ class Engine:
                 self._handle_change(change)
             for agent in self.acd.agents:
                 self.service.agent_busy_changed(agent, self.model.agent_busy(agent), self.clock())
+                self.service.presence_changed(
+                    agent, agent in self.presence.registered, self.clock()
+                )
             self._sync_fallback_members()
             self.control.adopt_calls()
             # Callers adopted from the engine's hold get a fresh lease at once,
@@ -465,19 +485,7 @@ class Engine:
                 self.service.fallback_took(call.call_id, at)
 
     def _presence_changed(self, agent: str, at: float) -> None:
-        registered = agent in self.presence.registered
-        state = self.acd.agents.get(agent)
-        if state is None:
-            return
-        try:
-            if not registered and state.state.name == "AVAILABLE":
-                self.service.pause(agent, OFFLINE_REASON, at)
-            elif (
-                registered and state.state.name == "PAUSED" and state.pause_reason == OFFLINE_REASON
-            ):
-                self.service.resume(agent, at)
-        except Exception as exc:  # an ACD precondition: log, never break event handling
-            log.warning("agent %s presence change not applied: %s", agent, exc)
+        self.service.presence_changed(agent, agent in self.presence.registered, at)
 
     def _report_changes(self, changes: list[CallChange]) -> None:
         for change in changes:

@@ -92,11 +92,16 @@ class AgentConnected(CallChange):
 
 @dataclass(slots=True)
 class AgentNoAnswer(CallChange):
-    """An agent leg rang and failed: NOANSWER, BUSY, CHANUNAVAIL or CONGESTION
-    (a RONA candidate)."""
+    """A ring of an agent for the caller failed: NOANSWER, BUSY, CHANUNAVAIL,
+    CONGESTION... (``acd.dial_outcomes`` tells whose fault it was).
+
+    ``rang_s``: seconds from the dial to its end; None when the dial failed
+    before the agent's phone had a channel (an unregistered phone, no media
+    port): then only the dialplan's ``HotlineDialResult`` reports it."""
 
     agent: str
     dial_status: str
+    rang_s: float | None = None
 
 
 @dataclass(slots=True)

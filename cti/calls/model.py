@@ -27,8 +27,11 @@ events):
   follows at once (``BridgeEnter`` of the caller 0.2-0.5 ms later in the
   transcripts). A ``BridgeEnter`` that puts the caller with an agent not yet
   connected (attended transfer, an engine ``Bridge`` action) also counts.
-* A failed ring (NOANSWER, BUSY, CHANUNAVAIL, CONGESTION) with nothing else
-  ringing puts the caller back to QUEUED (the dialplan returns it to hold);
+* A failed ring (NOANSWER, BUSY, CHANUNAVAIL, CONGESTION...) is
+  ``AgentNoAnswer`` with how long it rang; a dial that failed before the
+  agent's channel existed is reported by ``HotlineDialResult``. A failed ring
+  with nothing else ringing puts the caller back to QUEUED (the dialplan
+  returns it to hold);
   ``queued_at`` keeps the first entry, as the 15 s clock requires.
 * An agent leg that leaves the caller's bridge (or hangs up) while the caller
   stays is ``AgentLeft``; the caller then goes to AFTER_CALL (post-call
@@ -71,7 +74,7 @@ __all__ = [
     "HOLD_CONTEXTS",
     "LOST_REASON",
     "MOVED_CONTEXTS",
-    "NO_ANSWER_STATUSES",
+    "NOT_FAILURES",
     "Bridge",
     "Call",
     "CallModel",
@@ -81,9 +84,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# DialEnd statuses that mean "the agent did not take it" (RONA candidates).
-# CANCEL is the caller (or the engine) giving up, not the agent.
-NO_ANSWER_STATUSES = frozenset({"NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"})
+# DialEnd statuses that mean "the agent did not take it". CANCEL is the
+# caller (or the engine) giving up, not the agent; any other status is a
+# failed ring (acd.dial_outcomes classifies it).
+NOT_FAILURES = frozenset({"ANSWER", "CANCEL", ""})
 # Where a caller waiting for a human sits (extensions.conf.tmpl); used by resync.
 HOLD_CONTEXTS = frozenset({"hotline-intake", "hotline-hold", "hotline-fallback"})
 AFTER_CALL_CONTEXTS = frozenset({"hotline-after-call"})
@@ -198,6 +202,11 @@ class Call:
     talk_ended_at: float | None = None  # caller last stopped being bridged with an agent
     legs: set[str] = field(default_factory=set)  # live channels of the call, caller's included
     ringing_legs: dict[str, str] = field(default_factory=dict)  # uniqueid -> agent
+    ring_began: dict[str, float] = field(default_factory=dict)  # uniqueid -> DialBegin time
+    # Agents the dialplan is about to dial for the caller (HotlineConnect) whose
+    # dial has produced no leg yet: agent -> time. A dial that fails before
+    # its channel exists is only reported by HotlineDialResult.
+    dial_pending: dict[str, float] = field(default_factory=dict)
     connected_legs: dict[str, str] = field(default_factory=dict)  # uniqueid -> agent
     # Legs an agent's leg dialled (a consultation): uniqueid -> endpoint; the
     # uniqueids of those that answered.
@@ -276,8 +285,8 @@ class CallModel:
             ev.BlindTransfer: self._on_blind_transfer,
             ev.AttendedTransfer: self._on_attended_transfer,
             ev.HotlineEnqueue: self._on_enqueue,
-            ev.HotlineConnect: self._on_channel_event,
-            ev.HotlineDialResult: self._on_channel_event,
+            ev.HotlineConnect: self._on_hotline_connect,
+            ev.HotlineDialResult: self._on_dial_result,
             ev.HotlineFallback: self._on_channel_event,
             ev.MusicOnHold: self._on_channel_event,
             ev.MixMonitor: self._on_channel_event,
@@ -498,6 +507,8 @@ class CallModel:
     ) -> None:
         agent = channel.endpoint
         call.ringing_legs[channel.uniqueid] = agent
+        call.ring_began[channel.uniqueid] = at
+        call.dial_pending.pop(agent, None)
         call.agents_tried.append(agent)
         if call.ringing_at is None:
             call.ringing_at = at
@@ -510,6 +521,7 @@ class CallModel:
         self, call: Call, uniqueid: str, agent: str, at: float, event: str, out: list[CallChange]
     ) -> None:
         call.ringing_legs.pop(uniqueid, None)
+        call.ring_began.pop(uniqueid, None)
         call.connected_legs[uniqueid] = agent
         call.agent = agent
         call.talk_ended_at = None
@@ -660,6 +672,7 @@ class CallModel:
         if call is not None and uniqueid in call.ringing_legs:
             # DialEnd normally comes first; this covers a leg that just vanished.
             call.ringing_legs.pop(uniqueid)
+            call.ring_began.pop(uniqueid, None)
             self._drop_channel(uniqueid)
             self._ring_over(call, event.at, "Hangup", out)
             return
@@ -705,9 +718,15 @@ class CallModel:
             self._connect(call, uniqueid, call.ringing_legs[uniqueid], event.at, "DialEnd", out)
             return
         agent = call.ringing_legs.pop(uniqueid)
-        if status in NO_ANSWER_STATUSES:
+        began = call.ring_began.pop(uniqueid, None)
+        if status not in NOT_FAILURES:
             call.no_answers.append(agent)
-            out.append(AgentNoAnswer(call.call_id, event.at, agent=agent, dial_status=status))
+            rang_s = None if began is None else max(0.0, event.at - began)
+            out.append(
+                AgentNoAnswer(
+                    call.call_id, event.at, agent=agent, dial_status=status, rang_s=rang_s
+                )
+            )
         self._ring_over(call, event.at, "DialEnd", out)
 
     def _on_bridge_create(self, event: ev.BridgeCreate, out: list[CallChange]) -> None:
@@ -864,6 +883,28 @@ class CallModel:
         if event.ivr:
             call.ivr_choices = event.ivr
         self._enqueue(call, event.at, "HotlineEnqueue", out, line=event.line, queue=event.queue)
+
+    def _on_hotline_connect(self, event: ev.HotlineConnect, out: list[CallChange]) -> None:
+        self._touch(event.channel, event.at)
+        call = self.call_for_channel(event.channel.uniqueid)
+        if call is not None and call.caller_channel == event.channel.uniqueid and event.agent:
+            call.dial_pending[event.agent] = event.at
+
+    def _on_dial_result(self, event: ev.HotlineDialResult, out: list[CallChange]) -> None:
+        """The dialplan's word on a dial: only news when the dial never made a
+        leg (no DialBegin, so no DialEnd): the phone is unregistered, or the
+        switch could not create the channel (no RTP port)."""
+        self._touch(event.channel, event.at)
+        call = self.call_for_channel(event.channel.uniqueid)
+        if call is None or call.caller_channel != event.channel.uniqueid:
+            return
+        if call.dial_pending.pop(event.agent, None) is None:
+            return
+        status = event.dial_status.strip().upper()
+        if status in NOT_FAILURES:
+            return
+        call.no_answers.append(event.agent)
+        out.append(AgentNoAnswer(call.call_id, event.at, agent=event.agent, dial_status=status))
 
     def _on_channel_event(self, event: Any, out: list[CallChange]) -> None:
         # Hotline* dialplan markers, MOH, MixMonitor: nothing the call phase

@@ -21,7 +21,7 @@ from pathlib import Path
 from cti.config import AmiConfig, EngineConfig
 
 from .asterisk import AgentSeat, AsteriskSettings, LineConfig, PrivateAsterisk
-from .ports import free_udp_port
+from .ports import free_udp_port, free_udp_range
 from .postgres import PrivatePostgres
 from .redis import PrivateRedis
 
@@ -109,6 +109,7 @@ class PrivateStack:
                     conference_max_s=cfg.control.conference_max_s,
                     trunk_peer_port=free_udp_port(TRUNK_PEER_HOST),
                     trunk_peer_host=TRUNK_PEER_HOST,
+                    rtp_ports=free_udp_range(cfg.private_rtp_ports),
                 )
             )
             self.asterisk.prepare()

@@ -249,7 +249,13 @@ def test_agent_no_answer_changes():
             CALL_3, approx(1795237423.027944), line="12345", queue="12345-general", requeued=False
         ),
         AgentRinging(CALL_3, approx(1795237423.029499), agent="1002"),
-        AgentNoAnswer(CALL_3, approx(1795237427.029870), agent="1002", dial_status="NOANSWER"),
+        AgentNoAnswer(
+            CALL_3,
+            approx(1795237427.029870),
+            agent="1002",
+            dial_status="NOANSWER",
+            rang_s=approx(4.000371),
+        ),
         CallQueued(
             CALL_3, approx(1795237427.029870), line="12345", queue="12345-general", requeued=True
         ),
@@ -603,7 +609,7 @@ def test_busy_agent_is_a_no_answer_and_requeues():
         event("DialEnd", 102.2, TRUNK, {"Dest" + k: v for k, v in AGENT.items()}, DialStatus="BUSY")
     )
     assert changes == [
-        AgentNoAnswer("c1", 102.2, agent="1001", dial_status="BUSY"),
+        AgentNoAnswer("c1", 102.2, agent="1001", dial_status="BUSY", rang_s=approx(0.2)),
         CallQueued("c1", 102.2, line="12345", queue="12345-general", requeued=True),
     ]
     assert model.calls["c1"].queued_at == 101.0
@@ -1021,3 +1027,49 @@ def test_resync_keeps_an_agent_leg_on_hold_on_its_call():
     assert call.phase is P.CONNECTED and call.connected_legs == {"h2": "1002"}
     assert [type(c).__name__ for c in changes] == ["CallArrived", "CallQueued", "CallAnswered"]
     assert changes[-1].agent == "1002" and changes[-1].at == NOW - 110
+
+
+def dial_marker(kind: str, at: float, **headers: str) -> dict[str, str]:
+    return event("UserEvent", at, TRUNK, UserEvent=kind, Agent="1001", **headers)
+
+
+def test_dial_that_never_made_a_leg_is_reported_by_the_dialplan():
+    """An unregistered phone (or no RTP port): Dial fails before any channel,
+    so there is no DialBegin/DialEnd; HotlineDialResult is the only word."""
+    model = CallModel(lines=LINES)
+    arrived_and_queued(model)
+    assert model.apply(dial_marker("HotlineConnect", 102.0, Line="12345")) == []
+    changes = model.apply(dial_marker("HotlineDialResult", 102.01, DialStatus="CHANUNAVAIL"))
+    assert changes == [AgentNoAnswer("c1", 102.01, agent="1001", dial_status="CHANUNAVAIL")]
+    call = model.calls["c1"]
+    assert call.phase is P.QUEUED and call.no_answers == ["1001"] and call.dial_pending == {}
+    # A second result for the same dial says nothing new.
+    assert model.apply(dial_marker("HotlineDialResult", 102.02, DialStatus="CHANUNAVAIL")) == []
+
+
+def test_dial_result_after_a_dial_end_is_not_reported_twice():
+    model = CallModel(lines=LINES)
+    arrived_and_queued(model)
+    model.apply(dial_marker("HotlineConnect", 102.0, Line="12345"))
+    ring_agent(model, 102.001)
+    changes = model.apply(
+        event(
+            "DialEnd",
+            117.001,
+            TRUNK,
+            {"Dest" + k: v for k, v in AGENT.items()},
+            DialStatus="NOANSWER",
+        )
+    )
+    assert changes[0] == AgentNoAnswer(
+        "c1", 117.001, agent="1001", dial_status="NOANSWER", rang_s=approx(15.0)
+    )
+    assert model.apply(dial_marker("HotlineDialResult", 117.002, DialStatus="NOANSWER")) == []
+
+
+def test_answered_or_cancelled_dial_result_reports_nothing():
+    model = CallModel(lines=LINES)
+    arrived_and_queued(model)
+    for status in ("ANSWER", "CANCEL", ""):
+        model.apply(dial_marker("HotlineConnect", 102.0, Line="12345"))
+        assert model.apply(dial_marker("HotlineDialResult", 102.1, DialStatus=status)) == []
