@@ -370,11 +370,12 @@ class AcdService:
                 "" if outcome is not DialOutcome.NO_ANSWER else ", switch fault guard on",
                 skip_s,
             )
-            commands = self.acd.ring_failed(
+            commands = []
+            if outcome is DialOutcome.OFFLINE:  # first, so the call is not offered back
+                commands += self.acd.set_offline(c.agent, True, c.at)
+            commands += self.acd.ring_failed(
                 c.call_id, c.agent, c.at, outcome=outcome.value, skip_s=skip_s
             )
-            if outcome is DialOutcome.OFFLINE:
-                commands += self.acd.set_offline(c.agent, True, c.at)
         if c.rang_s is not None:
             # A leg existed: the model puts the caller back in the queue next.
             self._ring_failed_requeued.add(c.call_id)

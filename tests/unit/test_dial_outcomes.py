@@ -1,0 +1,86 @@
+"""acd.dial_outcomes: every DIALSTATUS Asterisk can report, and the back-off."""
+
+from __future__ import annotations
+
+import pytest
+
+from acd.dial_outcomes import DialOutcome, SkipPolicy, classify_dial
+
+O = DialOutcome
+RING_S = 15.0
+
+
+def classify(status: str, rang_s: float | None = 3.0, registered: bool = True) -> DialOutcome:
+    return classify_dial(status, rang_s=rang_s, ring_timeout_s=RING_S, registered=registered)
+
+
+@pytest.mark.parametrize(
+    ("status", "rang_s", "registered", "expected"),
+    [
+        # Rang the whole ring time: the agent let it ring (RONA).
+        ("NOANSWER", 15.0, True, O.NO_ANSWER),
+        ("NOANSWER", 14.2, True, O.NO_ANSWER),  # event clock vs Dial's timer
+        ("noanswer", 20.0, True, O.NO_ANSWER),
+        # NOANSWER well before the ring time: SIP 480 maps to cause 19 at once.
+        ("NOANSWER", 0.05, True, O.REFUSED),
+        ("NOANSWER", 13.9, True, O.REFUSED),
+        ("NOANSWER", None, True, O.REFUSED),
+        ("BUSY", 0.1, True, O.BUSY),  # 486 / 600
+        ("BUSY", None, False, O.BUSY),
+        ("CONGESTION", 0.1, True, O.CONGESTION),  # 503
+        ("CHANUNAVAIL", None, True, O.UNAVAILABLE),  # no RTP port, 488
+        ("CHANUNAVAIL", 0.2, True, O.UNAVAILABLE),
+        ("CHANUNAVAIL", None, False, O.OFFLINE),  # no contact registered
+        (" chanunavail ", None, False, O.OFFLINE),
+        ("CANCEL", 3.0, True, O.CANCELLED),
+        ("DONTCALL", 1.0, True, O.REFUSED),
+        ("TORTURE", 1.0, True, O.REFUSED),
+        ("INVALIDARGS", None, True, O.UNAVAILABLE),
+        ("SOMETHING-NEW", None, True, O.UNAVAILABLE),  # unknown: never the agent's fault
+        ("", None, False, O.OFFLINE),
+    ],
+)
+def test_every_dial_status_is_classified(status, rang_s, registered, expected):
+    assert classify(status, rang_s, registered) is expected
+
+
+def test_only_a_full_ring_out_is_the_agents_fault():
+    faults = {outcome for outcome in DialOutcome if outcome.agents_fault}
+    assert faults == {O.NO_ANSWER}
+    assert not O.CANCELLED.is_failure
+    assert all(o.is_failure for o in DialOutcome if o is not O.CANCELLED)
+
+
+def test_an_answered_dial_has_no_failure_outcome():
+    with pytest.raises(ValueError, match="answered dial"):
+        classify("ANSWER")
+
+
+def test_busy_is_a_flat_skip_and_unavailable_backs_off_to_a_cap():
+    policy = SkipPolicy(busy_skip_s=4.0, unavailable_backoff_s=5.0, unavailable_backoff_max_s=30.0)
+    assert [policy.skip_s(O.BUSY, n) for n in (1, 2, 9)] == [4.0, 4.0, 4.0]
+    assert policy.skip_s(O.REFUSED, 3) == 4.0
+    assert [policy.skip_s(O.UNAVAILABLE, n) for n in (1, 2, 3, 4, 5, 60)] == [
+        5.0,
+        10.0,
+        20.0,
+        30.0,
+        30.0,
+        30.0,
+    ]
+    assert policy.skip_s(O.CONGESTION, 2) == 10.0
+    assert policy.skip_s(O.OFFLINE, 1) == 0.0  # presence takes it out
+    assert policy.skip_s(O.CANCELLED, 1) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"busy_skip_s": -1.0}, "busy_skip_s must be >= 0"),
+        ({"unavailable_backoff_s": float("nan")}, "unavailable_backoff_s must be >= 0"),
+        ({"unavailable_backoff_s": 10.0, "unavailable_backoff_max_s": 5.0}, "max_s must be >="),
+    ],
+)
+def test_skip_policy_refuses_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SkipPolicy(**kwargs)
