@@ -6,7 +6,7 @@ import pytest
 
 from acd.dial_outcomes import DialOutcome, SkipPolicy, classify_dial
 
-O = DialOutcome
+Outcome = DialOutcome
 RING_S = 15.0
 
 
@@ -18,26 +18,26 @@ def classify(status: str, rang_s: float | None = 3.0, registered: bool = True) -
     ("status", "rang_s", "registered", "expected"),
     [
         # Rang the whole ring time: the agent let it ring (RONA).
-        ("NOANSWER", 15.0, True, O.NO_ANSWER),
-        ("NOANSWER", 14.2, True, O.NO_ANSWER),  # event clock vs Dial's timer
-        ("noanswer", 20.0, True, O.NO_ANSWER),
+        ("NOANSWER", 15.0, True, Outcome.NO_ANSWER),
+        ("NOANSWER", 14.2, True, Outcome.NO_ANSWER),  # event clock vs Dial's timer
+        ("noanswer", 20.0, True, Outcome.NO_ANSWER),
         # NOANSWER well before the ring time: SIP 480 maps to cause 19 at once.
-        ("NOANSWER", 0.05, True, O.REFUSED),
-        ("NOANSWER", 13.9, True, O.REFUSED),
-        ("NOANSWER", None, True, O.REFUSED),
-        ("BUSY", 0.1, True, O.BUSY),  # 486 / 600
-        ("BUSY", None, False, O.BUSY),
-        ("CONGESTION", 0.1, True, O.CONGESTION),  # 503
-        ("CHANUNAVAIL", None, True, O.UNAVAILABLE),  # no RTP port, 488
-        ("CHANUNAVAIL", 0.2, True, O.UNAVAILABLE),
-        ("CHANUNAVAIL", None, False, O.OFFLINE),  # no contact registered
-        (" chanunavail ", None, False, O.OFFLINE),
-        ("CANCEL", 3.0, True, O.CANCELLED),
-        ("DONTCALL", 1.0, True, O.REFUSED),
-        ("TORTURE", 1.0, True, O.REFUSED),
-        ("INVALIDARGS", None, True, O.UNAVAILABLE),
-        ("SOMETHING-NEW", None, True, O.UNAVAILABLE),  # unknown: never the agent's fault
-        ("", None, False, O.OFFLINE),
+        ("NOANSWER", 0.05, True, Outcome.REFUSED),
+        ("NOANSWER", 13.9, True, Outcome.REFUSED),
+        ("NOANSWER", None, True, Outcome.REFUSED),
+        ("BUSY", 0.1, True, Outcome.BUSY),  # 486 / 600
+        ("BUSY", None, False, Outcome.BUSY),
+        ("CONGESTION", 0.1, True, Outcome.CONGESTION),  # 503
+        ("CHANUNAVAIL", None, True, Outcome.UNAVAILABLE),  # no RTP port, 488
+        ("CHANUNAVAIL", 0.2, True, Outcome.UNAVAILABLE),
+        ("CHANUNAVAIL", None, False, Outcome.OFFLINE),  # no contact registered
+        (" chanunavail ", None, False, Outcome.OFFLINE),
+        ("CANCEL", 3.0, True, Outcome.CANCELLED),
+        ("DONTCALL", 1.0, True, Outcome.REFUSED),
+        ("TORTURE", 1.0, True, Outcome.REFUSED),
+        ("INVALIDARGS", None, True, Outcome.UNAVAILABLE),
+        ("SOMETHING-NEW", None, True, Outcome.UNAVAILABLE),  # unknown: never the agent's fault
+        ("", None, False, Outcome.OFFLINE),
     ],
 )
 def test_every_dial_status_is_classified(status, rang_s, registered, expected):
@@ -46,9 +46,9 @@ def test_every_dial_status_is_classified(status, rang_s, registered, expected):
 
 def test_only_a_full_ring_out_is_the_agents_fault():
     faults = {outcome for outcome in DialOutcome if outcome.agents_fault}
-    assert faults == {O.NO_ANSWER}
-    assert not O.CANCELLED.is_failure
-    assert all(o.is_failure for o in DialOutcome if o is not O.CANCELLED)
+    assert faults == {Outcome.NO_ANSWER}
+    assert not Outcome.CANCELLED.is_failure
+    assert all(o.is_failure for o in DialOutcome if o is not Outcome.CANCELLED)
 
 
 def test_an_answered_dial_has_no_failure_outcome():
@@ -58,9 +58,9 @@ def test_an_answered_dial_has_no_failure_outcome():
 
 def test_busy_is_a_flat_skip_and_unavailable_backs_off_to_a_cap():
     policy = SkipPolicy(busy_skip_s=4.0, unavailable_backoff_s=5.0, unavailable_backoff_max_s=30.0)
-    assert [policy.skip_s(O.BUSY, n) for n in (1, 2, 9)] == [4.0, 4.0, 4.0]
-    assert policy.skip_s(O.REFUSED, 3) == 4.0
-    assert [policy.skip_s(O.UNAVAILABLE, n) for n in (1, 2, 3, 4, 5, 60)] == [
+    assert [policy.skip_s(Outcome.BUSY, n) for n in (1, 2, 9)] == [4.0, 4.0, 4.0]
+    assert policy.skip_s(Outcome.REFUSED, 3) == 4.0
+    assert [policy.skip_s(Outcome.UNAVAILABLE, n) for n in (1, 2, 3, 4, 5, 60)] == [
         5.0,
         10.0,
         20.0,
@@ -68,9 +68,9 @@ def test_busy_is_a_flat_skip_and_unavailable_backs_off_to_a_cap():
         30.0,
         30.0,
     ]
-    assert policy.skip_s(O.CONGESTION, 2) == 10.0
-    assert policy.skip_s(O.OFFLINE, 1) == 0.0  # presence takes it out
-    assert policy.skip_s(O.CANCELLED, 1) == 0.0
+    assert policy.skip_s(Outcome.CONGESTION, 2) == 10.0
+    assert policy.skip_s(Outcome.OFFLINE, 1) == 0.0  # presence takes it out
+    assert policy.skip_s(Outcome.CANCELLED, 1) == 0.0
 
 
 @pytest.mark.parametrize(
