@@ -253,8 +253,8 @@ ENV_KEYS = {
 }
 
 T = TypeVar("T")
-# Full keys where 0 has a meaning of its own.
-_ZERO_MEANS_ANY = frozenset({"api.port"})  # any free port
+# Full keys where 0 has a meaning of its own: any free port; sized for the agents.
+_ZERO_MEANS_ANY = frozenset({"api.port", "rtp.private_ports"})
 _NON_NEGATIVE = (
     "overflow_wait_s",
     "callback_wait_s",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cti.api.server import serve_api
 from cti.call_printer import CallPrinter
-from cti.config import ConfigError, EngineConfig
+from cti.config import ConfigError, EngineConfig, config_warnings
 from cti.engine import Engine
 from cti.persistence import persistence
 from cti.runtime import tune_gc
@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 async def run_serve(config: EngineConfig, *, spill_dir: Path | None = None) -> None:
     if not config.ami.secret:
         raise ConfigError("ami.secret", "missing; set it in the config file or HOTLINE_AMI_SECRET")
+    for warning in config_warnings(config):
+        log.warning("%s", warning)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

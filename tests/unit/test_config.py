@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cti.config import ConfigError, load_config
+from cti.config import ConfigError, config_warnings, load_config
 
 
 def test_defaults_have_both_lines_and_four_agents():
@@ -190,3 +190,40 @@ def test_control_section_is_checked_key_by_key():
     with pytest.raises(ConfigError, match="control.transfer_ring_s"):
         load_config(overrides={"control.transfer_ring_s": 0})
     assert load_config(overrides={"control.transfer_ring_s": 5}).control.transfer_ring_s == 5
+
+
+def test_dial_fault_keys_are_checked_by_name():
+    with pytest.raises(ConfigError, match="acd.switch_guard_share"):
+        load_config(overrides={"acd.switch_guard_share": 1.5})
+    with pytest.raises(ConfigError, match="acd.switch_guard_min_agents"):
+        load_config(overrides={"acd.switch_guard_min_agents": 0})
+    with pytest.raises(ConfigError, match="acd.unavailable_backoff_max_s"):
+        load_config(overrides={"acd.unavailable_backoff_s": 10, "acd.unavailable_backoff_max_s": 5})
+    config = load_config(overrides={"acd.busy_skip_s": 2, "acd.switch_guard_window_s": 60})
+    assert (config.acd.busy_skip_s, config.acd.switch_guard_window_s) == (2.0, 60.0)
+
+
+def test_rtp_range_is_checked_and_a_range_too_small_for_the_agents_is_a_warning():
+    with pytest.raises(ConfigError, match="rtp.end"):
+        load_config(overrides={"rtp.start": 20000, "rtp.end": 10000})
+    with pytest.raises(ConfigError, match="rtp.start"):
+        load_config(overrides={"rtp.start": 80, "rtp.end": 10000})
+    with pytest.raises(ConfigError, match="rtp.private_ports"):
+        load_config(overrides={"rtp.private_ports": 2})
+    # Four agents x 2 calls x 4 ports = 32: 10000..10399 is plenty.
+    assert config_warnings(load_config(overrides={"rtp.start": 10000, "rtp.end": 10399})) == []
+    small = load_config(overrides={"rtp.start": 10000, "rtp.end": 10019})
+    (warning,) = config_warnings(small)
+    assert "config key 'rtp'" in warning and "has 20 ports" in warning and "need 32" in warning
+
+
+def test_private_stack_rtp_range_is_sized_for_the_agents():
+    from dataclasses import replace
+
+    from cti.config import AgentSpec
+
+    config = load_config()
+    assert config.private_rtp_ports == 400  # the floor for a handful of agents
+    many = replace(config, agents=tuple(AgentSpec(str(2000 + n), "x") for n in range(200)))
+    assert many.private_rtp_ports == 200 * 2 * 4
+    assert load_config(overrides={"rtp.private_ports": 24}).private_rtp_ports == 24

@@ -183,7 +183,12 @@
       state.className = "badge " + a.state;
       state.dataset.state = a.state;
       since(Hotline.cell(row, ""), a.since);
-      Hotline.cell(row, a.pause_reason || "");
+      // Not routable without being paused: the phone is unregistered, or it is
+      // skipped for a few seconds after a ring the switch or the phone refused.
+      const notes = [a.pause_reason || ""];
+      if (a.offline) notes.push("话机离线");
+      if (a.skip_until) notes.push("暂跳过 (话机忙/拒接)");
+      Hotline.cell(row, notes.filter(Boolean).join(" · "));
       Hotline.cell(row, a.call_id || "");
       Hotline.cell(row, String(a.calls_handled));
       const actions = document.createElement("td");
