@@ -543,7 +543,7 @@ class AcdService:
             c.at,
             agent=c.agent,
             seq=self._next_agent_seq(c.agent, E.AGENT_STATE),
-            data={"old": old.name, "new": new.name, "reason": c.reason},
+            data={"old": old.name, "new": new.name, "reason": c.reason, "event": c.event},
         )
         if old is AgentState.LOGGED_OUT:
             self._log(

@@ -197,6 +197,12 @@ def test_the_guard_trips_undoes_the_bursts_pauses_raises_the_alarm_and_clears():
     r.ring_fails("c1", "1003", 131.0, "CHANUNAVAIL", 0.01)
     assert r.state("1001") == (A.AVAILABLE, None)
     assert r.state("1002") == (A.AVAILABLE, None)
+    undone = [
+        (e.agent, e.data["old"], e.data["new"])
+        for e in r.rows
+        if e.kind == "AGENT_STATE" and e.data["event"] == "switch guard"
+    ]
+    assert undone == [("1001", "PAUSED", "AVAILABLE"), ("1002", "PAUSED", "AVAILABLE")]
     alarms = [a for a in r.service.alarms if a.kind == SWITCH_DEGRADED]
     assert [a.state for a in alarms] == ["RAISED"]
     assert "3 of 3 agents" in alarms[0].message and "2 RONA pauses undone" in alarms[0].message
