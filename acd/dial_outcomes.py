@@ -101,10 +101,11 @@ def classify_dial(
 class SkipPolicy:
     """How long an agent is skipped after a failed ring that was not its fault.
 
-    BUSY and REFUSED: ``busy_skip_s``, flat (the agent may well be free in a
-    moment). UNAVAILABLE and CONGESTION: ``unavailable_backoff_s`` doubled per
-    consecutive failure of that agent, up to ``unavailable_backoff_max_s``
-    (an unreachable phone is not hammered; a glitch costs a few seconds).
+    BUSY and REFUSED start at ``busy_skip_s`` (the agent may well be free in a
+    moment), UNAVAILABLE and CONGESTION at ``unavailable_backoff_s``; both
+    double per failure of that agent in a row, up to
+    ``unavailable_backoff_max_s``: a phone that refuses every call is not
+    offered each caller first for ever, and a glitch costs a few seconds.
     """
 
     busy_skip_s: float = 5.0
@@ -116,18 +117,20 @@ class SkipPolicy:
             value = getattr(self, key)
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"SkipPolicy.{key} must be >= 0 seconds, got {value!r}")
-        if self.unavailable_backoff_max_s < self.unavailable_backoff_s:
+        if self.unavailable_backoff_max_s < max(self.unavailable_backoff_s, self.busy_skip_s):
             raise ValueError(
-                "SkipPolicy.unavailable_backoff_max_s must be >= unavailable_backoff_s"
+                "SkipPolicy.unavailable_backoff_max_s must be >= unavailable_backoff_s "
+                "and busy_skip_s"
             )
 
     def skip_s(self, outcome: DialOutcome, consecutive_failures: int) -> float:
         """Seconds the agent is skipped; ``consecutive_failures`` counts this
         one (>= 1). 0 for outcomes that skip nobody."""
         if outcome in (DialOutcome.BUSY, DialOutcome.REFUSED, DialOutcome.NO_ANSWER):
-            return self.busy_skip_s
-        if outcome in (DialOutcome.UNAVAILABLE, DialOutcome.CONGESTION):
-            exponent = max(0, min(consecutive_failures - 1, 16))
-            backoff_s = self.unavailable_backoff_s * float(2**exponent)
-            return min(self.unavailable_backoff_max_s, backoff_s)
-        return 0.0
+            base = self.busy_skip_s
+        elif outcome in (DialOutcome.UNAVAILABLE, DialOutcome.CONGESTION):
+            base = self.unavailable_backoff_s
+        else:
+            return 0.0
+        exponent = max(0, min(consecutive_failures - 1, 16))
+        return min(self.unavailable_backoff_max_s, base * float(2**exponent))

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 APP_QUEUE_CONTEXTS = frozenset({"hotline-fallback", "hotline-appqueue"})
 SWITCH_DEGRADED = "SWITCH_DEGRADED"
 SWITCH_GUARD_EVENT = "switch guard"
+REPORT_FAILURES_IN_A_ROW = 3
+"""A phone whose rings failed this many times in a row is reported (WARNING)."""
 
 
 class AcdEffects(Protocol):
@@ -328,6 +330,14 @@ class AcdService:
         )
         in_a_row = self._failures_in_a_row.get(c.agent, 0) + 1
         self._failures_in_a_row[c.agent] = in_a_row
+        if in_a_row == REPORT_FAILURES_IN_A_ROW:
+            log.warning(
+                "agent %s: %d rings in a row failed (last: %s); the phone needs a look "
+                "(the agent is skipped, with a growing back-off, not paused)",
+                c.agent,
+                in_a_row,
+                outcome.value,
+            )
         self._guard(self.guard.dial_failed(c.agent, outcome.name, c.at))
         pause = outcome.agents_fault and self.guard.may_pause
         skip_s = 0.0 if pause else self.skip_policy.skip_s(outcome, in_a_row)

@@ -90,12 +90,13 @@ class AcdConfig:
     fallback_wait_s: float = 300.0
     """How long app_queue keeps a fallen-back caller before the overflow message."""
     busy_skip_s: float = 5.0
-    """A phone that said busy or refused the call at once is skipped this long (no pause)."""
+    """A phone that said busy or refused the call at once is skipped this long
+    (no pause), doubled per failure in a row ..."""
     unavailable_backoff_s: float = 5.0
     """A registered phone the switch could not reach (CHANUNAVAIL, CONGESTION)
     is skipped this long, doubled per failure in a row ..."""
     unavailable_backoff_max_s: float = 60.0
-    """... up to this."""
+    """... up to this (both back-offs)."""
     switch_guard_window_s: float = 30.0
     """The switch-fault guard looks at the dials of this window ..."""
     switch_guard_min_agents: int = 5
@@ -397,10 +398,11 @@ def validate(config: EngineConfig) -> EngineConfig:
             "acd.switch_guard_share",
             f"a share of the agents dialled, within (0, 1], got {acd.switch_guard_share!r}",
         )
-    if acd.unavailable_backoff_max_s < acd.unavailable_backoff_s:
+    if acd.unavailable_backoff_max_s < max(acd.unavailable_backoff_s, acd.busy_skip_s):
         raise ConfigError(
             "acd.unavailable_backoff_max_s",
-            f"must be >= acd.unavailable_backoff_s ({acd.unavailable_backoff_s}), "
+            f"the cap of every back-off: must be >= acd.unavailable_backoff_s "
+            f"({acd.unavailable_backoff_s}) and acd.busy_skip_s ({acd.busy_skip_s}), "
             f"got {acd.unavailable_backoff_max_s!r}",
         )
     control = config.control

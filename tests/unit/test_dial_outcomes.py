@@ -56,10 +56,10 @@ def test_an_answered_dial_has_no_failure_outcome():
         classify("ANSWER")
 
 
-def test_busy_is_a_flat_skip_and_unavailable_backs_off_to_a_cap():
+def test_skips_double_per_failure_in_a_row_up_to_a_cap():
     policy = SkipPolicy(busy_skip_s=4.0, unavailable_backoff_s=5.0, unavailable_backoff_max_s=30.0)
-    assert [policy.skip_s(Outcome.BUSY, n) for n in (1, 2, 9)] == [4.0, 4.0, 4.0]
-    assert policy.skip_s(Outcome.REFUSED, 3) == 4.0
+    assert [policy.skip_s(Outcome.BUSY, n) for n in (1, 2, 3, 4, 9)] == [4.0, 8.0, 16.0, 30.0, 30.0]
+    assert policy.skip_s(Outcome.REFUSED, 2) == 8.0
     assert [policy.skip_s(Outcome.UNAVAILABLE, n) for n in (1, 2, 3, 4, 5, 60)] == [
         5.0,
         10.0,
@@ -79,6 +79,7 @@ def test_busy_is_a_flat_skip_and_unavailable_backs_off_to_a_cap():
         ({"busy_skip_s": -1.0}, "busy_skip_s must be >= 0"),
         ({"unavailable_backoff_s": float("nan")}, "unavailable_backoff_s must be >= 0"),
         ({"unavailable_backoff_s": 10.0, "unavailable_backoff_max_s": 5.0}, "max_s must be >="),
+        ({"busy_skip_s": 10.0, "unavailable_backoff_max_s": 5.0}, "and busy_skip_s"),
     ],
 )
 def test_skip_policy_refuses_bad_values(kwargs, message):
