@@ -8,7 +8,11 @@ routed by the engine (``route = "engine"``). ``--agents`` agents have static
 PJSIP contacts pointing at ONE sipp UAS (``bench/scenarios/agent_uas.xml.tmpl``)
 that rings ``--ring-s`` before answering, talks for a time drawn once from
 uniform(talk - spread, talk + spread) with ``--seed`` (the same sequence in both
-phases, through a sipp injection file) and hangs up.
+phases, through a sipp injection file) and hangs up. With ``--refusing-share``,
+that share of the agents (chosen with ``--seed``) point at a second sipp UAS
+(``bench/scenarios/agent_refuse_uas.xml.tmpl``) that refuses every call at
+once with 480, 486 or 503, in a seeded sequence that is the same in both phases:
+phones that are unreachable, busy or broken, not agents who let it ring.
 
 The engine runs in a SEPARATE process, ``hotline serve`` with a TOML written
 here (``wrapup_s = 0``: app_queue has no wrap-up, so the comparison is fair;
@@ -21,7 +25,9 @@ before any call is placed, so app_queue's members are the same agents.
 Phase A: sipp UAC (``bench/scenarios/citizen_uac.xml.tmpl``) places ``--calls``
 calls at ``--rate`` calls/s to 12399 (app_queue). Phase B: the same load to
 12345 (engine). Citizens wait up to ``--patience-s`` after Asterisk answers
-(then hang up: a planned abandon); otherwise the agent ends the call.
+(then hang up: a planned abandon); otherwise the agent ends the call. sipp
+cannot tell when an agent answered, so the patience also runs during the talk:
+a caller answered late hangs up mid-talk ("cut by patience", not a loss).
 
 Everything is measured from AMI events recorded by the benchmark's own
 manager session (``cti.ami.AMILink``), with Asterisk's ``Timestamp``:
@@ -29,12 +35,21 @@ manager session (``cti.ami.AMILink``), with Asterisk's ``Timestamp``:
 * queue entry: ``UserEvent(HotlineEnqueue)`` (engine), ``QueueCallerJoin`` (app_queue);
 * ringing: the agent leg's ``Newstate`` Ringing; answer: its ``Newstate`` Up
   (the same events on both paths);
+* refused: a caller Asterisk never answered (e.g. 488, no RTP port): load the
+  harness failed to place, not a loss;
 * lost: entered (or arrived) and never answered, except planned abandons;
-  dropped: answered but the caller's channel went first;
+  dropped: answered but the caller's channel went first, before its patience;
 * dispatch latency: first ring - max(queue entry, the moment the ringing agent
   became free: its previous leg's Hangup), i.e. the routing delay once a call
   and a free agent both exist, whatever the queueing;
+* FIFO: answered pairs where the later queue entry was answered first;
+* agents paused at the end: app_queue's QueueStatus (which the engine keeps in
+  step with its own pauses) and the engine's own log of agent transitions;
 * CPU: utime + stime of Asterisk and of the engine process from /proc per phase.
+
+The verdict (:func:`verdict`) is only given when the harness itself held and
+placed the load: see ``bench/bench_curve.py`` for the load curve built from
+:func:`run_point`.
 
 Run from the repository root (about 5 minutes with the defaults)::
 
@@ -47,9 +62,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
+import math
 import os
 import platform
 import random
@@ -60,11 +77,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
@@ -73,7 +91,15 @@ from acd.event_log import EventLogWriter  # noqa: E402
 from acd.log_events import AGENT_LOGIN, LogEvent  # noqa: E402
 from bench.provenance import code_version, cpu_model  # noqa: E402
 from cti.ami import AMILink  # noqa: E402
-from cti.config import AcdConfig, AgentSpec, EngineConfig, LineSpec  # noqa: E402
+from cti.config import (  # noqa: E402
+    RTP_PORTS_PER_CALL,
+    AcdConfig,
+    AgentSpec,
+    EngineConfig,
+    LineSpec,
+    RtpConfig,
+    rtp_ports_needed,
+)
 from cti.db import migrate  # noqa: E402
 from cti.stack.ports import free_udp_port  # noqa: E402
 from cti.stack.private import PrivateStack, StackInfo  # noqa: E402
@@ -87,6 +113,13 @@ APP_QUEUE_DID = "12399"
 CITIZEN_HOST = "127.0.0.2"  # the trunk identify of the generated pjsip.conf
 AGENTS_HOST = "127.0.0.5"
 RING_TIMEOUT_S = 15
+REFUSAL_CODES = ("480", "486", "503")
+NOT_PLACED_SHARE = 0.01
+"""A point whose harness failed to place this share of the offered calls gets no verdict."""
+TOLERANCE = 1.05
+"""The engine may be 5 % slower than app_queue and still count as no slower (noise)."""
+DRAIN_S = 60.0
+"""How long the channels of a phase may outlive its last citizen."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
@@ -119,10 +152,9 @@ KEPT_HEADERS = (
     "DialStatus",
 )
 _AGENT_CHANNEL = re.compile(r"^PJSIP/(\d+)-[0-9a-f]{8}$")
-_ROUTING_LOG = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO cti\.engine: "
-    r"call (\S+): routing to agent (\d+)"
-)
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
+_ROUTING_LOG = re.compile(r"INFO cti\.engine: call (\S+): routing to agent (\d+)")
+_AGENT_STATE_LOG = re.compile(r": agent (\S+): (\w+) -\[([^\]]*)\]-> (\w+)")
 
 # -- recording AMI events ---------------------------------------------------------------
 
@@ -141,9 +173,13 @@ class Rec:
 
 
 class Recorder:
-    """The benchmark's own manager session: call events, with Asterisk's timestamps."""
+    """The benchmark's own manager session: call events, with Asterisk's timestamps.
 
-    def __init__(self, info: StackInfo) -> None:
+    Every event, with every header, also goes to ``raw_path`` (JSON lines): the
+    post-mortem of a lost call reads it back, and memory stays flat at 20 calls/s.
+    """
+
+    def __init__(self, info: StackInfo, raw_path: Path) -> None:
         ami = info.ami
         self.link = AMILink(
             host=ami.host,
@@ -153,13 +189,17 @@ class Recorder:
             name="bench-listener",
         )
         self.events: list[Rec] = []
-        self.raw: list[dict[str, str]] = []  # every event, every header (first value)
+        self.raw_path = raw_path
+        self._raw: IO[str] = open(raw_path, "w", encoding="utf-8")
         self.live: set[str] = set()
+        self.disconnects = 0
         self.link.add_event_handler(self._on_event)
+        self.link.add_disconnect_handler(self._on_disconnect)
 
     def _on_event(self, event: Any) -> None:
         name = _first(event.get("Event"))
-        self.raw.append({str(k): _first(v) for k, v in event.items()})
+        raw = {str(k): _first(v) for k, v in event.items()}
+        self._raw.write(json.dumps(raw, ensure_ascii=False) + "\n")
         if name not in RECORDED:
             return
         headers = {k: _first(event.get(k)) for k in KEPT_HEADERS if k in event}
@@ -172,6 +212,18 @@ class Recorder:
             self.live.add(headers.get("Uniqueid", ""))
         elif name == "Hangup":
             self.live.discard(headers.get("Uniqueid", ""))
+
+    def _on_disconnect(self, reason: BaseException | None) -> None:
+        self.disconnects += 1
+
+    def lost_events(self) -> int:
+        """Events this session never delivered (malformed, oversize) plus its reconnects:
+        any of these during a phase makes its figures unreliable."""
+        stats = self.link.stats
+        return stats.malformed_skipped + stats.oversize_dropped + self.disconnects
+
+    def flush(self) -> None:
+        self._raw.flush()
 
     async def start(self) -> None:
         await self.link.start()
@@ -186,8 +238,14 @@ class Recorder:
             if _first(m.get("Event")) == "QueueMember"
         ]
 
+    async def paused_members(self) -> list[str]:
+        return sorted(m["Name"] for m in await self.queue_members() if m["Paused"] == "1")
+
     async def close(self) -> None:
-        await self.link.close()
+        try:
+            await self.link.close()
+        finally:
+            self._raw.close()
 
 
 # -- processes ----------------------------------------------------------------------------
@@ -211,6 +269,13 @@ def sipp_stats(path: Path) -> dict[str, str]:
     return dict(zip(header, lines[-1].split(";"), strict=False))
 
 
+def sipp_count(stats: dict[str, str], column: str) -> int | None:
+    try:
+        return int(stats[column])
+    except (KeyError, ValueError):
+        return None
+
+
 @dataclass
 class Options:
     agents: int
@@ -221,24 +286,52 @@ class Options:
     ring_s: float
     patience_s: float
     seed: int
+    refusing_share: float = 0.0
+    """Share of the agents whose phones refuse every call (480/486/503)."""
+    rtp_ports: int = 0
+    """RTP ports of the private Asterisk; 0: :func:`rtp_ports_for` the load."""
 
 
-def bench_config(opts: Options, uas_port: int) -> EngineConfig:
-    return EngineConfig(
-        agents=tuple(
+def rtp_ports_for(opts: Options) -> int:
+    """RTP ports for every call the load can hold at once, twice over, so that
+    the switch is never what refuses a call (Asterisk answers 488 past its
+    range). A call stays at most its wait (the caller's patience), the ring and
+    the longest talk; a misbehaving router makes callers pile up, which must
+    show as waits and abandons, not as calls refused at the door."""
+    in_system_s = opts.patience_s + opts.ring_s + opts.talk_s + opts.talk_spread_s + 5
+    concurrent = min(opts.calls, math.ceil(opts.rate * in_system_s))
+    return max(rtp_ports_needed(opts.agents), concurrent * RTP_PORTS_PER_CALL * 2 + 200)
+
+
+def refusing_agents(opts: Options) -> frozenset[str]:
+    """The agents whose phones refuse every call, chosen with the seed."""
+    count = round(opts.agents * opts.refusing_share)
+    chosen = random.Random(opts.seed * 7919).sample(range(opts.agents), count)
+    return frozenset(str(1001 + n) for n in chosen)
+
+
+def bench_config(opts: Options, uas_port: int, refusing_port: int | None = None) -> EngineConfig:
+    refusing = refusing_agents(opts)
+    if refusing and refusing_port is None:
+        raise ValueError("refusing agents need the port of the refusing UAS")
+    agents = []
+    for n in range(opts.agents):
+        extension = str(1001 + n)
+        port = refusing_port if extension in refusing else uas_port
+        agents.append(
             AgentSpec(
-                str(1001 + n),
-                f"坐席{n + 1:02d}",
-                contact=f"sip:{1001 + n}@{AGENTS_HOST}:{uas_port}",
+                extension, f"坐席{n + 1:02d}", contact=f"sip:{extension}@{AGENTS_HOST}:{port}"
             )
-            for n in range(opts.agents)
-        ),
+        )
+    return EngineConfig(
+        agents=tuple(agents),
         lines=(
             LineSpec(ENGINE_DID, "12345", QUEUE, route="engine"),
             LineSpec(APP_QUEUE_DID, "12399", QUEUE, route="app_queue"),
         ),
         ring_timeout_s=RING_TIMEOUT_S,
         acd=AcdConfig(wrapup_s=0.0),
+        rtp=RtpConfig(private_ports=opts.rtp_ports or rtp_ports_for(opts)),
     )
 
 
@@ -306,6 +399,72 @@ async def wait_for_log(path: Path, pattern: str, timeout_s: float) -> str:
     raise TimeoutError(f"no line matching {pattern!r} in {path} within {timeout_s:.0f} s")
 
 
+# -- the engine's log -----------------------------------------------------------------------
+
+
+def engine_log_lines(path: Path) -> Iterator[tuple[float, str]]:
+    """(time, line) of each timestamped line of the engine log (ms resolution)."""
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            match = _LOG_TIME.match(line)
+            if match is None:
+                continue
+            at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
+            yield at + int(match.group(2)) / 1000.0, line
+
+
+def routing_decisions(log_path: Path, since: float) -> dict[str, float]:
+    """call id -> time of the engine's first "routing to agent" log line (ms resolution)."""
+    out: dict[str, float] = {}
+    for at, line in engine_log_lines(log_path):
+        match = _ROUTING_LOG.search(line)
+        if match and at >= since - 1:
+            out.setdefault(match.group(1), at)
+    return out
+
+
+@dataclass
+class EngineAgents:
+    """The agents as the engine's own log tells them (``agent X: OLD -[event]-> NEW``)."""
+
+    paused_at_end: dict[str, str]
+    """agent -> the event that paused it, for each agent whose last state is PAUSED."""
+    pauses: Counter[str]
+    """Transitions into PAUSED during the phase, by event."""
+
+
+def engine_agents(log_path: Path, start: float, end: float) -> EngineAgents:
+    last: dict[str, tuple[str, str]] = {}
+    pauses: Counter[str] = Counter()
+    for at, line in engine_log_lines(log_path):
+        if at > end + 1:
+            break
+        match = _AGENT_STATE_LOG.search(line)
+        if match is None:
+            continue
+        agent, _, event, new = match.groups()
+        last[agent] = (new, event)
+        if new == "PAUSED" and at >= start - 1:
+            pauses[event] += 1
+    paused = {agent: event for agent, (state, event) in last.items() if state == "PAUSED"}
+    return EngineAgents(paused_at_end=paused, pauses=pauses)
+
+
+def engine_log_problems(path: Path, start: float, end: float) -> dict[str, tuple[int, str]]:
+    """WARNING/ERROR lines of the engine log within [start, end]: count and first message."""
+    found: dict[str, tuple[int, str]] = {}
+    for at, line in engine_log_lines(path):
+        parts = line.split(" ", 4)
+        if len(parts) < 5 or parts[2] not in ("WARNING", "ERROR", "CRITICAL"):
+            continue
+        if not start - 1 <= at <= end + 1:
+            continue
+        key = f"{parts[2]} {parts[3].rstrip(':')}"
+        count, first = found.get(key, (0, parts[4][:110]))
+        found[key] = (count + 1, first)
+    return found
+
+
 # -- analysis -------------------------------------------------------------------------------
 
 
@@ -314,11 +473,13 @@ class Call:
     call_id: str
     caller_uid: str
     arrived: float
+    up: float | None = None  # Asterisk answered the caller (the dialplan's Answer())
     entry: float | None = None
     rings: list[tuple[float, str, str]] = field(default_factory=list)  # (at, agent, leg uid)
     answers: list[tuple[float, str, str]] = field(default_factory=list)
     connects: list[tuple[float, str]] = field(default_factory=list)  # HotlineConnect (engine)
     dial_begins: list[tuple[float, str]] = field(default_factory=list)
+    dial_failures: list[tuple[float, str, str]] = field(default_factory=list)  # (at, agent, status)
     hangup: float | None = None
     cause: str = ""
     fallback: bool = False
@@ -328,6 +489,7 @@ class Call:
 class PhaseResult:
     path: str
     did: str
+    offered: int
     calls: dict[str, Call]
     agent_free: dict[str, list[float]]  # agent -> leg hangup times
     leg_hangup: dict[str, float]
@@ -338,7 +500,16 @@ class PhaseResult:
     uac_exit: int
     uac: dict[str, str]
     uas: dict[str, str]
+    refusing_uas: dict[str, str]  # empty: no refusing phones
     decided_at: dict[str, float]  # engine log: call id -> first "routing to agent" time
+    paused_at_start: list[str]  # QueueStatus Paused=1 before the first call
+    paused_at_end: list[str]  # QueueStatus Paused=1 once every channel is gone
+    engine_agents: EngineAgents
+    engine_problems: dict[str, tuple[int, str]]
+    engine_alive: bool
+    channels_left: int  # channels still up DRAIN_S after the last citizen finished
+    harness_broke: list[str]  # the figures cannot be trusted: no verdict
+    harness_notes: list[str]  # worth reading, not fatal
 
 
 def analyse(
@@ -378,6 +549,9 @@ def analyse(
                 call.cause = f"{h.get('Cause', '')} {h.get('Cause-txt', '')}".strip()
         elif call is None:
             continue
+        elif rec.name == "Newstate":
+            if uid == call.caller_uid and h.get("ChannelStateDesc") == "Up" and call.up is None:
+                call.up = rec.at
         elif rec.name == "UserEvent":
             kind = h.get("UserEvent")
             if kind == "HotlineEnqueue" and call.entry is None:
@@ -390,22 +564,11 @@ def analyse(
             call.entry = rec.at
         elif rec.name == "DialBegin" and h.get("DestUniqueid") in legs:
             call.dial_begins.append((rec.at, legs[h["DestUniqueid"]][0]))
+        elif rec.name == "DialEnd" and h.get("DestUniqueid") in legs:
+            status = h.get("DialStatus", "")
+            if status != "ANSWER":
+                call.dial_failures.append((rec.at, legs[h["DestUniqueid"]][0], status))
     return calls, agent_free, leg_hangup
-
-
-def routing_decisions(log_path: Path, since: float) -> dict[str, float]:
-    """call id -> time of the engine's first "routing to agent" log line (ms resolution)."""
-    out: dict[str, float] = {}
-    with contextlib.suppress(OSError):
-        for line in log_path.read_text(errors="replace").splitlines():
-            match = _ROUTING_LOG.match(line)
-            if not match:
-                continue
-            at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
-            at += int(match.group(2)) / 1000.0
-            if at >= since - 1:
-                out.setdefault(match.group(3), at)
-    return out
 
 
 def pct(values: list[float], fraction: float) -> float | None:
@@ -420,6 +583,10 @@ def fmt_ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:,.0f}"
 
 
+def fmt_pcts(values: list[float], fractions: tuple[float, ...] = (0.5, 0.95, 0.99)) -> str:
+    return " / ".join(fmt_ms(pct(values, f)) for f in fractions)
+
+
 def free_since(
     agent_free: dict[str, list[float]], agent: str, before: float, floor: float
 ) -> float:
@@ -428,43 +595,84 @@ def free_since(
     return max(times) if times else floor
 
 
+def fifo_overtakes(entries_answers: Iterable[tuple[float, float]]) -> tuple[int, int, int]:
+    """(overtakes, pairs, calls overtaken) over answered calls of one queue.
+
+    An overtake is a pair where the later queue entry was answered first; a
+    call is overtaken when at least one later entry was answered before it.
+    """
+    ordered = sorted(entries_answers)
+    seen: list[float] = []  # answer times of the earlier entries, sorted
+    overtakes = 0
+    for _, answer in ordered:
+        overtakes += len(seen) - bisect.bisect_right(seen, answer)
+        bisect.insort(seen, answer)
+    overtaken = 0
+    earliest_later = math.inf
+    for _, answer in reversed(ordered):
+        if earliest_later < answer:
+            overtaken += 1
+        earliest_later = min(earliest_later, answer)
+    count = len(ordered)
+    return overtakes, count * (count - 1) // 2, overtaken
+
+
 @dataclass
 class Summary:
     placed: int
+    refused: int
     queued: int
     answered: int
     lost: int
     planned_abandons: int
     dropped: int
+    cut_by_patience: int
     fallbacks: int
     rona: int
+    dial_failures: Counter[str]
     entry_ring: list[float]
     entry_answer: list[float]
+    queue_time: list[float]  # entry -> answer, or entry -> hang-up for a caller who gave up
     dispatch: list[float]
     ring_answer: list[float]
     talk: list[float]
+    overtakes: int
+    answered_pairs: int
+    overtaken: int
     segments: dict[str, list[float]]
     lost_ids: list[str]
 
 
 def summarise(phase: PhaseResult, patience_s: float) -> Summary:
     calls = list(phase.calls.values())
-    entry_ring, entry_answer, dispatch, ring_answer, talk = [], [], [], [], []
+    entry_ring, entry_answer, queue_time, dispatch, ring_answer, talk = [], [], [], [], [], []
     segments: dict[str, list[float]] = {}
+    dial_failures: Counter[str] = Counter()
     lost_ids = []
-    planned = dropped = rona = 0
+    refused = planned = dropped = cut = rona = 0
+
+    def patience_ran_out(call: Call) -> bool:
+        return call.hangup is not None and call.hangup - call.arrived >= patience_s - 1.0
+
     for call in calls:
+        dial_failures.update(status for _, _, status in call.dial_failures)
         answered = bool(call.answers)
         if not answered:
-            waited = (call.hangup or phase.end) - call.arrived
-            if call.hangup is not None and waited >= patience_s - 1.0:
+            if call.up is None and call.entry is None:
+                refused += 1
+            elif patience_ran_out(call):
                 planned += 1
+                if call.entry is not None and call.hangup is not None:
+                    queue_time.append(call.hangup - call.entry)
             else:
                 lost_ids.append(call.call_id)
             continue
         answer_at, agent, leg = call.answers[0]
         if call.hangup is not None and call.hangup < phase.leg_hangup.get(leg, float("inf")):
-            dropped += 1
+            if patience_ran_out(call):
+                cut += 1
+            else:
+                dropped += 1
         if leg in phase.leg_hangup:
             talk.append(phase.leg_hangup[leg] - answer_at)
         rona += max(0, len(call.rings) - 1)
@@ -473,6 +681,7 @@ def summarise(phase: PhaseResult, patience_s: float) -> Summary:
         ring_at, ring_agent, _ = call.rings[0]
         entry_ring.append(ring_at - call.entry)
         entry_answer.append(answer_at - call.entry)
+        queue_time.append(answer_at - call.entry)
         ring_answer.append(answer_at - ring_at)
         ready = max(call.entry, free_since(phase.agent_free, ring_agent, ring_at, phase.start))
         dispatch.append(ring_at - ready)
@@ -500,23 +709,41 @@ def summarise(phase: PhaseResult, patience_s: float) -> Summary:
             segments.setdefault("ready -> DialBegin (app_queue)", []).append(dial - ready)
         if dial is not None:
             segments.setdefault("DialBegin -> Ringing (SIP INVITE/180)", []).append(ring_at - dial)
+    overtakes, pairs, overtaken = fifo_overtakes(
+        (c.entry, c.answers[0][0]) for c in calls if c.entry is not None and c.answers
+    )
     return Summary(
         placed=len(calls),
+        refused=refused,
         queued=sum(c.entry is not None for c in calls),
         answered=sum(bool(c.answers) for c in calls),
         lost=len(lost_ids),
         planned_abandons=planned,
         dropped=dropped,
+        cut_by_patience=cut,
         fallbacks=sum(c.fallback for c in calls),
         rona=rona,
+        dial_failures=dial_failures,
         entry_ring=entry_ring,
         entry_answer=entry_answer,
+        queue_time=queue_time,
         dispatch=dispatch,
         ring_answer=ring_answer,
         talk=talk,
+        overtakes=overtakes,
+        answered_pairs=pairs,
+        overtaken=overtaken,
         segments=segments,
         lost_ids=lost_ids,
     )
+
+
+def not_placed(phase: PhaseResult, summary: Summary) -> int:
+    """Offered calls the harness did not get into the switch: never seen on the
+    trunk, failed in sipp (a planned abandon is a sipp success), or refused by
+    Asterisk before its answer (e.g. 488 when it has no RTP port left)."""
+    failed = sipp_count(phase.uac, "FailedCall(C)") or 0
+    return max(phase.offered - summary.placed, failed, summary.refused)
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -532,6 +759,33 @@ def citizens_file(path: Path, phase: int, calls: int, rng: random.Random) -> Non
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
+def _scenario(name: str, values: dict[str, object], target: Path) -> Path:
+    target.write_text(
+        render((SCENARIOS / name).read_text(encoding="utf-8"), values, name=name),
+        encoding="utf-8",
+    )
+    return target
+
+
+def _uas(name: str, scenario: Path, inject: Path, port: int, phase_dir: Path) -> ChildProcess:
+    return ChildProcess(
+        name,
+        [
+            "sipp",
+            "-sf", str(scenario),
+            "-inf", str(inject),
+            "-i", AGENTS_HOST,
+            "-p", str(port),
+            "-mi", AGENTS_HOST,
+            "-mp", str(free_udp_port(AGENTS_HOST)),
+            "-nostdin",
+            "-trace_err", "-error_file", str(phase_dir / f"{name}-errors.log"),
+            "-trace_stat", "-stf", str(phase_dir / f"{name}-stats.csv"), "-fd", "1",
+        ],
+        log_path=phase_dir / f"{name}.log",
+    )  # fmt: skip
+
+
 async def run_phase(
     *,
     path: str,
@@ -542,56 +796,38 @@ async def run_phase(
     phase_no: int,
     recorder: Recorder,
     asterisk_pid: int,
-    engine_pid: int,
+    serve: ChildProcess,
     engine_log: Path,
     talk_file: Path,
+    refusal_file: Path,
     uas_port: int,
+    refusing_port: int | None,
     children: list[ChildProcess],
 ) -> PhaseResult:
-    assert info.sip is not None
+    assert info.sip is not None and serve.pid is not None
     phase_dir = work / f"phase-{path}"
     phase_dir.mkdir()
-    uas_xml = phase_dir / "agents.xml"
-    uas_xml.write_text(
-        render(
-            (SCENARIOS / "agent_uas.xml.tmpl").read_text(encoding="utf-8"),
-            {"ring_ms": int(opts.ring_s * 1000)},
-            name="agent_uas.xml.tmpl",
-        ),
-        encoding="utf-8",
+    uas_xml = _scenario(
+        "agent_uas.xml.tmpl", {"ring_ms": int(opts.ring_s * 1000)}, phase_dir / "agents.xml"
     )
-    uac_xml = phase_dir / "citizens.xml"
-    uac_xml.write_text(
-        render(
-            (SCENARIOS / "citizen_uac.xml.tmpl").read_text(encoding="utf-8"),
-            {"did": did, "patience_ms": int(opts.patience_s * 1000)},
-            name="citizen_uac.xml.tmpl",
-        ),
-        encoding="utf-8",
+    uac_xml = _scenario(
+        "citizen_uac.xml.tmpl",
+        {"did": did, "patience_ms": int(opts.patience_s * 1000)},
+        phase_dir / "citizens.xml",
     )
     citizens = phase_dir / "citizens.csv"
     citizens_file(citizens, phase_no, opts.calls, random.Random(opts.seed * 10 + phase_no))
-    uas = ChildProcess(
-        f"sipp-agents-{path}",
-        [
-            "sipp",
-            "-sf", str(uas_xml),
-            "-inf", str(talk_file),
-            "-i", AGENTS_HOST,
-            "-p", str(uas_port),
-            "-mi", AGENTS_HOST,
-            "-mp", str(free_udp_port(AGENTS_HOST)),
-            "-nostdin",
-            "-trace_err", "-error_file", str(phase_dir / "agents-errors.log"),
-            "-trace_stat", "-stf", str(phase_dir / "agents-stats.csv"), "-fd", "1",
-        ],
-        log_path=phase_dir / "agents.log",
-    )  # fmt: skip
-    children.append(uas)
-    await uas.start()
+    phones = [_uas("agents", uas_xml, talk_file, uas_port, phase_dir)]
+    if refusing_port is not None:
+        refuse_xml = _scenario("agent_refuse_uas.xml.tmpl", {}, phase_dir / "refusing.xml")
+        phones.append(_uas("refusing", refuse_xml, refusal_file, refusing_port, phase_dir))
+    for phone in phones:
+        children.append(phone)
+        await phone.start()
     await asyncio.sleep(0.5)  # sipp binds its port; nothing to await on
-    if not uas.running:
-        raise RuntimeError(f"sipp UAS exited at start:\n{uas.log_tail()}")
+    for phone in phones:
+        if not phone.running:
+            raise RuntimeError(f"sipp UAS {phone.name} exited at start:\n{phone.log_tail()}")
     host, port = info.sip
     timeout_s = int(opts.calls / opts.rate + opts.patience_s + opts.talk_s * 4 + 60)
     uac = ChildProcess(
@@ -613,9 +849,11 @@ async def run_phase(
         log_path=phase_dir / "citizens.log",
     )  # fmt: skip
     children.append(uac)
+    paused_at_start = await recorder.paused_members()
     mark = len(recorder.events)
+    lost_events0 = recorder.lost_events()
     start = time.time()
-    asterisk_cpu0, engine_cpu0 = cpu_seconds(asterisk_pid), cpu_seconds(engine_pid)
+    asterisk_cpu0, engine_cpu0 = cpu_seconds(asterisk_pid), cpu_seconds(serve.pid)
     print(
         f"phase {path}: {opts.calls} calls to {did} at {opts.rate:g}/s ...",
         file=sys.stderr,
@@ -624,18 +862,56 @@ async def run_phase(
     await uac.start()
     code = await asyncio.wait_for(uac.wait(), timeout_s + 30)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
+    deadline = loop.time() + DRAIN_S
     while recorder.live and loop.time() < deadline:
         await asyncio.sleep(0.2)  # until Asterisk reports every channel gone
     end = time.time()
     asterisk_cpu = cpu_seconds(asterisk_pid) - asterisk_cpu0
-    engine_cpu = cpu_seconds(engine_pid) - engine_cpu0
-    await uas.stop(sig=2, grace_s=5)  # sipp ends on SIGINT and writes its statistics
+    engine_alive = serve.running
+    engine_cpu = cpu_seconds(serve.pid) - engine_cpu0 if engine_alive else math.nan
+    channels_left = len(recorder.live)
+    await asyncio.sleep(1.0)  # the engine's last QueuePause and log lines land
+    paused_at_end = await recorder.paused_members()
+    phones_died = [p for p in phones if not p.running]
+    for phone in phones:
+        await phone.stop(sig=2, grace_s=5)  # sipp ends on SIGINT and writes its statistics
     events = recorder.events[mark:]
     calls, agent_free, leg_hangup = analyse(events, did)
+    uac_stats = sipp_stats(phase_dir / "citizens-stats.csv")
+    uas_stats = sipp_stats(phase_dir / "agents-stats.csv")
+    refusing_stats = sipp_stats(phase_dir / "refusing-stats.csv") if len(phones) > 1 else {}
+    broke, notes = [], []
+    for phone in phones_died:
+        broke.append(f"sipp UAS {phone.name} died during the phase: {phone.log_tail(3)!r}")
+    if code not in (0, 1):
+        broke.append(
+            f"sipp citizens exited with code {code} (0: all calls ok, 1: some failed; "
+            f"anything else: sipp itself failed or hit its {timeout_s} s timeout)"
+        )
+    for name, stats in (
+        ("citizens", uac_stats),
+        ("agents", uas_stats),
+        ("refusing", refusing_stats),
+    ):
+        if name == "refusing" and len(phones) < 2:
+            continue
+        if sipp_count(stats, "FailedCall(C)") is None:
+            broke.append(f"sipp {name}: no statistics (see {name}-stats.csv)")
+    for name, stats in (("agents", uas_stats), ("refusing", refusing_stats)):
+        failed = sipp_count(stats, "FailedCall(C)") or 0
+        if failed >= NOT_PLACED_SHARE * opts.calls:
+            broke.append(f"sipp {name} UAS: {failed} failed calls (scenario out of step)")
+        elif failed:
+            notes.append(f"sipp {name} UAS: {failed} failed calls (see {name}-errors.log)")
+    if recorder.lost_events() != lost_events0:
+        broke.append("the benchmark's AMI session lost events or reconnected")
+    if channels_left:
+        notes.append(f"{channels_left} channels still up {DRAIN_S:.0f} s after the last citizen")
+    recorder.flush()
     return PhaseResult(
         path=path,
         did=did,
+        offered=opts.calls,
         calls=calls,
         agent_free=agent_free,
         leg_hangup=leg_hangup,
@@ -644,22 +920,55 @@ async def run_phase(
         asterisk_cpu_s=asterisk_cpu,
         engine_cpu_s=engine_cpu,
         uac_exit=code,
-        uac=sipp_stats(phase_dir / "citizens-stats.csv"),
-        uas=sipp_stats(phase_dir / "agents-stats.csv"),
+        uac=uac_stats,
+        uas=uas_stats,
+        refusing_uas=refusing_stats,
         decided_at=routing_decisions(engine_log, start) if path == "engine" else {},
+        paused_at_start=paused_at_start,
+        paused_at_end=paused_at_end,
+        engine_agents=engine_agents(engine_log, start, end + 1.0),
+        engine_problems=engine_log_problems(engine_log, start, end),
+        engine_alive=engine_alive,
+        channels_left=channels_left,
+        harness_broke=broke,
+        harness_notes=notes,
     )
 
 
-async def run(opts: Options, command: str, keep: bool) -> int:
+@dataclass
+class PointResult:
+    """One load point: both phases on one fresh private stack."""
+
+    opts: Options
+    phases: list[PhaseResult]
+    summaries: list[Summary]
+    asterisk_version: str
+    rtp_range: tuple[int, int]
+    refusing: frozenset[str]
+    logins: int
+    restored: str
+    resynced: str
+    members: list[dict[str, str]]
+    engine_alive: bool
+    elapsed: float
+    work: Path | None
+    code: str
+    trails: dict[str, list[str]]  # lost call id -> its AMI events
+
+
+async def run_point(opts: Options, *, keep: bool = False) -> PointResult:
+    """Start a private stack and the engine, run phase A (app_queue) and phase B
+    (engine) with the same load, stop everything (also on error)."""
     work = Path(tempfile.mkdtemp(prefix="hotline-bench-vs-"))
     work.chmod(0o755)
     uas_port = free_udp_port(AGENTS_HOST)
-    config = bench_config(opts, uas_port)
+    refusing = refusing_agents(opts)
+    refusing_port = free_udp_port(AGENTS_HOST) if refusing else None
+    config = bench_config(opts, uas_port, refusing_port)
     (work / "stack").mkdir()
     stack = PrivateStack(config, run_dir=work / "stack", env={}, keep_run_dir=keep)
     children: list[ChildProcess] = []
     recorder: Recorder | None = None
-    serve: ChildProcess | None = None
     started = time.perf_counter()
     code = code_version()
     try:
@@ -667,11 +976,12 @@ async def run(opts: Options, command: str, keep: bool) -> int:
         assert stack.asterisk is not None and stack.asterisk.process is not None
         asterisk_pid = stack.asterisk.process.pid
         assert asterisk_pid is not None
+        rtp_range = stack.asterisk.settings.rtp_ports or (0, 0)
         version = (await stack.asterisk.cli("core show version")).strip().splitlines()[0]
         logins = await log_agents_in(info.database_dsn, (a.extension for a in config.agents))
         toml = work / "engine.toml"
         toml.write_text(engine_toml(config, info), encoding="utf-8")
-        recorder = Recorder(info)
+        recorder = Recorder(info, work / "ami-events.jsonl")
         await recorder.start()
         engine_log = work / "engine.log"
         serve = ChildProcess(
@@ -686,7 +996,6 @@ async def run(opts: Options, command: str, keep: bool) -> int:
         )  # fmt: skip
         children.append(serve)
         await serve.start()
-        assert serve.pid is not None
         restored = await wait_for_log(engine_log, r"restored \d+ agent states", 30)
         resynced = await wait_for_log(engine_log, r"AMI resync done", 30)
         loop = asyncio.get_running_loop()
@@ -700,7 +1009,7 @@ async def run(opts: Options, command: str, keep: bool) -> int:
         else:
             raise RuntimeError(
                 f"app_queue has {len(members)} members in {QUEUE}, expected {opts.agents}: "
-                f"{members}"
+                f"{members[:5]}"
             )
         rng = random.Random(opts.seed)
         talks = [
@@ -710,6 +1019,13 @@ async def run(opts: Options, command: str, keep: bool) -> int:
         talk_file = work / "talk.csv"
         talk_file.write_text(
             "SEQUENTIAL\n" + "".join(f"{int(t * 1000)}\n" for t in talks), encoding="utf-8"
+        )
+        refusal_rng = random.Random(opts.seed * 31 + 3)
+        refusal_file = work / "refusals.csv"
+        refusal_file.write_text(
+            "SEQUENTIAL\n"
+            + "".join(f"{refusal_rng.choice(REFUSAL_CODES)}\n" for _ in range(opts.calls * 3)),
+            encoding="utf-8",
         )
         phases = []
         for phase_no, (path, did) in enumerate(
@@ -725,41 +1041,44 @@ async def run(opts: Options, command: str, keep: bool) -> int:
                     phase_no=phase_no,
                     recorder=recorder,
                     asterisk_pid=asterisk_pid,
-                    engine_pid=serve.pid,
+                    serve=serve,
                     engine_log=engine_log,
                     talk_file=talk_file,
+                    refusal_file=refusal_file,
                     uas_port=uas_port,
+                    refusing_port=refusing_port,
                     children=children,
                 )
             )
             await asyncio.sleep(1.0)  # let the engine settle between phases
         engine_alive = serve.running
-        if keep:
-            with open(work / "ami-events.jsonl", "w", encoding="utf-8") as dump:
-                for event in recorder.raw:
-                    dump.write(json.dumps(event, ensure_ascii=False) + "\n")
-        elapsed = time.perf_counter() - started
-        report(
+        summaries = [summarise(p, opts.patience_s) for p in phases]
+        lost = {
+            call_id: phase.calls[call_id]
+            for phase, summary in zip(phases, summaries, strict=True)
+            for call_id in summary.lost_ids[:5]
+        }
+        return PointResult(
             opts=opts,
-            command=command,
-            version=version,
             phases=phases,
+            summaries=summaries,
+            asterisk_version=version,
+            rtp_range=rtp_range,
+            refusing=refusing,
             logins=logins,
             restored=restored,
             resynced=resynced,
             members=members,
-            engine_log=engine_log,
             engine_alive=engine_alive,
-            elapsed=elapsed,
+            elapsed=time.perf_counter() - started,
             work=work if keep else None,
             code=code,
-            raw_events=recorder.raw,
+            trails=call_trails(recorder.raw_path, lost),
         )
-        return 0
     finally:
         for child in reversed(children):
             with contextlib.suppress(Exception):
-                await child.stop(sig=2 if child.name.startswith("sipp") else 15, grace_s=10)
+                await child.stop(sig=2 if child.name != "hotline-serve" else 15, grace_s=10)
         if recorder is not None:
             with contextlib.suppress(Exception):
                 await recorder.close()
@@ -768,82 +1087,151 @@ async def run(opts: Options, command: str, keep: bool) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def report(
-    *,
-    opts: Options,
-    command: str,
-    version: str,
-    phases: list[PhaseResult],
-    logins: int,
-    restored: str,
-    resynced: str,
-    members: list[dict[str, str]],
-    engine_log: Path,
-    engine_alive: bool,
-    elapsed: float,
-    work: Path | None,
-    code: str,
-    raw_events: list[dict[str, str]],
-) -> None:
-    sums = [summarise(p, opts.patience_s) for p in phases]
-    a, b = sums
-    pa, pb = phases
-    sipp_version = subprocess.run(["sipp", "-v"], capture_output=True, text=True).stdout
-    sipp_version = next((ln.strip() for ln in sipp_version.splitlines() if "SIPp" in ln), "sipp")
-    out = [
-        "```",
-        f"$ {command}",
-        f"python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs, "
-        f"{cpu_model()}; {version}; {sipp_version}",
-        f"code {code}",
-        f"{opts.agents} agents (static contacts -> one sipp UAS on {AGENTS_HOST}, ring "
+# -- verdict and report ---------------------------------------------------------------------
+
+
+def paused_by_engine(phase: PhaseResult) -> set[str]:
+    """Agents paused at the end of a phase, by QueueStatus (the engine keeps
+    app_queue's pauses in step with its own) or by the engine's own log."""
+    return set(phase.paused_at_end) | set(phase.engine_agents.paused_at_end)
+
+
+def verdict(point: PointResult) -> tuple[str, list[str]]:
+    """("PASS" | "FAIL" | "LOAD NOT PLACED" | "HARNESS BROKE", reasons).
+
+    PASS: the engine lost no call, its entry -> answer p50 and p95 are no
+    slower than app_queue's (within 5 %), and it left no agent paused. No
+    verdict when the harness broke or failed to place 1 % of the offered calls.
+    """
+    broke = [f"{p.path} phase: {m}" for p in point.phases for m in p.harness_broke]
+    short = []
+    for phase, summary in zip(point.phases, point.summaries, strict=True):
+        missing = not_placed(phase, summary)
+        if missing >= NOT_PLACED_SHARE * phase.offered:
+            short.append(
+                f"{phase.path} phase: {missing} of {phase.offered} offered calls not placed "
+                f"(trunk channels {summary.placed}, sipp failed "
+                f"{phase.uac.get('FailedCall(C)', '?')}, refused by Asterisk {summary.refused})"
+            )
+    if short:
+        return "LOAD NOT PLACED", short + broke
+    if broke:
+        return "HARNESS BROKE", broke
+    pb, (a, b) = point.phases[1], point.summaries
+    reasons = []
+    if not pb.engine_alive or not point.engine_alive:
+        reasons.append("the engine process exited")
+    if b.lost:
+        reasons.append(f"engine lost {b.lost} calls")
+    if b.dropped:
+        reasons.append(f"engine dropped {b.dropped} answered calls (caller leg went first)")
+    for label, fraction in (("p50", 0.5), ("p95", 0.95)):
+        ours, theirs = pct(b.entry_answer, fraction), pct(a.entry_answer, fraction)
+        if ours is None or theirs is None:
+            reasons.append(f"no entry -> answer {label} to compare (no answered call)")
+        elif ours > theirs * TOLERANCE:
+            reasons.append(
+                f"entry -> answer {label} {fmt_ms(ours)} ms > app_queue {fmt_ms(theirs)} ms "
+                f"x {TOLERANCE:g}"
+            )
+    paused = paused_by_engine(pb)
+    if paused:
+        on_refusing = len(paused & point.refusing)
+        events = Counter(pb.engine_agents.paused_at_end.values())
+        reasons.append(
+            f"{len(paused)} agents paused at the end ({on_refusing} on refusing phones"
+            + ("; by " + ", ".join(f"{e} x{n}" for e, n in events.most_common()) if events else "")
+            + ")"
+        )
+    if pb.paused_at_start:
+        reasons.append(f"{len(pb.paused_at_start)} agents already paused when the phase began")
+    return ("FAIL" if reasons else "PASS"), reasons
+
+
+def describe_load(opts: Options, refusing: frozenset[str]) -> str:
+    text = (
+        f"{opts.agents} agents (static contacts -> sipp UAS on {AGENTS_HOST}, ring "
         f"{opts.ring_s:g} s, talk uniform {opts.talk_s - opts.talk_spread_s:g}-"
-        f"{opts.talk_s + opts.talk_spread_s:g} s, same sequence both phases); "
-        f"{opts.calls} calls/phase at {opts.rate:g}/s from one sipp UAC, patience "
-        f"{opts.patience_s:g} s",
-        f"engine: separate process (hotline serve), ring_timeout_s={RING_TIMEOUT_S}, "
-        "wrapup_s=0 (app_queue has no wrap-up), other ACD settings default; "
-        "app_queue: strategy leastrecent, ringinuse=no, timeout 15, retry 2 "
-        "(generated queues.conf)",
-        f"agents logged in: {logins} AGENT_LOGIN rows -> engine log: "
-        f"'{_tail(restored)}'; app_queue QueueStatus: {len(members)} members, "
-        f"{sum(m['Paused'] == '0' for m in members)} unpaused",
-        f"{'':<46} {'app_queue (' + pa.did + ')':>18} {'engine (' + pb.did + ')':>18}",
+        f"{opts.talk_s + opts.talk_spread_s:g} s, same sequence both phases"
+    )
+    if refusing:
+        text += (
+            f"; {len(refusing)} of them ({opts.refusing_share:.0%}) on a second UAS that "
+            f"refuses every call with {'/'.join(REFUSAL_CODES)} in a seeded sequence"
+        )
+    return (
+        text + f"); {opts.calls} calls/phase at {opts.rate:g}/s from one sipp UAC, "
+        f"patience {opts.patience_s:g} s"
+    )
+
+
+def point_lines(point: PointResult) -> list[str]:
+    """Both phases of one point side by side, then the verdict."""
+    (pa, pb), (a, b) = point.phases, point.summaries
+    low, high = point.rtp_range
+    out = [
+        f"Asterisk RTP ports {low}-{high} ({high - low + 1} ports, "
+        f"{(high - low + 1) // RTP_PORTS_PER_CALL} calls); "
+        f"agents logged in: {point.logins} AGENT_LOGIN rows -> engine log: "
+        f"'{_tail(point.restored)}'; app_queue QueueStatus: {len(point.members)} members, "
+        f"{sum(m['Paused'] == '0' for m in point.members)} unpaused",
+        f"{'':<50} {'app_queue (' + pa.did + ')':>24} {'engine (' + pb.did + ')':>24}",
     ]
 
     def row(label: str, left: object, right: object) -> None:
-        out.append(f"{label:<46} {left!s:>18} {right!s:>18}")
+        out.append(f"{label:<50} {left!s:>24} {right!s:>24}")
 
-    def dist(label: str, left: list[float], right: list[float]) -> None:
+    def count(stats: dict[str, str], column: str) -> str:
+        value = sipp_count(stats, column)
+        return "?" if value is None else str(value)
+
+    def sipp_row(label: str, left: dict[str, str], right: dict[str, str]) -> None:
         row(
             label,
-            f"{fmt_ms(pct(left, 0.5))} / {fmt_ms(pct(left, 0.95))}",
-            f"{fmt_ms(pct(right, 0.5))} / {fmt_ms(pct(right, 0.95))}",
+            f"{count(left, 'SuccessfulCall(C)')} / {count(left, 'FailedCall(C)')}",
+            f"{count(right, 'SuccessfulCall(C)')} / {count(right, 'FailedCall(C)')}",
         )
 
-    row("calls placed (trunk channels seen)", a.placed, b.placed)
+    def fifo(summary: Summary) -> str:
+        share = summary.overtakes / summary.answered_pairs if summary.answered_pairs else 0.0
+        return f"{summary.overtakes} ({share:.2%}) / {summary.overtaken}"
+
+    def paused(phase: PhaseResult) -> str:
+        return f"{len(phase.paused_at_end)} / {len(phase.engine_agents.paused_at_end)}"
+
+    def cpu(seconds: float, summary: Summary) -> str:
+        return f"{seconds:.2f} ({seconds / max(1, summary.placed) * 1000:.1f})"
+
+    row("offered (calls sipp was asked to place)", pa.offered, pb.offered)
+    row("placed (trunk channels seen)", a.placed, b.placed)
+    row("refused by Asterisk (caller never answered)", a.refused, b.refused)
     row("entered the queue", a.queued, b.queued)
     row("answered by an agent", a.answered, b.answered)
     row("LOST (not answered, not a planned abandon)", a.lost, b.lost)
-    row("planned abandons (patience ran out)", a.planned_abandons, b.planned_abandons)
+    row("planned abandons (patience ran out waiting)", a.planned_abandons, b.planned_abandons)
     row("dropped after answer (caller leg went first)", a.dropped, b.dropped)
+    row("cut by patience during the talk", a.cut_by_patience, b.cut_by_patience)
     row(
         "re-rings (RONA) / dialplan fallbacks",
         f"{a.rona} / {a.fallbacks}",
         f"{b.rona} / {b.fallbacks}",
     )
+    statuses = sorted(set(a.dial_failures) | set(b.dial_failures))
+    row("agent dials not answered", a.dial_failures.total(), b.dial_failures.total())
+    for status in statuses:
+        row(f"  DialStatus {status}", a.dial_failures[status], b.dial_failures[status])
+    sipp_row("sipp citizens: successful / failed", pa.uac, pb.uac)
+    sipp_row("sipp agents: successful / failed", pa.uas, pb.uas)
+    if point.refusing:
+        sipp_row("sipp refusing phones: successful / failed", pa.refusing_uas, pb.refusing_uas)
     row(
-        "sipp citizens: successful / failed",
-        f"{pa.uac.get('SuccessfulCall(C)', '?')} / {pa.uac.get('FailedCall(C)', '?')}",
-        f"{pb.uac.get('SuccessfulCall(C)', '?')} / {pb.uac.get('FailedCall(C)', '?')}",
+        "queue entry -> ringing, p50 / p95 / p99 ms", fmt_pcts(a.entry_ring), fmt_pcts(b.entry_ring)
     )
     row(
-        "sipp agents: successful / failed",
-        f"{pa.uas.get('SuccessfulCall(C)', '?')} / {pa.uas.get('FailedCall(C)', '?')}",
-        f"{pb.uas.get('SuccessfulCall(C)', '?')} / {pb.uas.get('FailedCall(C)', '?')}",
+        "queue entry -> answer, p50 / p95 / p99 ms",
+        fmt_pcts(a.entry_answer),
+        fmt_pcts(b.entry_answer),
     )
-    dist("queue entry -> agent ringing, p50 / p95 ms", a.entry_ring, b.entry_ring)
-    dist("queue entry -> agent answer, p50 / p95 ms", a.entry_answer, b.entry_answer)
     row(
         "  max entry -> answer ms",
         fmt_ms(max(a.entry_answer, default=None)),
@@ -854,21 +1242,47 @@ def report(
         sum(x > 1 for x in a.entry_ring),
         sum(x > 1 for x in b.entry_ring),
     )
-    dist("dispatch: call+free agent -> ringing, p50/p95", a.dispatch, b.dispatch)
-    dist("ringing -> answer (the agent's ring), p50/p95", a.ring_answer, b.ring_answer)
+    row(
+        "entry -> answer or abandon, p50 / p95 / p99 ms",
+        fmt_pcts(a.queue_time),
+        fmt_pcts(b.queue_time),
+    )
+    row("FIFO overtakes (share of pairs) / calls overtaken", fifo(a), fifo(b))
+    row(
+        "dispatch: call+free agent -> ringing, p50/p95",
+        fmt_pcts(a.dispatch, (0.5, 0.95)),
+        fmt_pcts(b.dispatch, (0.5, 0.95)),
+    )
+    row(
+        "ringing -> answer (the agent's ring), p50/p95",
+        fmt_pcts(a.ring_answer, (0.5, 0.95)),
+        fmt_pcts(b.ring_answer, (0.5, 0.95)),
+    )
     row(
         "mean talk s (answer -> agent hangs up)",
         f"{sum(a.talk) / max(1, len(a.talk)):.2f}",
         f"{sum(b.talk) / max(1, len(b.talk)):.2f}",
     )
     row("phase wall time s", f"{pa.end - pa.start:.1f}", f"{pb.end - pb.start:.1f}")
-    for label, attr in (("Asterisk", "asterisk_cpu_s"), ("engine process", "engine_cpu_s")):
-        left, right = getattr(pa, attr), getattr(pb, attr)
+    row("Asterisk CPU s (ms per call)", cpu(pa.asterisk_cpu_s, a), cpu(pb.asterisk_cpu_s, b))
+    row("engine process CPU s (ms per call)", cpu(pa.engine_cpu_s, a), cpu(pb.engine_cpu_s, b))
+    row(
+        "agents paused at the start (QueueStatus)", len(pa.paused_at_start), len(pb.paused_at_start)
+    )
+    row("agents paused at the end (QueueStatus / engine)", paused(pa), paused(pb))
+    if point.refusing:
         row(
-            f"{label} CPU s (ms per call)",
-            f"{left:.2f} ({left / max(1, a.placed) * 1000:.1f})",
-            f"{right:.2f} ({right / max(1, b.placed) * 1000:.1f})",
+            "  of which on refusing phones",
+            len(paused_by_engine(pa) & point.refusing),
+            len(paused_by_engine(pb) & point.refusing),
         )
+    for phase in point.phases:
+        pauses = phase.engine_agents.pauses
+        if pauses:
+            out.append(
+                f"engine agent transitions to PAUSED during phase {phase.path}: "
+                + ", ".join(f"-[{e}]-> PAUSED x{n}" for e, n in pauses.most_common())
+            )
     out.append("where the time goes (p50 / p95 ms, first ring of each call):")
     for path, summary in (("app_queue", a), ("engine", b)):
         for name, values in summary.segments.items():
@@ -876,36 +1290,79 @@ def report(
                 f"  {path:<9} {name:<56} {fmt_ms(pct(values, 0.5)):>6} / "
                 f"{fmt_ms(pct(values, 0.95)):>6}  (n={len(values)})"
             )
-    med_a, med_b = pct(a.entry_answer, 0.5), pct(b.entry_answer, 0.5)
-    no_slower = med_a is not None and med_b is not None and med_b <= med_a
-    zero_lost = b.lost == 0 and b.dropped == 0
-    delta = "" if med_a is None or med_b is None else f", {(med_b - med_a) * 1000:+,.0f} ms"
     out.append(
-        "goal (engine no slower than app_queue at the median entry->answer, zero calls lost): "
-        f"{'PASS' if no_slower and zero_lost else 'FAIL'} (median {fmt_ms(med_b)} vs "
-        f"{fmt_ms(med_a)} ms{delta}; lost {b.lost}, dropped {b.dropped})"
+        f"engine process: {'still running' if point.engine_alive else 'EXITED'} at the end; "
+        f"'{_tail(point.resynced)}'"
     )
-    out.append(
-        f"engine process: {'still running' if engine_alive else 'EXITED'} at the end; "
-        f"'{_tail(resynced)}'"
-    )
-    for phase in phases:
-        problems = _engine_log_problems(engine_log, phase.start, phase.end)
+    for phase in point.phases:
         out.append(
             f"engine log lines >= WARNING during phase {phase.path}: "
             + (
-                "; ".join(f"{k} x{v} (first: {first!r})" for k, (v, first) in problems.items())
+                "; ".join(
+                    f"{k} x{v} (first: {first!r})"
+                    for k, (v, first) in phase.engine_problems.items()
+                )
                 or "none"
             )
         )
-    for phase, summary in zip(phases, sums, strict=True):
+    for phase in point.phases:
+        for message in phase.harness_broke:
+            out.append(f"HARNESS BROKE in phase {phase.path}: {message}")
+        for message in phase.harness_notes:
+            out.append(f"harness note, phase {phase.path}: {message}")
+    for phase, summary in zip(point.phases, point.summaries, strict=True):
         for call_id in summary.lost_ids[:5]:
             out.append(f"{phase.path} lost call {call_id}:")
-            out += trail(raw_events, phase.calls[call_id])
-    out.append(f"wall time {elapsed:.0f} s (stack start, both phases and teardown)")
-    if work is not None:
-        out.append(f"run directory kept: {work}")
-    out.append("```")
+            out += point.trails.get(call_id, [])
+    status, reasons = verdict(point)
+    verdict_line = {
+        "PASS": "PASS",
+        "FAIL": "FAIL",
+        "LOAD NOT PLACED": "LOAD NOT PLACED: no verdict",
+        "HARNESS BROKE": "HARNESS BROKE: no verdict, the figures above cannot be trusted",
+    }[status]
+    out.append(
+        "verdict (engine: zero lost, entry->answer p50 and p95 <= app_queue x "
+        f"{TOLERANCE:g}, zero agents paused at the end): {verdict_line}"
+        + (f" ({'; '.join(reasons)})" if reasons else "")
+    )
+    if point.work is not None:
+        out.append(f"run directory kept: {point.work}")
+    return out
+
+
+def sipp_version() -> str:
+    text = subprocess.run(["sipp", "-v"], capture_output=True, text=True).stdout
+    return next((ln.strip() for ln in text.splitlines() if "SIPp" in ln), "sipp")
+
+
+def machine_line(asterisk_version: str) -> str:
+    return (
+        f"python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs, "
+        f"{cpu_model()}; {asterisk_version}; {sipp_version()}"
+    )
+
+
+ENGINE_SETUP = (
+    f"engine: separate process (hotline serve), ring_timeout_s={RING_TIMEOUT_S}, "
+    "wrapup_s=0 (app_queue has no wrap-up), other ACD settings default; "
+    "app_queue: strategy leastrecent, ringinuse=no, timeout 15, retry 2 "
+    "(generated queues.conf)"
+)
+
+
+def report(point: PointResult, command: str) -> None:
+    out = [
+        "```",
+        f"$ {command}",
+        machine_line(point.asterisk_version),
+        f"code {point.code}",
+        describe_load(point.opts, point.refusing),
+        ENGINE_SETUP,
+        *point_lines(point),
+        f"wall time {point.elapsed:.0f} s (stack start, both phases and teardown)",
+        "```",
+    ]
     print("\n".join(out), flush=True)
 
 
@@ -926,43 +1383,43 @@ TRAIL_HEADERS = (
 )
 
 
-def trail(raw_events: list[dict[str, str]], call: Call) -> list[str]:
-    """The AMI events of one call, for a lost call's post-mortem."""
-    lines = []
-    for event in raw_events:
-        if call.call_id not in (event.get("Linkedid"), event.get("DestLinkedid")):
-            continue
-        try:
-            rel = float(event.get("Timestamp", "")) - call.arrived
-        except ValueError:
-            rel = float("nan")
-        detail = " ".join(f"{k}={event[k]}" for k in TRAIL_HEADERS if event.get(k))
-        lines.append(f"  {rel:+8.3f} s {event.get('Event', '?')} {detail}"[:200])
-    return lines
+def call_trails(raw_path: Path, calls: dict[str, Call]) -> dict[str, list[str]]:
+    """The AMI events of each call, for a lost call's post-mortem."""
+    out: dict[str, list[str]] = {call_id: [] for call_id in calls}
+    if not calls:
+        return out
+    with contextlib.suppress(OSError), open(raw_path, encoding="utf-8") as lines:
+        for line in lines:
+            event = json.loads(line)
+            for key in ("Linkedid", "DestLinkedid"):
+                call = calls.get(event.get(key, ""))
+                if call is not None:
+                    break
+            else:
+                continue
+            try:
+                rel = float(event.get("Timestamp", "")) - call.arrived
+            except ValueError:
+                rel = float("nan")
+            detail = " ".join(f"{k}={event[k]}" for k in TRAIL_HEADERS if event.get(k))
+            out[call.call_id].append(f"  {rel:+8.3f} s {event.get('Event', '?')} {detail}"[:200])
+    return out
 
 
 def _tail(line: str) -> str:
     return line.split(": ", 1)[-1] if ": " in line else line
 
 
-def _engine_log_problems(path: Path, start: float, end: float) -> dict[str, tuple[int, str]]:
-    """WARNING/ERROR lines of the engine log within [start, end]: count and first message."""
-    found: dict[str, tuple[int, str]] = {}
-    with contextlib.suppress(OSError):
-        for line in path.read_text(errors="replace").splitlines():
-            parts = line.split(" ", 4)
-            if len(parts) < 5 or parts[2] not in ("WARNING", "ERROR", "CRITICAL"):
-                continue
-            try:
-                at = datetime.strptime(f"{parts[0]} {parts[1]}", "%Y-%m-%d %H:%M:%S,%f")
-            except ValueError:
-                continue
-            if not start - 1 <= at.timestamp() <= end + 1:
-                continue
-            key = f"{parts[2]} {parts[3].rstrip(':')}"
-            count, first = found.get(key, (0, parts[4][:110]))
-            found[key] = (count + 1, first)
-    return found
+def script_command(script: str, args: argparse.Namespace, skip: Iterable[str] = ()) -> str:
+    """The command line that reproduces this run, every option spelled out."""
+    python = os.path.relpath(sys.executable, Path.cwd())
+    return shlex.join(
+        [
+            python if not python.startswith("..") else sys.executable,
+            os.path.relpath(script, Path.cwd()),
+            *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in skip),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -974,11 +1431,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--talk-spread-s", type=float, default=4.0)
     parser.add_argument("--ring-s", type=float, default=0.7)
     parser.add_argument("--patience-s", type=float, default=120.0)
+    parser.add_argument(
+        "--refusing-share",
+        type=float,
+        default=0.0,
+        help="share of the agents whose phones refuse every call with 480/486/503",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
     args = parser.parse_args(argv)
     if not 0 <= args.talk_spread_s < args.talk_s:
         parser.error("--talk-spread-s must be >= 0 and below --talk-s")
+    if not 0 <= args.refusing_share < 1:
+        parser.error("--refusing-share must be >= 0 and below 1")
     if shutil.which("sipp") is None:
         parser.error("sipp is not installed (package sip-tester; scripts/setup-system.sh)")
     logging.basicConfig(
@@ -993,16 +1458,11 @@ def main(argv: list[str] | None = None) -> int:
         ring_s=args.ring_s,
         patience_s=args.patience_s,
         seed=args.seed,
+        refusing_share=args.refusing_share,
     )
-    python = os.path.relpath(sys.executable, Path.cwd())
-    command = shlex.join(
-        [
-            python if not python.startswith("..") else sys.executable,
-            os.path.relpath(__file__, Path.cwd()),
-            *(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k != "keep"),
-        ]
-    )
-    return asyncio.run(run(opts, command, args.keep))
+    command = script_command(__file__, args, skip=("keep",))
+    report(asyncio.run(run_point(opts, keep=args.keep)), command)
+    return 0
 
 
 if __name__ == "__main__":
