@@ -22,6 +22,12 @@ from pathlib import Path
 from cti.stack.asterisk import AgentSeat, AsteriskSettings, LineConfig, PrivateAsterisk
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
+from softphone_bridge.sipp_phones import SippPhones
+
+PHONES_HOST = "127.0.0.5"
+# A seat's phone: a pyVoIP robot, a sipp phone refusing every call with this
+# SIP status, or None (the seat's phone never registers).
+Phone = AgentBehaviour | int | None
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "ami"
 log = logging.getLogger("record")
@@ -86,10 +92,23 @@ def user_event(name: str) -> Callable[[dict[str, str]], bool]:
 async def run(
     name: str,
     script: Callable[[RawAMI, SippCitizens, dict[str, RobotAgent]], Awaitable[None]],
-    behaviours: dict[str, AgentBehaviour],
+    behaviours: dict[str, Phone],
 ) -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="hotline-rec-"))
-    seats = [AgentSeat(ext, f"坐席{ext}", f"pw-{ext}-secret") for ext in behaviours]
+    phones = {
+        ext: SippPhones(PHONES_HOST, run_dir / f"phones-{ext}", refuse=code)
+        for ext, code in behaviours.items()
+        if isinstance(code, int)
+    }
+    seats = [
+        AgentSeat(
+            ext,
+            f"坐席{ext}",
+            f"pw-{ext}-secret",
+            contact=phones[ext].contact(ext) if ext in phones else "",
+        )
+        for ext in behaviours
+    ]
     settings = AsteriskSettings(
         run_dir=run_dir,
         agents=seats,
@@ -106,12 +125,17 @@ async def run(
     try:
         ami = await RawAMI.connect(settings.ami_port, settings.ami_user, settings.ami_secret)
         await ami.wait_for(lambda ev: ev.get("Event") == "FullyBooted")
+        for phone in phones.values():
+            await phone.start()
         for seat in seats:
+            behaviour = behaviours[seat.extension]
+            if not isinstance(behaviour, AgentBehaviour):
+                continue
             robots[seat.extension] = RobotAgent(
                 extension=seat.extension,
                 password=seat.password,
                 asterisk_sip=("127.0.0.1", settings.sip_port),
-                behaviour=behaviours[seat.extension],
+                behaviour=behaviour,
             )
             await robots[seat.extension].start()
         citizens = SippCitizens(
@@ -126,6 +150,8 @@ async def run(
     finally:
         for robot in robots.values():
             await robot.stop()
+        for phone in phones.values():
+            await phone.stop()
         await ast.stop()
     OUT.mkdir(parents=True, exist_ok=True)
     # The login reply carries nothing secret, but the banner/version is useful.
@@ -227,7 +253,52 @@ async def transfer(ami: RawAMI, citizens: SippCitizens, robots: dict[str, RobotA
     assert result.completed, result
 
 
+async def dial_failures(ami: RawAMI, citizens: SippCitizens, robots: dict[str, RobotAgent]) -> None:
+    """12345: sent to 1003, whose phone never registered (Dial fails before any
+    channel: no DialBegin, CHANUNAVAIL), then to 1004, whose phone answers 486
+    Busy Here, then to 1001, who answers and hangs up first."""
+    call = asyncio.create_task(
+        citizens.call(CitizenCall("12345", "13500135000", "钱七", hold_s=30))
+    )
+    ev = await ami.wait_for(user_event("HotlineEnqueue"))
+    channel = ev["Channel"]
+    for agent, status in (("1003", "CHANUNAVAIL"), ("1004", "BUSY")):
+        await ami.send(
+            {
+                "Action": "Redirect",
+                "Channel": channel,
+                "Context": "hotline-connect",
+                "Exten": agent,
+                "Priority": "1",
+            }
+        )
+        await ami.wait_for(
+            lambda e, status=status: (
+                user_event("HotlineDialResult")(e) and e.get("DialStatus") == status
+            )
+        )
+        # Back on hold (a Redirect landing on the dialplan's Goto can lose the channel).
+        await ami.wait_for(
+            lambda e: e.get("Event") == "MusicOnHoldStart" and e.get("Channel") == channel
+        )
+    await ami.send(
+        {
+            "Action": "Redirect",
+            "Channel": channel,
+            "Context": "hotline-connect",
+            "Exten": "1001",
+            "Priority": "1",
+        }
+    )
+    result = await call
+    assert result.completed, result
+
+
 SCENARIOS = {
+    "dial_failures": (
+        dial_failures,
+        {"1001": AgentBehaviour(talk_s=2.0), "1003": None, "1004": 486},
+    ),
     "normal_call": (normal_call, {"1001": AgentBehaviour(talk_s=None)}),
     "abandon": (abandon, {"1001": AgentBehaviour()}),
     "agent_no_answer": (

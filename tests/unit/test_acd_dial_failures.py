@@ -253,3 +253,44 @@ def test_rings_of_calls_the_engine_does_not_route_change_nothing():
     assert [(a.state, a.skip_until) for a in r.acd.agents.values()] == before
     assert r.effects.connects == [] and r.service.guard.counts(116.0) == (0, 0)
     assert [e for e in r.rows if e.kind == AGENT_NO_ANSWER] == []
+
+
+def test_recorded_unregistered_and_busy_phones_cost_nobody_a_pause():
+    """dial_failures.ami from a real Asterisk through the call model, the
+    service and the ACD: the ACD's own choices match the recorded Redirects
+    (1003, then 1004, then 1001), so each recorded failure is one it owns."""
+    try:
+        from .transcripts import load_transcript
+    except ImportError:
+        from transcripts import load_transcript
+
+    model = CallModel(lines={"12345": "12345", "96181": "96181"})
+    acd = Acd(
+        queues=[QueueSpec("12345-general", "12345")],
+        agents=[AgentSpec(a, a, queues=("12345-general",)) for a in ("1003", "1004", "1001")],
+        settings=AcdSettings(ring_timeout_s=4.0, wrapup_s=0.0),
+    )
+    effects = RecordedEffects()
+    rows: list[LogEvent] = []
+    service = AcdService(
+        acd=acd,
+        tracker=ServiceLevelTracker(KpiSettings()),
+        model=model,
+        effects=effects,
+        sink=rows.append,
+        registered={"1001", "1004"}.__contains__,
+    )
+    for n, agent in enumerate(("1003", "1004", "1001")):
+        service.login(agent, 1.0 + n)
+    for message in load_transcript("dial_failures"):
+        for change in model.apply(message):
+            service.on_change(change)
+    assert [agent for _, agent in effects.connects] == ["1003", "1004", "1001"]
+    outcomes = [
+        (e.agent, e.data["outcome"], e.data["paused"]) for e in rows if e.kind == AGENT_NO_ANSWER
+    ]
+    assert outcomes == [("1003", "offline", False), ("1004", "busy", False)]
+    assert acd.agents["1003"].offline and acd.agents["1003"].state is A.AVAILABLE
+    assert acd.agents["1004"].skip_until is not None
+    assert [e for e in rows if e.kind == "AGENT_PAUSED"] == []
+    assert acd.audit() == []

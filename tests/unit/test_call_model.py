@@ -1073,3 +1073,20 @@ def test_answered_or_cancelled_dial_result_reports_nothing():
     for status in ("ANSWER", "CANCEL", ""):
         model.apply(dial_marker("HotlineConnect", 102.0, Line="12345"))
         assert model.apply(dial_marker("HotlineDialResult", 102.1, DialStatus=status)) == []
+
+
+def test_recorded_dial_failures_unregistered_then_busy_then_answered():
+    """dial_failures.ami: the engine's Redirects to 1003 (never registered: Dial
+    fails before any channel, so only HotlineDialResult says CHANUNAVAIL), to
+    1004 (a phone answering 486: DialBegin, DialEnd BUSY) and to 1001 (answers)."""
+    model, changes = replay("dial_failures")
+    failed = [c for c in changes if isinstance(c, AgentNoAnswer)]
+    assert [(c.agent, c.dial_status) for c in failed] == [("1003", "CHANUNAVAIL"), ("1004", "BUSY")]
+    assert failed[0].rang_s is None
+    assert failed[1].rang_s is not None and 0 < failed[1].rang_s < 0.5  # refused at once
+    assert [c.requeued for c in changes if isinstance(c, CallQueued)] == [False, True]
+    answered = [c for c in changes if isinstance(c, CallAnswered)]
+    assert [a.agent for a in answered] == ["1001"]
+    call = only_call(model)
+    assert call.no_answers == ["1003", "1004"] and call.agents_tried == ["1004", "1001"]
+    assert call.dial_pending == {}
