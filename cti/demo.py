@@ -167,8 +167,14 @@ async def run_demo(
                 stop.set()
                 if ticker is not None:
                     await asyncio.gather(ticker, return_exceptions=True)
-                await citizens.close()
+                # Cancelled, a call hangs up its sipp (killed after 2 s); one
+                # created just before the stop has no sipp yet for close() to
+                # stop and would otherwise run its whole call (up to 40 s).
+                for task in calls:
+                    task.cancel()
                 await asyncio.gather(*calls, return_exceptions=True)
+                await citizens.close()
+                # Bounded: a robot whose pyVoIP phone is stuck is left behind.
                 await asyncio.gather(*(r.stop() for r in robots), return_exceptions=True)
                 await extras.aclose()
                 print("hotline demo: " + kpi_line(engine, window="60m"), file=out, flush=True)

@@ -4,21 +4,37 @@ softphone and answer the calls the engine sends them.
 pyVoIP is thread-based; each robot reports what happens on its calls back to
 the asyncio loop through ``call_soon_threadsafe``, so the engine side can await
 "ringing", "answered" and "ended" instead of sleeping.
+
+Stopping is bounded whatever pyVoIP's threads do. pyVoIP's blocking calls
+run in daemon threads of the robot's own, never in an executor: ``asyncio.run()``
+joins the default executor at exit without a timeout (Python 3.11 has no
+``shutdown_default_executor(timeout)``), and any executor's workers are joined
+at interpreter exit. A thread inherits the daemon flag of the thread starting
+it, so every thread pyVoIP starts for a robot is a daemon too: a phone stuck in
+pyVoIP is left behind with one warning and ends with the process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from pyVoIP.VoIP import CallState, InvalidStateError, PhoneStatus, VoIPCall, VoIPPhone
 
 from cti.stack.ports import free_udp_port, free_udp_range
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+STOP_SIP_TIMEOUT_S = 2
+"""How long the un-REGISTER waits for each answer (pyVoIP's default is 30 s)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,46 @@ class PhoneEvent:
 
 def _no_finalizer(call: object) -> None:
     """Replaces pyVoIP's ``VoIPCall.__del__`` (see :class:`RobotAgent`)."""
+
+
+def _in_daemon_thread(name: str, work: Callable[[], T]) -> asyncio.Future[T]:
+    """*work* run in a new daemon thread; its outcome as a future of the running
+    loop. A caller that stops waiting cancels the future: the thread then ends
+    unobserved, its error (if any) logged at DEBUG."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: Exception | None) -> None:
+        if outcome.done():
+            if error is not None:
+                log.debug("%s failed after it was given up on", name, exc_info=error)
+        elif error is not None:
+            outcome.set_exception(error)
+        else:
+            outcome.set_result(cast(T, result))
+
+    def run() -> None:
+        try:
+            result, error = work(), None
+        except Exception as exc:
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: nobody is waiting
+            if error is not None:
+                log.debug("%s failed after its loop closed", name, exc_info=error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return outcome
+
+
+def _stop_media(call: VoIPCall) -> None:
+    """Ends a call's RTP threads; pyVoIP does so only when a call it answered
+    is hung up, never for a call still ringing or whose answer failed."""
+    for media in call.RTPClients:
+        media.NSD = False
+        with contextlib.suppress(AttributeError):  # never started: no socket
+            media.stop()
 
 
 class RobotAgent:
@@ -78,28 +134,87 @@ class RobotAgent:
             rtpPortLow=rtp_low,
             rtpPortHigh=rtp_high,
         )
+        self._pyvoip_receive_sip = self.phone.sip.recv_loop
+        self.phone.sip.recv_loop = self._receive_sip  # type: ignore[method-assign]
 
     async def start(self, timeout_s: float = 10.0) -> None:
         """Register with Asterisk; returns once registered."""
         self._loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self.phone.start)
-        deadline = time.monotonic() + timeout_s
-        while self.phone.get_status() != PhoneStatus.REGISTERED:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"agent {self.extension} did not register within {timeout_s} s "
-                    f"(status {self.phone.get_status().name})"
-                )
-            await asyncio.sleep(0.05)  # pyVoIP offers no awaitable for its register thread
+        try:
+            async with asyncio.timeout(timeout_s):
+                await _in_daemon_thread(f"robot {self.extension} start", self.phone.start)
+                while self.phone.get_status() != PhoneStatus.REGISTERED:
+                    await asyncio.sleep(0.05)  # pyVoIP offers no awaitable for its register thread
+        except TimeoutError:
+            raise TimeoutError(
+                f"agent {self.extension} did not register within {timeout_s} s "
+                f"(status {self.phone.get_status().name})"
+            ) from None
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Hang up, unregister and close the phone; returns within *timeout_s*
+        whatever pyVoIP does. Never raises: a stop that fails or is still
+        running by then is one WARNING line (details at DEBUG)."""
         self._stopping.set()
-        await asyncio.to_thread(self.phone.stop)
+        stopping = _in_daemon_thread(f"robot {self.extension} stop", self._stop_phone)
+        try:
+            await asyncio.wait({stopping}, timeout=timeout_s)
+        finally:
+            abandoned = stopping.cancel()
+        if abandoned:
+            log.warning(
+                "robot agent %s: pyVoIP still stopping after %.0f s; left to end with the process",
+                self.extension,
+                timeout_s,
+            )
+        elif (error := stopping.exception()) is not None:
+            log.warning(
+                "robot agent %s: pyVoIP stop failed (%s: %s); its socket and media are closed",
+                self.extension,
+                type(error).__name__,
+                error,
+            )
+            log.debug("robot agent %s: pyVoIP stop failed", self.extension, exc_info=error)
+
+    def _stop_phone(self) -> None:
+        """Runs in the stop thread. pyVoIP's own stop ends the media of answered
+        calls only, and an exception part-way through it (a call removed under
+        its loop by another thread, the un-REGISTER failing) leaves its receive
+        loop and socket open; here nothing is left running either way."""
+        sip = self.phone.sip
+        sip.register_timeout = min(sip.register_timeout, STOP_SIP_TIMEOUT_S)
+        try:
+            for call in list(self.phone.calls.values()):
+                if call.state == CallState.ANSWERED:
+                    with contextlib.suppress(InvalidStateError, KeyError):
+                        call.hangup()
+                else:
+                    _stop_media(call)
+            self.phone.stop()
+        finally:
+            sip.NSD = False
+            for sock in (getattr(sip, "s", None), getattr(sip, "out", None)):
+                if sock is not None:
+                    sock.close()
+            for call in list(self.phone.calls.values()):
+                _stop_media(call)
+
+    def _receive_sip(self) -> None:
+        """pyVoIP's SIP receive loop (it fails when its socket is closed under it)."""
+        try:
+            self._pyvoip_receive_sip()
+        except Exception:
+            if self._stopping.is_set():
+                log.debug("robot agent %s: SIP receive loop ended", self.extension, exc_info=True)
+            else:
+                log.exception("robot agent %s: SIP receive loop failed", self.extension)
 
     async def dial(self, number: str, *, timeout_s: float = 15.0) -> str:
         """Place a call (e.g. a feature code such as ``*21``) and wait until the
         far end hangs up; returns how it ended: "ended" or "timeout"."""
-        return await asyncio.to_thread(self._dial_blocking, number, timeout_s)
+        return await _in_daemon_thread(
+            f"robot {self.extension} dial", lambda: self._dial_blocking(number, timeout_s)
+        )
 
     def _dial_blocking(self, number: str, timeout_s: float) -> str:
         call = self.phone.call(number)
@@ -133,16 +248,36 @@ class RobotAgent:
             )
 
     def _on_call(self, call: VoIPCall) -> None:
-        """Runs in a pyVoIP thread for each incoming call."""
+        """Runs in a pyVoIP thread for each incoming call. Nothing escapes it:
+        threading.excepthook would print the traceback on the terminal."""
         try:
             self._handle(call)
-        finally:
+        except Exception:
+            self._call_failed(call)
+        if self._stopping.is_set():
+            _stop_media(call)
+        try:
             self.phone.release_ports(call=call)
+        except Exception:
+            self._call_failed(call)
+
+    def _call_failed(self, call: VoIPCall) -> None:
+        # While stopping this is expected: pyVoIP closes its socket under a
+        # call being answered (OSError EBADF), and the loop may be closed.
+        if self._stopping.is_set():
+            log.debug(
+                "robot agent %s: call %s cut by the stop",
+                self.extension,
+                call.call_id,
+                exc_info=True,
+            )
+        else:
+            log.exception("robot agent %s: call %s failed", self.extension, call.call_id)
 
     def _handle(self, call: VoIPCall) -> None:
         call_id = call.call_id
         self._report("ringing", call_id)
-        if not self.behaviour.answers:
+        if not self.behaviour.answers or self._stopping.is_set():
             while call.state == CallState.RINGING and not self._stopping.is_set():
                 time.sleep(0.05)
             self._report("ended", call_id)
