@@ -8,16 +8,12 @@ transfer comes back" cases), and reports the numbers it was called on.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import re
-import shutil
 from importlib import resources
 from pathlib import Path
 
-from cti.stack.ports import free_udp_port
-from cti.stack.process import ChildProcess
 from cti.stack.render import render
+from softphone_bridge.sipp_uas import SippUas
 
 ANSWER = """
   <pause milliseconds="{ring_ms}"/>
@@ -114,28 +110,19 @@ def tone_ulaw(*, seconds: float, hz: float = 425.0, rate: int = 8000) -> bytes:
     return bytes(_ulaw(int(8000 * math.sin(2 * math.pi * hz * n / rate))) for n in range(count))
 
 
-_INVITE = re.compile(r"^INVITE sip:([^@;> ]+)@", re.MULTILINE)
-
-
-class SippFarEnd:
+class SippFarEnd(SippUas):
     """``async with SippFarEnd(host, port, work_dir) as far:``; ``far.called()``
     lists the numbers dialled so far, in order."""
+
+    name = "sipp-far-end"
 
     def __init__(
         self, host: str, port: int, work_dir: Path, *, answers: bool = True, ring_ms: int = 500
     ) -> None:
-        if shutil.which("sipp") is None:
-            raise RuntimeError(
-                "sipp is not installed; run scripts/setup-system.sh (package sip-tester)"
-            )
-        self.host = host
-        self.port = port
-        self.work_dir = work_dir
+        super().__init__(host, port, work_dir)
         self.answers = answers
         self.ring_ms = ring_ms
-        self.messages = work_dir / "messages.log"
         self.audio = work_dir / "voice.ulaw"
-        self._proc: ChildProcess | None = None
 
     def scenario_xml(self) -> str:
         template = (
@@ -154,58 +141,13 @@ class SippFarEnd:
             name="far_end_uas.xml.tmpl",
         )
 
-    async def start(self) -> None:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+    def prepare(self) -> None:
         # The far end talks (a tone): a call with it is recorded like any other.
         self.audio.write_bytes(tone_ulaw(seconds=1.0))
-        scenario = self.work_dir / "far_end.xml"
-        scenario.write_text(self.scenario_xml(), encoding="utf-8")
-        argv = [
-            "sipp",
-            "-sf",
-            str(scenario),
-            "-i",
-            self.host,
-            "-p",
-            str(self.port),
-            "-mi",
-            self.host,
-            "-mp",
-            str(free_udp_port(self.host)),
-            "-nostdin",
-            "-trace_msg",
-            "-message_file",
-            str(self.messages),
-            "-trace_err",
-            "-error_file",
-            str(self.work_dir / "errors.log"),
-        ]
-        self._proc = ChildProcess("sipp-far-end", argv, log_path=self.work_dir / "sipp.log")
-        await self._proc.start()
 
     def called(self) -> list[str]:
         """The numbers (request-URI users) of the INVITEs received so far."""
-        try:
-            text = self.messages.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return []
-        return _INVITE.findall(text)
+        return self.invited()
 
     async def wait_called(self, count: int = 1, timeout_s: float = 15.0) -> list[str]:
-        """Until *count* INVITEs have arrived. sipp writes its message log as
-        it goes and offers no other signal, so the log is polled."""
-        async with asyncio.timeout(timeout_s):
-            while len(found := self.called()) < count:
-                await asyncio.sleep(0.1)
-        return found
-
-    async def stop(self) -> None:
-        if self._proc is not None:
-            await self._proc.stop(grace_s=2.0)
-
-    async def __aenter__(self) -> SippFarEnd:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        return await self.wait_invited(count, timeout_s)

@@ -10,14 +10,12 @@ phones. Cheaper than a pyVoIP robot per agent when many agents are needed.
 
 from __future__ import annotations
 
-import re
-import shutil
 from importlib import resources
 from pathlib import Path
 
 from cti.stack.ports import free_udp_port
-from cti.stack.process import ChildProcess
 from cti.stack.render import render
+from softphone_bridge.sipp_uas import SippUas
 
 REASONS = {
     480: "Temporarily Unavailable",
@@ -148,10 +146,8 @@ _INVITE_ACTIONS = """
       <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/>
     </action>"""
 
-_INVITE = re.compile(r"^INVITE sip:([^@;> ]+)@", re.MULTILINE)
 
-
-class SippPhones:
+class SippPhones(SippUas):
     """``async with SippPhones(host, work_dir, refuse=486) as phones:``;
     ``phones.contact("1001")`` is the static contact for agent 1001."""
 
@@ -165,20 +161,13 @@ class SippPhones:
         talk_ms: int = 3000,
         port: int | None = None,
     ) -> None:
-        if shutil.which("sipp") is None:
-            raise RuntimeError(
-                "sipp is not installed; run scripts/setup-system.sh (package sip-tester)"
-            )
         if refuse is not None and refuse not in REASONS:
             raise ValueError(f"refuse must be one of {sorted(REASONS)}, got {refuse!r}")
-        self.host = host
-        self.port = port or free_udp_port(host)
-        self.work_dir = work_dir
+        super().__init__(host, port or free_udp_port(host), work_dir)
+        self.name = f"sipp-phones-{refuse or 'answer'}"
         self.refuse = refuse
         self.ring_ms = ring_ms
         self.talk_ms = talk_ms
-        self.messages = work_dir / "messages.log"
-        self._proc: ChildProcess | None = None
 
     def contact(self, extension: str) -> str:
         return f"sip:{extension}@{self.host}:{self.port}"
@@ -208,43 +197,3 @@ class SippPhones:
             },
             name="agent_phones_uas.xml.tmpl",
         )
-
-    async def start(self) -> None:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        scenario = self.work_dir / "phones.xml"
-        scenario.write_text(self.scenario_xml(), encoding="utf-8")
-        argv = [
-            "sipp",
-            "-sf", str(scenario),
-            "-i", self.host,
-            "-p", str(self.port),
-            "-mi", self.host,
-            "-mp", str(free_udp_port(self.host)),
-            "-nostdin",
-            "-trace_msg", "-message_file", str(self.messages),
-            "-trace_err", "-error_file", str(self.work_dir / "errors.log"),
-        ]  # fmt: skip
-        self._proc = ChildProcess(
-            f"sipp-phones-{self.refuse or 'answer'}", argv, log_path=self.work_dir / "sipp.log"
-        )
-        await self._proc.start()
-
-    def invited(self) -> list[str]:
-        """The agents (request-URI users) whose phone got an INVITE, in order.
-        sipp writes its message log as it goes and offers no other signal."""
-        try:
-            text = self.messages.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return []
-        return _INVITE.findall(text)
-
-    async def stop(self) -> None:
-        if self._proc is not None:
-            await self._proc.stop(grace_s=2.0)
-
-    async def __aenter__(self) -> SippPhones:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()

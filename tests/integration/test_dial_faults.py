@@ -148,6 +148,7 @@ async def test_busy_refusing_and_unregistered_phones_are_never_paused(floor: Flo
 
 TINY_RTP = AcdConfig(
     wrapup_s=0.0,
+    busy_skip_s=1.0,
     unavailable_backoff_s=1.0,
     unavailable_backoff_max_s=4.0,
     switch_guard_window_s=10.0,
