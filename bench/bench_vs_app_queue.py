@@ -24,10 +24,12 @@ before any call is placed, so app_queue's members are the same agents.
 
 Phase A: sipp UAC (``bench/scenarios/citizen_uac.xml.tmpl``) places ``--calls``
 calls at ``--rate`` calls/s to 12399 (app_queue). Phase B: the same load to
-12345 (engine). Citizens wait up to ``--patience-s`` after Asterisk answers
-(then hang up: a planned abandon); otherwise the agent ends the call. sipp
-cannot tell when an agent answered, so the patience also runs during the talk:
-a caller answered late hangs up mid-talk ("cut by patience", not a loss).
+12345 (engine). Citizens wait up to ``--patience-s`` in the queue, then give
+up (a planned abandon); otherwise the agent ends the call. sipp cannot tell
+when an agent answered (Asterisk answers the caller at once), so the harness
+keeps the patience (:class:`Abandoner`: AMI ``Hangup`` of a caller not
+answered in time) and sipp's own hold time is only a safety net past any talk;
+a call still cut mid-talk is counted apart ("cut by patience", not a loss).
 
 Everything is measured from AMI events recorded by the benchmark's own
 manager session (``cti.ami.AMILink``), with Asterisk's ``Timestamp``:
@@ -172,6 +174,56 @@ class Rec:
     h: dict[str, str]
 
 
+class Abandoner:
+    """The citizens' patience, kept by the harness: a caller still not answered
+    ``patience_s`` after entering the queue is hung up (AMI ``Hangup`` of its
+    trunk channel, cause 16), as a citizen giving up would. sipp cannot see an
+    agent answer (Asterisk answers the caller at once), so a patience kept by
+    sipp would also cut answered calls mid-talk; sipp's own hold time is only
+    a safety net far beyond this."""
+
+    def __init__(self, link: AMILink, did: str, patience_s: float) -> None:
+        self.link = link
+        self.did = did
+        self.patience_s = patience_s
+        self.callers: dict[str, str] = {}  # linkedid -> caller channel name
+        self.answered: set[str] = set()
+        self.given_up: set[str] = set()
+        self._timers: list[asyncio.TimerHandle] = []
+
+    def on_event(self, name: str, h: dict[str, str]) -> None:
+        linkedid = h.get("Linkedid", "")
+        channel = h.get("Channel", "")
+        if (
+            name == "Newchannel"
+            and channel.startswith("PJSIP/trunk-")
+            and h.get("Exten") == self.did
+        ):
+            self.callers[linkedid] = channel
+        elif name == "Newstate" and h.get("ChannelStateDesc") == "Up":
+            if _AGENT_CHANNEL.match(channel) and linkedid in self.callers:
+                self.answered.add(linkedid)
+        elif linkedid in self.callers and (
+            (name == "UserEvent" and h.get("UserEvent") == "HotlineEnqueue")
+            or name == "QueueCallerJoin"
+        ):
+            loop = asyncio.get_running_loop()
+            self._timers.append(loop.call_later(self.patience_s, self._give_up, linkedid))
+        elif name == "Hangup" and channel == self.callers.get(linkedid):
+            del self.callers[linkedid]
+
+    def _give_up(self, linkedid: str) -> None:
+        channel = self.callers.get(linkedid)
+        if channel is None or linkedid in self.answered or linkedid in self.given_up:
+            return
+        self.given_up.add(linkedid)
+        self.link.post_action({"Action": "Hangup", "Channel": channel, "Cause": "16"})
+
+    def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+
+
 class Recorder:
     """The benchmark's own manager session: call events, with Asterisk's timestamps.
 
@@ -193,6 +245,7 @@ class Recorder:
         self._raw: IO[str] = open(raw_path, "w", encoding="utf-8")
         self.live: set[str] = set()
         self.disconnects = 0
+        self.abandoner: Abandoner | None = None
         self.link.add_event_handler(self._on_event)
         self.link.add_disconnect_handler(self._on_disconnect)
 
@@ -212,6 +265,8 @@ class Recorder:
             self.live.add(headers.get("Uniqueid", ""))
         elif name == "Hangup":
             self.live.discard(headers.get("Uniqueid", ""))
+        if self.abandoner is not None:
+            self.abandoner.on_event(name, headers)
 
     def _on_disconnect(self, reason: BaseException | None) -> None:
         self.disconnects += 1
@@ -810,9 +865,12 @@ async def run_phase(
     uas_xml = _scenario(
         "agent_uas.xml.tmpl", {"ring_ms": int(opts.ring_s * 1000)}, phase_dir / "agents.xml"
     )
+    # The harness hangs up callers whose patience ran out while waiting
+    # (Abandoner); sipp's own hold time is a safety net past any talk.
+    sipp_hold_s = opts.patience_s + opts.ring_s + opts.talk_s + opts.talk_spread_s + 30
     uac_xml = _scenario(
         "citizen_uac.xml.tmpl",
-        {"did": did, "patience_ms": int(opts.patience_s * 1000)},
+        {"did": did, "patience_ms": int(sipp_hold_s * 1000)},
         phase_dir / "citizens.xml",
     )
     citizens = phase_dir / "citizens.csv"
@@ -829,7 +887,7 @@ async def run_phase(
         if not phone.running:
             raise RuntimeError(f"sipp UAS {phone.name} exited at start:\n{phone.log_tail()}")
     host, port = info.sip
-    timeout_s = int(opts.calls / opts.rate + opts.patience_s + opts.talk_s * 4 + 60)
+    timeout_s = int(opts.calls / opts.rate + sipp_hold_s + opts.talk_s * 4 + 60)
     uac = ChildProcess(
         f"sipp-citizens-{path}",
         [
@@ -850,6 +908,7 @@ async def run_phase(
     )  # fmt: skip
     children.append(uac)
     paused_at_start = await recorder.paused_members()
+    recorder.abandoner = Abandoner(recorder.link, did, opts.patience_s)
     mark = len(recorder.events)
     lost_events0 = recorder.lost_events()
     start = time.time()
@@ -866,6 +925,8 @@ async def run_phase(
     while recorder.live and loop.time() < deadline:
         await asyncio.sleep(0.2)  # until Asterisk reports every channel gone
     end = time.time()
+    recorder.abandoner.close()
+    recorder.abandoner = None
     asterisk_cpu = cpu_seconds(asterisk_pid) - asterisk_cpu0
     engine_alive = serve.running
     engine_cpu = cpu_seconds(serve.pid) - engine_cpu0 if engine_alive else math.nan
