@@ -48,4 +48,6 @@ class Presence:
                 "UNKNOWN",
             ):
                 registered.add(endpoint)
-        self.registered = registered
+        # In place: whoever holds the set (the ACD service's presence check) sees it.
+        self.registered.clear()
+        self.registered.update(registered)

@@ -116,6 +116,8 @@ class AcdService:
     failed dial is presence's business, not a back-off)."""
     skip_policy: SkipPolicy = field(default_factory=SkipPolicy)
     guard: SwitchGuard = field(default_factory=SwitchGuard)
+    count_app_queue: bool = False
+    """Count callers Asterisk's app_queue serves (a line routed by it) in the KPIs."""
     calls: dict[str, CallFacts] = field(default_factory=dict)
     alarms: list[Alarm] = field(default_factory=list)
     switch_alarms: AlarmBook = field(default_factory=AlarmBook)
@@ -183,6 +185,9 @@ class AcdService:
         )
 
     def _queued(self, c: CallQueued) -> None:
+        if c.app_queue:
+            self._app_queue_queued(c)
+            return
         facts = self.calls.get(c.call_id)
         call = self.model.calls.get(c.call_id)
         if facts is None:
@@ -245,6 +250,23 @@ class AcdService:
             ),
             c.at,
         )
+
+    def _app_queue_queued(self, c: CallQueued) -> None:
+        """A caller Asterisk's app_queue serves: never routed by the engine;
+        counted in the KPIs (offered now, answered or abandoned later) when
+        ``count_app_queue`` is set."""
+        facts = self.calls.get(c.call_id)
+        if not self.count_app_queue or c.requeued or facts is None or not c.queue:
+            return
+        call = self.model.calls.get(c.call_id)
+        facts.line = c.line or facts.line
+        facts.queue = c.queue
+        facts.skill = self.queue_skill.get(c.queue)
+        queued_at = (call.queued_at if call and call.queued_at else None) or c.at
+        self.tracker.call_queued(
+            c.call_id, at=queued_at, line=facts.line or "", queue=c.queue, skill=facts.skill
+        )
+        self._log(E.CALL_QUEUED, queued_at, c.call_id, data={"routed_by": "app_queue"})
 
     def _adopt_waiting(
         self, call_id: str, call: Any, facts: CallFacts, queue: str, queued_at: float

@@ -115,6 +115,10 @@ class KpiConfig:
     talk_target_s: float = 400.0
     min_outcomes: int = 10
     print_every_s: float = 5.0
+    count_app_queue: bool = False
+    """Count the calls of lines routed by Asterisk's app_queue (``route =
+    "app_queue"``) in the KPIs too: queue entry at ``HotlineAppQueueEnqueue``,
+    answer, abandon. The engine never routes them either way."""
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,8 @@ class Engine:
             queue_skill={q.name: q.skill or None for q in config.effective_queues},
             agent_queues={a.extension: config.agent_queues(a) for a in config.agents},
             clock=clock,
-            registered=self.presence.registered.__contains__,
+            registered=lambda agent: agent in self.presence.registered,
+            count_app_queue=config.kpi.count_app_queue,
             skip_policy=SkipPolicy(
                 busy_skip_s=acd_cfg.busy_skip_s,
                 unavailable_backoff_s=acd_cfg.unavailable_backoff_s,
@@ -701,7 +702,11 @@ class Engine:
         if not self.link.connected:
             return
         lease_until = str(int(self.clock() + self.config.acd.engine_grace_s))
-        waiting = [c for c in self.model.calls.values() if c.phase is CallPhase.QUEUED]
+        waiting = [
+            c
+            for c in self.model.calls.values()
+            if c.phase is CallPhase.QUEUED and c.routed_by != "app_queue"
+        ]
         for call in waiting:
             channel = self._caller_channel(call.call_id)
             if channel is None:

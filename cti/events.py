@@ -450,6 +450,8 @@ class HotlineEnqueue(AmiEvent):
     priority: int
     ivr: tuple[str, ...] = ()
     """The caller's IVR choices on the way in, in order (``Ivr: a|b``)."""
+    routed_by: str = "engine"
+    """"app_queue": ``HotlineAppQueueEnqueue`` of a line Asterisk's Queue() routes."""
 
 
 @dataclass(slots=True)
@@ -513,6 +515,15 @@ def _user_event(message: Mapping[str, Any], at: float) -> AmiEvent | None:
             priority=_int(_last(message, "Priority")),
             ivr=tuple(c for c in (_last(message, "Ivr") or "").split("|") if c),
         )
+    if name == "HotlineAppQueueEnqueue":
+        return HotlineEnqueue(
+            at,
+            channel,
+            line=_last(message, "Line") or "",
+            queue=_last(message, "Queue") or "",
+            priority=0,
+            routed_by="app_queue",
+        )
     if name == "HotlineConnect":
         return HotlineConnect(
             at, channel, agent=_last(message, "Agent") or "", line=_last(message, "Line") or ""
@@ -530,7 +541,13 @@ def _user_event(message: Mapping[str, Any], at: float) -> AmiEvent | None:
 
 
 _USER_EVENTS = frozenset(
-    {"HotlineEnqueue", "HotlineConnect", "HotlineDialResult", "HotlineFallback"}
+    {
+        "HotlineEnqueue",
+        "HotlineAppQueueEnqueue",
+        "HotlineConnect",
+        "HotlineDialResult",
+        "HotlineFallback",
+    }
 )
 
 

@@ -65,6 +65,9 @@ class CallQueued(CallChange):
     line: str | None
     queue: str | None
     requeued: bool
+    app_queue: bool = False
+    """Asterisk's app_queue serves this caller (a line routed by app_queue):
+    the engine never routes it, and counts it only where configured."""
 
 
 @dataclass(slots=True)

@@ -215,6 +215,7 @@ class Call:
     ivr_choices: tuple[str, ...] = ()  # what the caller chose in the IVR, in order
     transferring: bool = False  # an agent transferred it; the target has not rung yet
     adopted: bool = False  # found by a resync, times estimated from Duration
+    routed_by: str = "engine"  # "app_queue": a line Asterisk's Queue() routes
     history: list[tuple[float, CallPhase, str]] = field(default_factory=list)  # (at, phase, event)
 
     @property
@@ -499,7 +500,14 @@ class CallModel:
         call.transferring = False
         self._transition(call, CallPhase.QUEUED, at, event)
         out.append(
-            CallQueued(call.call_id, at, line=call.line, queue=call.queue, requeued=requeued)
+            CallQueued(
+                call.call_id,
+                at,
+                line=call.line,
+                queue=call.queue,
+                requeued=requeued,
+                app_queue=call.routed_by == "app_queue",
+            )
         )
 
     def _ring(
@@ -882,6 +890,7 @@ class CallModel:
             return
         if event.ivr:
             call.ivr_choices = event.ivr
+        call.routed_by = event.routed_by
         self._enqueue(call, event.at, "HotlineEnqueue", out, line=event.line, queue=event.queue)
 
     def _on_hotline_connect(self, event: ev.HotlineConnect, out: list[CallChange]) -> None:

@@ -294,3 +294,22 @@ def test_recorded_unregistered_and_busy_phones_cost_nobody_a_pause():
     assert acd.agents["1004"].skip_until is not None
     assert [e for e in rows if e.kind == "AGENT_PAUSED"] == []
     assert acd.audit() == []
+
+
+def test_app_queue_callers_are_counted_only_where_configured_and_never_routed():
+    for count in (False, True):
+        r = rig()
+        r.service.count_app_queue = count
+        r.service.on_change(CallArrived("aq1", 100.0, "12399", "13900000001", "", "12399"))
+        r.service.on_change(CallQueued("aq1", 100.0, "12399", QUEUE, False, app_queue=True))
+        r.service.on_change(AgentRinging("aq1", 103.0, "1002"))
+        r.service.on_change(CallAnswered("aq1", 104.0, "1002", 4.0))
+        assert r.effects.connects == [] and r.acd.waiting(QUEUE) == []
+        stats = r.service.tracker.window((0.0, 200.0), now=200.0)
+        queued = [e for e in r.rows if e.kind == "CALL_QUEUED"]
+        if count:
+            assert (stats.offered, stats.answered, stats.rate_15s) == (1, 1, 1.0)
+            assert [dict(e.data) for e in queued] == [{"routed_by": "app_queue"}]
+        else:
+            assert (stats.offered, stats.answered) == (0, 0)
+            assert queued == []

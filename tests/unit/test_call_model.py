@@ -1090,3 +1090,23 @@ def test_recorded_dial_failures_unregistered_then_busy_then_answered():
     call = only_call(model)
     assert call.no_answers == ["1003", "1004"] and call.agents_tried == ["1004", "1001"]
     assert call.dial_pending == {}
+
+
+def test_a_caller_app_queue_serves_is_queued_as_app_queues():
+    model = CallModel(lines=LINES)
+    model.apply(event("Newchannel", 100.0, TRUNK))
+    changes = model.apply(
+        event(
+            "UserEvent",
+            100.5,
+            TRUNK,
+            UserEvent="HotlineAppQueueEnqueue",
+            Line="12345",
+            Queue="12345-general",
+        )
+    )
+    assert changes == [
+        CallQueued("c1", 100.5, "12345", "12345-general", requeued=False, app_queue=True)
+    ]
+    call = model.calls["c1"]
+    assert call.routed_by == "app_queue" and call.queued_at == 100.5

@@ -19,6 +19,7 @@ def test_presence_from_contact_status_and_device_state_list():
         presence.apply({"Event": "ContactStatus", "AOR": "1001", "ContactStatus": "Removed"})
         is True
     )
+    held = presence.registered  # the ACD service's presence check holds the set
     presence.resync(
         [
             {"Device": "PJSIP/1001", "State": "NOT_INUSE"},
@@ -27,6 +28,7 @@ def test_presence_from_contact_status_and_device_state_list():
         ]
     )
     assert presence.registered == {"1001"}
+    assert held is presence.registered  # rebuilt in place, never replaced
 
 
 def test_mask_number_keeps_prefix_and_last_four():
