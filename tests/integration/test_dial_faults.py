@@ -6,6 +6,7 @@ by another agent, and a burst of failures raises SWITCH_DEGRADED."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pytest_asyncio
 from acd.agents import AgentState
 from acd.service import SWITCH_DEGRADED
 from cti.calls import AgentNoAnswer, CallAnswered, CallQueued
-from cti.config import AcdConfig, AgentSpec, EngineConfig, RtpConfig
+from cti.config import AcdConfig, AgentSpec, EngineConfig, KpiConfig, LineSpec, RtpConfig
 from cti.engine import Engine
 from cti.stack.private import PrivateStack, engine_config_for
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
@@ -72,6 +73,8 @@ async def floor(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
                 for ext, kind in kinds.items()
             ),
             ring_timeout_s=6,
+            lines=marker.kwargs.get("lines", EngineConfig().lines),
+            kpi=marker.kwargs.get("kpi", KpiConfig()),
             acd=marker.kwargs.get("acd", AcdConfig(wrapup_s=0.0)),
             rtp=RtpConfig(private_ports=marker.kwargs.get("rtp_ports", 0)),
         )
@@ -197,3 +200,42 @@ async def test_a_switch_out_of_rtp_ports_raises_the_alarm_and_pauses_nobody(floo
     assert states == ["RAISED", "CLEARED"]
     assert not [a for a in eng.snapshot()["kpi"]["alarms"] if a["kind"] == SWITCH_DEGRADED]
     assert floor.paused_rows() == []
+
+
+APP_QUEUE_LINES = (
+    LineSpec("12345", "12345", "12345-general"),
+    LineSpec("12399", "12399", "12345-general", route="app_queue"),
+)
+
+
+@pytest.mark.floor(
+    agents={"1001": "answer", "1002": "answer"},
+    lines=APP_QUEUE_LINES,
+    kpi=KpiConfig(count_app_queue=True),
+)
+async def test_calls_app_queue_routes_cause_no_decision_and_count_where_configured(
+    floor: Floor, caplog: pytest.LogCaptureFixture
+):
+    """A line routed by Asterisk's app_queue over the engine's agents: the
+    engine makes no routing decision for its callers and logs nothing at
+    WARNING or above, yet counts them in the KPIs (kpi.count_app_queue)."""
+    eng = floor.engine
+    before = len(eng.recent_log)
+    result = await floor.citizens.call(CitizenCall("12399", "13940000000", "市民", hold_s=6))
+    assert result.completed
+    rows = list(eng.recent_log)[before:]
+    kinds = [r.kind for r in rows if r.call_id is not None]
+    assert "CALL_OFFERED_TO_AGENT" not in kinds  # app_queue chose the agent
+    assert {"CALL_QUEUED", "CALL_ANSWERED", "CALL_ENDED"} <= set(kinds)
+    queued = next(c for c in floor.changes.changes if isinstance(c, CallQueued))
+    assert queued.app_queue and queued.queue == "12345-general"
+    now = eng.clock()
+    stats = eng.tracker.window((now - 600.0, now), now=now)
+    assert (stats.offered, stats.answered) == (1, 1)
+    assert floor.paused_rows() == []
+    loud = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.split(".")[0] in ("acd", "cti")
+    ]
+    assert loud == []
