@@ -31,7 +31,7 @@ from acd.dial_outcomes import DialOutcome, SkipPolicy, classify_dial
 from acd.errors import AcdError
 from acd.log_events import LogEvent
 from acd.sla import ServiceLevelTracker
-from acd.switch_guard import GuardTransition, SwitchGuard
+from acd.switch_guard import GuardSettings, GuardTransition, SwitchGuard
 from cti.calls import (
     AgentConnected,
     AgentLeft,
@@ -703,6 +703,24 @@ _HANDLERS: dict[type, Callable[[AcdService, Any], None]] = {
     CallEnded: AcdService._ended,
     CallLost: AcdService._lost,
 }
+
+
+def dial_policies(acd: Any) -> tuple[SkipPolicy, SwitchGuard]:
+    """The skip policy and the switch-fault guard from the ``[acd]`` section."""
+    skip = SkipPolicy(
+        busy_skip_s=acd.busy_skip_s,
+        unavailable_backoff_s=acd.unavailable_backoff_s,
+        unavailable_backoff_max_s=acd.unavailable_backoff_max_s,
+    )
+    guard = SwitchGuard(
+        GuardSettings(
+            window_s=acd.switch_guard_window_s,
+            min_agents=acd.switch_guard_min_agents,
+            share=acd.switch_guard_share,
+            clear_answers=acd.switch_guard_clear_answers,
+        )
+    )
+    return skip, guard
 
 
 def agent_specs(config: Any) -> list[AgentSpec]:

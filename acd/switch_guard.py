@@ -90,6 +90,8 @@ class SwitchGuard:
     _failures: list[tuple[float, str]] = field(default_factory=list)
     # RONA pauses in the window: agent -> time
     _pauses: dict[str, float] = field(default_factory=dict)
+    # Agents in _last whose last dial failed (kept with _last, not recounted)
+    _failing: int = 0
 
     def dial_answered(self, agent: str, at: float) -> GuardTransition | None:
         self._record(agent, at, None)
@@ -116,34 +118,42 @@ class SwitchGuard:
     def counts(self, now: float) -> tuple[int, int]:
         """(failing agents, dialled agents) in the window ending at ``now``."""
         self._expire(now)
-        failing = sum(1 for _, failed in self._last.values() if failed is not None)
-        return failing, len(self._last)
+        return self._failing, len(self._last)
 
     # -- internals ------------------------------------------------------------------
 
     def _record(self, agent: str, at: float, failed: str | None) -> None:
-        self._last.pop(agent, None)
+        previous = self._last.pop(agent, None)
+        if previous is not None and previous[1] is not None:
+            self._failing -= 1
         self._last[agent] = (at, failed)
+        if failed is not None:
+            self._failing += 1
 
     def _expire(self, now: float) -> None:
         horizon = now - self.settings.window_s
         while self._last:
-            agent, (at, _) = next(iter(self._last.items()))
+            agent, (at, failed) = next(iter(self._last.items()))
             if at >= horizon:
                 break
             del self._last[agent]
+            if failed is not None:
+                self._failing -= 1
         drop = 0
         while drop < len(self._failures) and self._failures[drop][0] < horizon:
             drop += 1
         if drop:
             del self._failures[:drop]
-        for agent in [a for a, at in self._pauses.items() if at < horizon]:
-            del self._pauses[agent]
+        if self._pauses:
+            for agent in [a for a, at in self._pauses.items() if at < horizon]:
+                del self._pauses[agent]
+
+    def _outcomes(self) -> dict[str, int]:
+        return dict(Counter(name for _, name in self._failures))
 
     def _evaluate(self, now: float) -> GuardTransition | None:
         failing, dialled = self.counts(now)
         share = failing / dialled if dialled else 0.0
-        outcomes = dict(Counter(name for _, name in self._failures))
         s = self.settings
         if not self.tripped and failing >= s.min_agents and share >= s.share:
             self.tripped = True
@@ -151,9 +161,9 @@ class SwitchGuard:
             self.answers_since_trip = 0
             resume = tuple(sorted(self._pauses))
             self._pauses.clear()
-            return GuardTransition(True, now, failing, dialled, outcomes, resume)
+            return GuardTransition(True, now, failing, dialled, self._outcomes(), resume)
         if self.tripped and self.answers_since_trip >= s.clear_answers and share < s.share / 2:
             self.tripped = False
             self.tripped_at = None
-            return GuardTransition(False, now, failing, dialled, outcomes)
+            return GuardTransition(False, now, failing, dialled, self._outcomes())
         return None

@@ -17,13 +17,11 @@ from functools import partial
 from typing import Any
 
 from acd.core import Acd
-from acd.dial_outcomes import SkipPolicy
 from acd.log_events import LogEvent
 from acd.presence import Presence
 from acd.queues import AcdSettings, QueueSpec
-from acd.service import AcdService, agent_specs, payload
+from acd.service import AcdService, agent_specs, dial_policies, payload
 from acd.sla import TODAY, KpiSettings, ServiceLevelTracker
-from acd.switch_guard import GuardSettings, SwitchGuard
 from cti.ami import AMIError, AMILink, AmiMessage
 from cti.api.roles import mask_number
 from cti.calls import (
@@ -132,6 +130,7 @@ class Engine:
         self.event_log = event_log
         self.snapshot_store = snapshot_store
         self.recent_log: deque[LogEvent] = deque(maxlen=10_000)
+        skip_policy, guard = dial_policies(acd_cfg)
         self.service = AcdService(
             acd=self.acd,
             tracker=self.tracker,
@@ -146,19 +145,8 @@ class Engine:
             clock=clock,
             registered=lambda agent: agent in self.presence.registered,
             count_app_queue=config.kpi.count_app_queue,
-            skip_policy=SkipPolicy(
-                busy_skip_s=acd_cfg.busy_skip_s,
-                unavailable_backoff_s=acd_cfg.unavailable_backoff_s,
-                unavailable_backoff_max_s=acd_cfg.unavailable_backoff_max_s,
-            ),
-            guard=SwitchGuard(
-                GuardSettings(
-                    window_s=acd_cfg.switch_guard_window_s,
-                    min_agents=acd_cfg.switch_guard_min_agents,
-                    share=acd_cfg.switch_guard_share,
-                    clear_answers=acd_cfg.switch_guard_clear_answers,
-                )
-            ),
+            skip_policy=skip_policy,
+            guard=guard,
         )
         control = config.control
         self.control = CallControlService(

@@ -506,7 +506,7 @@ def _user_event(message: Mapping[str, Any], at: float) -> AmiEvent | None:
     if name not in _USER_EVENTS:
         return None
     channel = _must(_channel(message, name))
-    if name == "HotlineEnqueue":
+    if name in ("HotlineEnqueue", "HotlineAppQueueEnqueue"):
         return HotlineEnqueue(
             at,
             channel,
@@ -514,15 +514,7 @@ def _user_event(message: Mapping[str, Any], at: float) -> AmiEvent | None:
             queue=_last(message, "Queue") or "",
             priority=_int(_last(message, "Priority")),
             ivr=tuple(c for c in (_last(message, "Ivr") or "").split("|") if c),
-        )
-    if name == "HotlineAppQueueEnqueue":
-        return HotlineEnqueue(
-            at,
-            channel,
-            line=_last(message, "Line") or "",
-            queue=_last(message, "Queue") or "",
-            priority=0,
-            routed_by="app_queue",
+            routed_by="engine" if name == "HotlineEnqueue" else "app_queue",
         )
     if name == "HotlineConnect":
         return HotlineConnect(

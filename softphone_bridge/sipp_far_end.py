@@ -13,9 +13,10 @@ from importlib import resources
 from pathlib import Path
 
 from cti.stack.render import render
-from softphone_bridge.sipp_uas import SippUas
+from softphone_bridge.sipp_uas import OK_IN_DIALOG, SippUas
 
-ANSWER = """
+ANSWER = (
+    """
   <pause milliseconds="{ring_ms}"/>
 
   <send retrans="500">
@@ -51,18 +52,11 @@ ANSWER = """
 
   <recv request="BYE"/>
 
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
 """
+    + OK_IN_DIALOG
+    + """\
+"""
+)
 
 NO_ANSWER = """
   <recv request="CANCEL"/>

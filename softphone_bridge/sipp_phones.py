@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cti.stack.ports import free_udp_port
 from cti.stack.render import render
-from softphone_bridge.sipp_uas import SippUas
+from softphone_bridge.sipp_uas import OK_IN_DIALOG, SippUas
 
 REASONS = {
     480: "Temporarily Unavailable",
@@ -24,7 +24,8 @@ REASONS = {
     603: "Decline",
 }
 
-_ANSWER = """
+_ANSWER = (
+    """
   <send>
     <![CDATA[
       SIP/2.0 180 Ringing
@@ -39,17 +40,9 @@ _ANSWER = """
   </send>
 
   <recv request="CANCEL" timeout="{ring_ms}" ontimeout="answer"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
+"""
+    + OK_IN_DIALOG
+    + """\
   <send>
     <![CDATA[
       SIP/2.0 487 Request Terminated
@@ -91,17 +84,9 @@ _ANSWER = """
 
   <!-- The caller may hang up first; otherwise the agent does after the talk. -->
   <recv request="BYE" timeout="{talk_ms}" ontimeout="hangup"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
+"""
+    + OK_IN_DIALOG
+    + """\
   <nop next="end"/>
 
   <label id="hangup"/>
@@ -121,6 +106,7 @@ _ANSWER = """
   </send>
   <recv response="200" crlf="true"/>
 """
+)
 
 _REFUSE = """
   <send>

@@ -19,6 +19,21 @@ from cti.stack.process import ChildProcess
 
 _INVITE = re.compile(r"^INVITE sip:([^@;> ]+)@", re.MULTILINE)
 
+OK_IN_DIALOG = """\
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+"""Scenario text: 200 OK to the request just received (a BYE, a CANCEL)."""
+
 
 class SippUas:
     """``async with Peer(...) as peer:``; :meth:`invited` lists the request-URI

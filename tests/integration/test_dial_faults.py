@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,13 @@ class Floor:
     citizens: SippCitizens
     phones: dict[str, SippPhones]
     robots: dict[str, RobotAgent]
+    calls: list[asyncio.Task[CitizenResult]] = field(default_factory=list)
+
+    def place(self, call: CitizenCall) -> asyncio.Task[CitizenResult]:
+        """A citizen call running on its own; the fixture ends those still running."""
+        task = asyncio.create_task(self.citizens.call(call))
+        self.calls.append(task)
+        return task
 
     def paused_rows(self) -> list[object]:
         return [e for e in self.engine.recent_log if e.kind == "AGENT_PAUSED"]
@@ -105,7 +112,11 @@ async def floor(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             stack.push_async_callback(robot.stop)
         for ext in kinds:  # in order: the first logged in is the longest idle
             engine.login(ext)
-        yield Floor(engine, changes, citizens, phones, robots)
+        floor = Floor(engine, changes, citizens, phones, robots)
+        try:
+            yield floor
+        finally:
+            await cancel_and_wait(*floor.calls)
 
 
 def no_answers(floor: Floor) -> dict[str, list[str]]:
@@ -127,7 +138,7 @@ async def test_busy_refusing_and_unregistered_phones_are_never_paused(floor: Flo
     tasks: list[asyncio.Task[CitizenResult]] = []
     for n in range(4):
         call = CitizenCall("12345", f"1391000000{n}", f"市民{n}", hold_s=20)
-        tasks.append(asyncio.create_task(floor.citizens.call(call)))
+        tasks.append(floor.place(call))
         await floor.changes.wait_for(lambda c: isinstance(c, CallQueued), count=n + 1)
     answered = await floor.changes.wait_for(
         lambda c: isinstance(c, CallAnswered), count=4, timeout_s=60
@@ -168,9 +179,7 @@ async def test_a_switch_out_of_rtp_ports_raises_the_alarm_and_pauses_nobody(floo
     "Unable to create RTP instance") until calls end."""
     eng = floor.engine
     burst = [
-        asyncio.create_task(
-            floor.citizens.call(CitizenCall("12345", f"1392000000{n}", f"市民{n}", hold_s=60))
-        )
+        floor.place(CitizenCall("12345", f"1392000000{n}", f"市民{n}", hold_s=60))
         for n in range(10)
     ]
     answered = await floor.changes.wait_for(
