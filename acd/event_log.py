@@ -45,8 +45,8 @@ from acd.log_events import (
     CALL_ANSWERED,
     LogEvent,
 )
-from cti.backoff import Backoff, retry_forever
-from cti.db import MigrationError, apply_migrations, redact_dsn
+from common.backoff import Backoff, retry_forever
+from common.db import MigrationError, apply_migrations, redact_dsn
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +340,7 @@ class EventLogWriter:
     of up to ``batch_size`` rows, waits up to ``flush_interval_s`` to fill a
     partial batch (unless someone awaits ``wait_flushed``), and retries a
     failed batch forever with ``backoff``. With ``migrate_on_connect`` its
-    first connection applies the missing migrations (cti/db.py), so an engine
+    first connection applies the missing migrations (common/db.py), so an engine
     started while PostgreSQL was down still gets its table.
     """
 

@@ -32,7 +32,7 @@ from acd.errors import AcdError
 from acd.log_events import LogEvent
 from acd.sla import ServiceLevelTracker
 from acd.switch_guard import GuardSettings, GuardTransition, SwitchGuard
-from cti.calls import (
+from common.call_changes import (
     AgentConnected,
     AgentLeft,
     AgentNoAnswer,
@@ -42,7 +42,6 @@ from cti.calls import (
     CallChange,
     CallEnded,
     CallLost,
-    CallModel,
     CallQueued,
     CallTransferred,
 )
@@ -55,6 +54,18 @@ SWITCH_DEGRADED = "SWITCH_DEGRADED"
 SWITCH_GUARD_EVENT = "switch guard"
 REPORT_FAILURES_IN_A_ROW = 3
 """A phone whose rings failed this many times in a row is reported (WARNING)."""
+
+
+class CallView(Protocol):
+    """What the service reads of the call model (``cti.calls.CallModel``):
+    live calls and channels by id, and the calls ended lately."""
+
+    @property
+    def calls(self) -> Mapping[str, Any]: ...
+    @property
+    def channels(self) -> Mapping[str, Any]: ...
+    @property
+    def ended(self) -> Any: ...
 
 
 class AcdEffects(Protocol):
@@ -96,7 +107,7 @@ class WrapUp:
 class AcdService:
     acd: Acd
     tracker: ServiceLevelTracker
-    model: CallModel
+    model: CallView
     effects: AcdEffects
     sink: Callable[[LogEvent], None]
     """The event log (EventLogWriter.append, or a list's append in tests)."""

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from cti.backoff import Backoff, retry_forever
+from common.backoff import Backoff, retry_forever
 
 log = logging.getLogger(__name__)
 

@@ -32,11 +32,11 @@ import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 
 from bench.provenance import code_version, cpu_model  # noqa: E402
+from common.db import migrate  # noqa: E402
 from cti.api.accounts import AccountStore  # noqa: E402
 from cti.api.roles import Role  # noqa: E402
 from cti.api.server import serve_api  # noqa: E402
 from cti.config import AcdConfig, AgentSpec, ApiConfig, EngineConfig  # noqa: E402
-from cti.db import migrate  # noqa: E402
 from cti.engine import Engine  # noqa: E402
 from cti.stack.private import PrivateStack, engine_config_for  # noqa: E402
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent  # noqa: E402

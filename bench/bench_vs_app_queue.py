@@ -92,6 +92,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 from acd.event_log import EventLogWriter  # noqa: E402
 from acd.log_events import AGENT_LOGIN, LogEvent  # noqa: E402
 from bench.provenance import code_version, cpu_model  # noqa: E402
+from common.db import migrate  # noqa: E402
 from cti.ami import AMILink  # noqa: E402
 from cti.config import (  # noqa: E402
     RTP_PORTS_PER_CALL,
@@ -102,7 +103,6 @@ from cti.config import (  # noqa: E402
     RtpConfig,
     rtp_ports_needed,
 )
-from cti.db import migrate  # noqa: E402
 from cti.stack.ports import free_udp_port  # noqa: E402
 from cti.stack.private import PrivateStack, StackInfo  # noqa: E402
 from cti.stack.process import ChildProcess  # noqa: E402

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from acd.kpi_sql import BY_CHOICES, KpiRow, parse_window, recompute
-from cti.db import redact_dsn
+from common.db import redact_dsn
 
 __all__ = ["DEFAULT_WINDOWS", "add_kpi_arguments", "format_table", "run_kpi"]
 

@@ -32,7 +32,7 @@ async def persistence(
     try:
         if config.database_dsn:
             from acd.event_log import EventLogWriter
-            from cti.db import migrate
+            from common.db import migrate
 
             try:
                 applied = await migrate(config.database_dsn)

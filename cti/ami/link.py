@@ -3,7 +3,7 @@
 The link owns exactly two long-lived tasks:
 
 * the *supervisor* connects, logs in, runs the connect handlers and the ping
-  watchdog for the session, and reconnects with :class:`~cti.backoff.Backoff`
+  watchdog for the session, and reconnects with :class:`~common.backoff.Backoff`
   when the connection is lost;
 * the *dispatcher* hands every event to every handler, one event at a time,
   in arrival order.
@@ -25,7 +25,8 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 from uuid import uuid4
 
-from ..backoff import Backoff, retry_forever
+from common.backoff import Backoff, retry_forever
+
 from .errors import (
     AMIActionTimeout,
     AMIDisconnected,

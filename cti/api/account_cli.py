@@ -13,8 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from common.db import migrate, redact_dsn
 from cti.config import ConfigError
-from cti.db import migrate, redact_dsn
 
 from .accounts import AccountStore, AuditLog
 from .passwords import PasswordError

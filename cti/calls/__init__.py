@@ -1,12 +1,12 @@
 """Citizens' calls: the pure call model and the changes it reports.
 
-``CallModel.apply(message)`` turns AMI messages into :mod:`cti.calls.changes`;
+``CallModel.apply(message)`` turns AMI messages into :mod:`common.call_changes`;
 see :mod:`cti.calls.model` for how calls are recognised and followed.
 """
 
 from __future__ import annotations
 
-from cti.calls.changes import (
+from common.call_changes import (
     AgentConnected,
     AgentLeft,
     AgentNoAnswer,

@@ -1,7 +1,7 @@
 """The pure call model: normalized AMI events -> channels, bridges and citizen calls.
 
 Feed every AMI message to :meth:`CallModel.apply`; it returns the
-:mod:`~cti.calls.changes` the message caused. No I/O happens here: times come
+:mod:`~common.call_changes` the message caused. No I/O happens here: times come
 from the events' ``Timestamp`` header, so replaying a recorded transcript
 gives exactly the numbers of the live run.
 
@@ -54,8 +54,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from cti import events as ev
-from cti.calls.changes import (
+from common.call_changes import (
     AgentConnected,
     AgentLeft,
     AgentNoAnswer,
@@ -68,6 +67,7 @@ from cti.calls.changes import (
     CallQueued,
     CallTransferred,
 )
+from cti import events as ev
 
 __all__ = [
     "AFTER_CALL_CONTEXTS",

@@ -11,11 +11,11 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from common.db import migrate
 from cti.api.accounts import AccountStore
 from cti.api.roles import Role
 from cti.api.server import serve_api
 from cti.config import ApiConfig
-from cti.db import migrate
 from tests.integration.conftest import (  # noqa: F401  (fixtures)
     citizens,
     engine,

@@ -77,7 +77,7 @@ async def rig(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Rig]:
     engine = None
     citizens = SippCitizens(asterisk_sip=info.sip, work_dir=tmp_path / "sipp")
     try:
-        from cti.db import migrate
+        from common.db import migrate
 
         await migrate(info.database_dsn)
         await writer.start()

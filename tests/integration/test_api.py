@@ -19,13 +19,13 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
+from common.db import migrate
 from cti.api.accounts import AccountStore, AuditLog
 from cti.api.http import HUB, build_app
 from cti.api.roles import Role
 from cti.api.server import serve_api
 from cti.api.sessions import SessionTable
 from cti.config import AgentSpec, ApiConfig, EngineConfig
-from cti.db import migrate
 from cti.engine import Engine
 from cti.stack.postgres import PrivatePostgres
 

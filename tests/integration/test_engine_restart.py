@@ -17,9 +17,9 @@ import pytest
 
 from acd import log_events as E
 from acd.event_log import EventLogWriter
+from common.db import migrate
 from cti.ami import AMILink
 from cti.config import AcdConfig, AgentSpec, EngineConfig, KpiConfig
-from cti.db import migrate
 from cti.stack.private import PrivateStack, StackInfo
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens

@@ -19,8 +19,8 @@ import pytest_asyncio
 from acd import log_events as ev
 from acd.event_log import EventLogWriter, load_agent_states, load_repeat_callers
 from acd.log_events import LogEvent
-from cti.backoff import Backoff
-from cti.db import (
+from common.backoff import Backoff
+from common.db import (
     MigrationError,
     apply_migrations,
     default_migrations_dir,

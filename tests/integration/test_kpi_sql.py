@@ -21,8 +21,8 @@ from acd import log_events as ev
 from acd.event_log import EventLogWriter
 from acd.kpi_sql import KpiRow, parse_window, recompute
 from acd.log_events import LogEvent
-from cti.backoff import Backoff
-from cti.db import migrate
+from common.backoff import Backoff
+from common.db import migrate
 from cti.kpi_cli import add_kpi_arguments, run_kpi
 from cti.stack.ports import free_tcp_port
 from cti.stack.postgres import PrivatePostgres

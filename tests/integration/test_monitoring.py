@@ -10,12 +10,12 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from common.db import migrate
 from cti.api.accounts import AccountStore, AuditLog
 from cti.api.http import build_app
 from cti.api.roles import Role
 from cti.api.sessions import SessionTable
 from cti.calls import CallAnswered
-from cti.db import migrate
 from softphone_bridge.sipp_citizen import CitizenCall
 
 from .conftest import cancel_and_wait

@@ -11,13 +11,13 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from common.db import migrate
 from cti.api.accounts import AccountStore, AuditLog
 from cti.api.http import DesktopHub, build_app
 from cti.api.roles import Role
 from cti.api.screenpop import ScreenPopService
 from cti.api.sessions import SessionTable
 from cti.calls import AgentRinging
-from cti.db import migrate
 from softphone_bridge.sipp_citizen import CitizenCall
 
 from .conftest import cancel_and_wait

@@ -17,7 +17,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from acd.snapshot_store import SnapshotStore
-from cti.backoff import Backoff
+from common.backoff import Backoff
 from cti.stack.redis import PrivateRedis
 
 pytestmark = pytest.mark.integration

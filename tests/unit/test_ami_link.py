@@ -22,6 +22,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.manager import Manager
 from panoramisk.message import Message
 
+from common.backoff import Backoff
 from cti.ami import (
     AMIActionTimeout,
     AMIDisconnected,
@@ -35,7 +36,6 @@ from cti.ami import (
     HardenedAMIProtocol,
     PendingAction,
 )
-from cti.backoff import Backoff
 
 try:  # tests/unit may or may not be a package
     from .ami_fake_server import BANNER, FakeAMIServer, block

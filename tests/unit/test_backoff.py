@@ -1,4 +1,4 @@
-"""Unit tests for cti.backoff: the pure Backoff and the shared retry loop."""
+"""Unit tests for common.backoff: the pure Backoff and the shared retry loop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from cti.backoff import Backoff, retry_forever
+from common.backoff import Backoff, retry_forever
 
 
 def test_delays_double_up_to_the_cap_without_jitter() -> None:

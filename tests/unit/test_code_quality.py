@@ -12,7 +12,7 @@ PURE_CORES = [
     "cti/calls",
     "cti/events.py",
     "cti/ami",
-    "cti/backoff.py",
+    "common",
     "acd",
     "cti/config.py",
     "cti/api",

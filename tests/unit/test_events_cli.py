@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from cti.backoff import Backoff
+from common.backoff import Backoff
 from cti.events_cli import event_json, run_events
 
 try:
