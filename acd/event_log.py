@@ -2,7 +2,8 @@
 
 ``EventLogWriter.append`` only puts the event on an in-memory queue; one owned
 background task writes the queue to PostgreSQL (``acd_event``, migration 001)
-in batches, in append order, retrying with backoff until each batch is
+in batches, in append order, on a connection borrowed from the process's
+``asyncpg.Pool`` for each batch, retrying with backoff until each batch is
 committed. Every row carries ``LogEvent.dedup_key`` and is inserted with
 ``ON CONFLICT (dedup_key) DO NOTHING``, so a batch resent after a lost
 acknowledgement (the commit happened, the reply did not arrive) is stored
@@ -29,7 +30,7 @@ import logging
 import os
 import shutil
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ from acd.log_events import (
     LogEvent,
 )
 from common.backoff import Backoff, retry_forever
-from common.db import MigrationError, apply_migrations, redact_dsn
+from common.db import MigrationError, apply_migrations
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,13 @@ T = TypeVar("T")
 __all__ = [
     "EventLogStats",
     "EventLogWriter",
+    "RestoredState",
     "SupportsFetch",
     "event_from_json",
     "event_to_json",
     "load_agent_states",
     "load_repeat_callers",
+    "restore_from_log",
 ]
 
 # Rows go in append order: ids are drawn in the ORDER BY of the SELECT.
@@ -100,6 +103,16 @@ class EventLogStats:
     """Rows already present (same dedup_key), skipped by ON CONFLICT."""
     rejected: int
     """Rows PostgreSQL refused for their content (logged at ERROR, dead-lettered)."""
+    lost: int
+    """Events known to be lost: left unwritten at ``close`` with nowhere to spill
+    them, or unreadable or missing in the spill file (each logged at ERROR)."""
+    outages: int
+    """Times writing started to fail after working (or before it ever worked)."""
+    recoveries: int
+    """Outages that ended with a committed batch."""
+    alarms: int
+    """Times an ALARM condition began (logged): the backlog outgrew ``max_pending``
+    with no spill file, or the spill file could not be written."""
     last_error: str | None
 
 
@@ -332,22 +345,47 @@ class _Batch:
     spill_end_offset: int = 0
 
 
+@contextlib.asynccontextmanager
+async def _pooled(pool: asyncpg.Pool, *, acquire_timeout_s: float) -> AsyncIterator[Any]:
+    """A connection of *pool*, terminated instead of reused when the block fails.
+
+    After a timeout, a cancellation or a broken link the session state is
+    unknown, and a reset on release could wait on a dead server: the pool
+    opens a fresh connection on the next acquire instead.
+    """
+    conn = await pool.acquire(timeout=acquire_timeout_s)
+    try:
+        yield conn
+    except BaseException:
+        conn.terminate()
+        raise
+    finally:
+        await pool.release(conn)  # at once when terminated
+
+
 class EventLogWriter:
     """Appends ``LogEvent`` rows to ``acd_event``; see the module docstring.
 
     ``append`` is synchronous and O(1) and never touches the network or the
-    disk. The one background task (``start``) connects lazily, writes batches
-    of up to ``batch_size`` rows, waits up to ``flush_interval_s`` to fill a
-    partial batch (unless someone awaits ``wait_flushed``), and retries a
-    failed batch forever with ``backoff``. With ``migrate_on_connect`` its
-    first connection applies the missing migrations (common/db.py), so an engine
-    started while PostgreSQL was down still gets its table.
+    disk. The one background task (``start``) borrows a connection of *pool*
+    for each batch of up to ``batch_size`` rows, waits up to
+    ``flush_interval_s`` to fill a partial batch (unless someone awaits
+    ``wait_flushed``), and retries a failed batch forever with ``backoff``.
+    With ``migrate_on_connect`` its first successful connection applies the
+    missing migrations (common/db.py), so an engine started while PostgreSQL
+    was down still gets its table.
+
+    *pool* belongs to the caller, who closes it after ``close``. It may be
+    created while PostgreSQL is down (``min_size=0`` opens nothing up front);
+    a connection that failed mid-batch is terminated, so the pool reconnects.
+    *where* names the database in log lines (e.g. ``common.db.redact_dsn(dsn)``;
+    never a password).
     """
 
     def __init__(
         self,
         *,
-        dsn: str,
+        pool: asyncpg.Pool,
         engine_id: str,
         backoff: Backoff | None = None,
         batch_size: int = 500,
@@ -357,6 +395,7 @@ class EventLogWriter:
         connect_timeout_s: float = 5.0,
         statement_timeout_s: float = 15.0,
         migrate_on_connect: bool = True,
+        where: str = "the event-log pool's database",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
@@ -364,8 +403,8 @@ class EventLogWriter:
             raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
         if flush_interval_s < 0:
             raise ValueError(f"flush_interval_s must be >= 0, got {flush_interval_s!r}")
-        self._dsn = dsn
-        self._where = redact_dsn(dsn)
+        self._pool = pool
+        self._where = where
         self._engine_id = engine_id
         self._backoff = backoff or Backoff(base_s=0.2, cap_s=10.0)
         self._batch_size = batch_size
@@ -397,9 +436,12 @@ class EventLogWriter:
         self._spilled = 0
         self._duplicates = 0
         self._rejected = 0
+        self._lost = 0
+        self._outages = 0
+        self._recoveries = 0
+        self._alarms = 0
         self._last_error: str | None = None
 
-        self._conn: Any = None
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._io_pool: ThreadPoolExecutor | None = None
@@ -420,6 +462,10 @@ class EventLogWriter:
             spilled=self._spilled,
             duplicates_ignored=self._duplicates,
             rejected=self._rejected,
+            lost=self._lost,
+            outages=self._outages,
+            recoveries=self._recoveries,
+            alarms=self._alarms,
             last_error=self._last_error,
         )
 
@@ -428,6 +474,17 @@ class EventLogWriter:
         """Events not yet committed (in flight, in the spill file, in memory)."""
         inflight = len(self._inflight.events) if self._inflight is not None else 0
         return inflight + self._spill_unread + len(self._queue)
+
+    @property
+    def healthy(self) -> bool:
+        """False from a failed write until the next committed batch."""
+        return self._outage_started is None
+
+    @property
+    def alarm_raised(self) -> bool:
+        """True while an ALARM condition lasts: the backlog is over ``max_pending``
+        with no spill file, or the spill file cannot be written."""
+        return self._overflow_alarmed or self._spill_failed_at is not None
 
     async def start(self) -> None:
         """Start the writer task; events a previous run spilled are written first."""
@@ -439,6 +496,7 @@ class EventLogWriter:
             self._io_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-log-io")
             lines, torn = await self._io(self._spill.scan)
             if torn:
+                self._lost += 1
                 log.error(
                     "event log: spill file %s ended with a torn line (a crash mid-write?); "
                     "it was cut off and is lost: %r",
@@ -507,7 +565,6 @@ class EventLogWriter:
                     raise
         await self._settle_spill_job()
         await self._save_leftovers()
-        await self._drop_connection(graceful=True)
         if self._io_pool is not None:
             self._io_pool.shutdown(wait=False)  # every job was awaited above
         for _, waiter in self._flush_waiters:
@@ -589,7 +646,7 @@ class EventLogWriter:
                     self._spill.path,
                     self._spill_unread,
                 )
-                self._rejected += self._spill_unread
+                self._lost += self._spill_unread
                 self._resolve(self._spill_unread)
                 self._spill_unread = 0
                 self._spill_read_offset = self._spill_committed_offset = 0
@@ -600,7 +657,7 @@ class EventLogWriter:
             if chunk.bad:
                 for line, error in chunk.bad:
                     log.error("event log: unreadable spill line skipped (%s): %s", error, line)
-                self._rejected += len(chunk.bad)
+                self._lost += len(chunk.bad)
                 self._resolve(len(chunk.bad))
             if not chunk.events:
                 self._spill_committed_offset = chunk.end_offset
@@ -612,21 +669,10 @@ class EventLogWriter:
         return _Batch([self._queue.popleft() for _ in range(take)], from_spill=False)
 
     async def _attempt(self, batch: _Batch) -> tuple[int, int]:
-        try:
-            if self._conn is None or self._conn.is_closed():
-                self._conn = await asyncpg.connect(
-                    self._dsn,
-                    timeout=self._connect_timeout_s,
-                    server_settings={"application_name": f"hotline-event-log {self._engine_id}"},
-                )
-                if self._schema_pending:
-                    await self._ensure_schema(self._conn)
-            return await self._insert_batch(self._conn, batch.events)
-        except Exception:
-            # After a timeout or a broken link the session state is unknown:
-            # start the retry on a fresh connection.
-            await self._drop_connection(graceful=False)
-            raise
+        async with _pooled(self._pool, acquire_timeout_s=self._connect_timeout_s) as conn:
+            if self._schema_pending:
+                await self._ensure_schema(conn)
+            return await self._insert_batch(conn, batch.events)
 
     async def _ensure_schema(self, conn: Any) -> None:
         """Apply missing migrations once; a fault that needs a human is logged, not retried."""
@@ -693,6 +739,7 @@ class EventLogWriter:
             self._spill_committed_offset = batch.spill_end_offset
         self._resolve(count)
         if self._outage_started is not None:
+            self._recoveries += 1
             loop = asyncio.get_running_loop()
             log.warning(
                 "event log: PostgreSQL at %s accepts writes again after %.1f s; "
@@ -717,6 +764,7 @@ class EventLogWriter:
         error = f"{type(exc).__name__}: {exc}"
         self._last_error = error
         if self._outage_started is None:
+            self._outages += 1
             self._outage_started = asyncio.get_running_loop().time()
         if error == self._outage_logged_error:
             log.debug("event log: write attempt %d failed (%s)", failures, error)
@@ -760,6 +808,7 @@ class EventLogWriter:
         if self._spill is None:
             if not self._overflow_alarmed:
                 self._overflow_alarmed = True
+                self._alarms += 1
                 log.error(
                     "ALARM event log: %d events wait for PostgreSQL at %s, more than "
                     "max_pending=%d, and no spill_path is set: they are kept in memory "
@@ -796,6 +845,8 @@ class EventLogWriter:
         except Exception as exc:
             self._spill_unread -= len(events)
             self._queue.extendleft(reversed(events))
+            if self._spill_failed_at is None:
+                self._alarms += 1
             self._spill_failed_at = asyncio.get_running_loop().time()
             log.error(
                 "ALARM event log: cannot spill to %s (%s); %d events stay in memory",
@@ -817,6 +868,7 @@ class EventLogWriter:
         left = self.pending
         if self._spill is None:
             if left:
+                self._lost += left
                 log.error(
                     "event log: closing with %d events not written to PostgreSQL at %s and "
                     "no spill_path: they are LOST (first %s, last %s)",
@@ -835,6 +887,7 @@ class EventLogWriter:
         try:
             await self._io(self._spill.rewrite, head, self._spill_committed_offset, tail)
         except OSError as exc:
+            self._lost += left
             log.error(
                 "event log: closing with %d events unwritten and the spill file %s failed "
                 "(%s): they are LOST",
@@ -850,18 +903,6 @@ class EventLogWriter:
             left,
             self._spill.path,
         )
-
-    async def _drop_connection(self, *, graceful: bool) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None or conn.is_closed():
-            return
-        if graceful:
-            try:
-                await conn.close(timeout=2.0)
-                return
-            except Exception as exc:  # the server is gone: nothing to be polite to
-                log.debug("event log: closing the connection failed: %s", exc)
-        conn.terminate()
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         """Run *fn* on the writer's single I/O thread (file order = submit order)."""
@@ -931,3 +972,37 @@ async def load_repeat_callers(
         since,
     )
     return {row["caller_number"]: (row["agent"], float(row["at"])) for row in rows}
+
+
+@dataclass(frozen=True)
+class RestoredState:
+    """What an engine takes back from the event log when it starts."""
+
+    agent_states: dict[str, tuple[str, float, str | None]]
+    """``agent -> (state, at, pause_reason)``, as ``load_agent_states``."""
+    repeat_callers: dict[str, tuple[str, float]]
+    """``caller_number -> (agent, at)``, as ``load_repeat_callers``."""
+
+
+async def restore_from_log(
+    pool: asyncpg.Pool, *, since: float, timeout_s: float = 5.0
+) -> RestoredState | None:
+    """Agent states and the repeat callers answered since *since* (epoch seconds).
+
+    Bounded by *timeout_s*: routing must not wait on the database. When it is
+    unreachable, too slow or refuses the queries, a WARNING is logged and
+    ``None`` returned (agents then start logged out); nothing is raised.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with _pooled(pool, acquire_timeout_s=timeout_s) as conn:
+                agent_states = await load_agent_states(conn)
+                repeat_callers = await load_repeat_callers(conn, since=since)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning(
+            "could not restore agent states from the event log (%s: %s); agents start logged out",
+            type(exc).__name__,
+            exc,
+        )
+        return None
+    return RestoredState(agent_states=agent_states, repeat_callers=repeat_callers)

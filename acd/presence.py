@@ -7,8 +7,7 @@ Live from ``ContactStatus`` events; rebuilt on (re)connect from a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from collections.abc import Collection, Iterable
 
 _UP = {"Created", "Reachable", "Updated", "NonQualified", "Unknown"}
 _DOWN = {"Removed", "Unreachable"}
@@ -19,12 +18,9 @@ class Presence:
         self.agents = set(agents)
         self.registered: set[str] = set()
 
-    def apply(self, event: Mapping[str, Any]) -> bool:
-        """Apply one AMI event; True if the registered set changed."""
-        if event.get("Event") != "ContactStatus":
-            return False
-        aor = str(event.get("AOR") or event.get("Aor") or "")
-        status = str(event.get("ContactStatus", ""))
+    def contact_status(self, aor: str, status: str) -> bool:
+        """A PJSIP contact of *aor* changed (``ContactStatus``); True if the
+        registered set changed."""
         if aor not in self.agents:
             return False
         before = aor in self.registered
@@ -34,19 +30,14 @@ class Presence:
             self.registered.discard(aor)
         return before != (aor in self.registered)
 
-    def resync(self, device_states: Iterable[Mapping[str, Any]]) -> None:
-        """Rebuild from ``DeviceStateChange`` rows of a DeviceStateList reply."""
+    def resync(self, device_states: Iterable[tuple[str, str]]) -> None:
+        """Rebuild from the (device, state) pairs of a DeviceStateList reply."""
         registered = set()
-        for row in device_states:
-            device = str(row.get("Device", ""))
+        for device, state in device_states:
             if not device.startswith("PJSIP/"):
                 continue
             endpoint = device[len("PJSIP/") :]
-            if endpoint in self.agents and row.get("State") not in (
-                "UNAVAILABLE",
-                "INVALID",
-                "UNKNOWN",
-            ):
+            if endpoint in self.agents and state not in ("UNAVAILABLE", "INVALID", "UNKNOWN"):
                 registered.add(endpoint)
         # In place: whoever holds the set (the ACD service's presence check) sees it.
         self.registered.clear()

@@ -45,11 +45,10 @@ from common.call_changes import (
     CallQueued,
     CallTransferred,
 )
+from common.contexts import APP_QUEUE_CONTEXTS
 
 log = logging.getLogger(__name__)
 
-# Contexts where Asterisk's app_queue, not the engine, is serving the caller.
-APP_QUEUE_CONTEXTS = frozenset({"hotline-fallback", "hotline-appqueue"})
 SWITCH_DEGRADED = "SWITCH_DEGRADED"
 SWITCH_GUARD_EVENT = "switch guard"
 REPORT_FAILURES_IN_A_ROW = 3
@@ -160,21 +159,19 @@ class AcdService:
     def tick(self, now: float) -> None:
         self._run(self.acd.tick(now), now)
 
-    def agent_action_from_dialplan(self, event: Mapping[str, Any], at: float) -> None:
+    def agent_action_from_dialplan(self, code: str, agent: str, reason: str, at: float) -> None:
         """Feature codes (*21..*24) arrive as UserEvents naming the agent."""
-        kind = str(event.get("UserEvent", ""))
-        agent = str(event.get("Agent", ""))
         try:
-            if kind == "HotlineAgentLogin":
+            if code == "HotlineAgentLogin":
                 self.login(agent, at)
-            elif kind == "HotlineAgentLogout":
+            elif code == "HotlineAgentLogout":
                 self.logout(agent, at)
-            elif kind == "HotlineAgentPause":
-                self.pause(agent, str(event.get("Reason") or "feature code"), at)
-            elif kind == "HotlineAgentResume":
+            elif code == "HotlineAgentPause":
+                self.pause(agent, reason or "feature code", at)
+            elif code == "HotlineAgentResume":
                 self.resume(agent, at)
         except AcdError as exc:
-            log.warning("agent %s feature code %s refused: %s", agent, kind, exc)
+            log.warning("agent %s feature code %s refused: %s", agent, code, exc)
 
     # -- call changes ---------------------------------------------------------------
 

@@ -819,6 +819,31 @@ class ServiceLevelTracker:
             transitions.extend(self._check_forecast(forecast_scope, forecast_inputs, now))
         return transitions
 
+    def rate_chart(self, *, now: float) -> list[dict[str, Any]]:
+        """The 15 s answer rate of each hour of today so far (the contract's
+        local day), for the console's chart: one point per hour, the current
+        hour up to now."""
+        start, _ = self.window_range(TODAY, now=now)
+        points = []
+        hour = start
+        while hour < now:
+            end = min(hour + 3600.0, now)
+            # Windows are closed intervals: stop a hair short of the next hour
+            # so that an outcome exactly on the hour counts once.
+            last = end if end == now else end - 1e-6
+            stats = self.window((hour, last), now=now)
+            points.append(
+                {
+                    "from": hour,
+                    "to": end,
+                    "offered": stats.offered,
+                    "answered": stats.answered,
+                    "rate_15s": stats.rate_15s,
+                }
+            )
+            hour += 3600.0
+        return points
+
     def snapshot(self, *, now: float) -> dict[str, Any]:
         """Everything a wallboard shows, JSON-able.
 

@@ -7,7 +7,8 @@ time ``{prefix}:snapshot:at`` (epoch seconds), and subscribe to
 The engine's calls never wait on Redis: ``set_snapshot`` only replaces the
 latest snapshot (the newest wins, written at most every ``min_interval_s``)
 and ``publish`` only appends to a bounded buffer; one owned background task
-does the I/O and retries with backoff while Redis is away. Pub/sub is best
+does the I/O, through the process's Redis client, and retries with backoff
+while Redis is away. Pub/sub is best
 effort by nature (a subscriber that is not connected misses messages): when
 the buffer is full the oldest message is dropped with a counted warning, and
 a batch resent after a connection error may be seen twice. The durable
@@ -28,8 +29,6 @@ from itertools import islice
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from common.backoff import Backoff, retry_forever
 
@@ -51,34 +50,49 @@ class SnapshotStoreStats:
     errors: int
     """Failed Redis round trips (each followed by a backoff) and unencodable values."""
     buffered: int
+    overflows: int
+    """Times the pub/sub buffer filled up and began dropping the oldest."""
+    outages: int
+    """Times the round trips to Redis started to fail."""
+    recoveries: int
+    """Outages that ended with a successful round trip."""
     last_error: str | None
 
 
 class SnapshotStore:
-    """Writes the latest snapshot and publishes events to Redis; see the module docstring."""
+    """Writes the latest snapshot and publishes events to Redis; see the module docstring.
+
+    *client* belongs to the caller, who closes it after ``close``. The store
+    retries and logs by itself, and bounds each round trip by *timeout_s*
+    whatever the client's own settings; a client without retries of its own
+    (``retry=Retry(NoBackoff(), 0)``) and with socket timeouts notices an
+    outage, and its end, soonest.
+    """
 
     def __init__(
         self,
         *,
-        url: str,
+        client: aioredis.Redis,
         prefix: str = "hotline",
         backoff: Backoff | None = None,
         min_interval_s: float = 0.2,
         max_buffered: int = 10_000,
-        socket_timeout_s: float = 2.0,
+        timeout_s: float = 5.0,
     ) -> None:
         if min_interval_s < 0:
             raise ValueError(f"min_interval_s must be >= 0, got {min_interval_s!r}")
         if max_buffered < 1:
             raise ValueError(f"max_buffered must be >= 1, got {max_buffered!r}")
-        self._url = url
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        self._client = client
         self.snapshot_key = f"{prefix}:snapshot"
         self.snapshot_at_key = f"{prefix}:snapshot:at"
         self.channel = f"{prefix}:events"
         self._backoff = backoff or Backoff(base_s=0.2, cap_s=5.0)
         self._min_interval_s = min_interval_s
         self._max_buffered = max_buffered
-        self._socket_timeout_s = socket_timeout_s
+        self._timeout_s = timeout_s
 
         self._snapshot: Mapping[str, Any] | None = None
         self._snapshot_version = 0
@@ -93,12 +107,14 @@ class SnapshotStore:
         self._published = 0
         self._dropped = 0
         self._dropped_this_episode = 0
+        self._overflows = 0
         self._errors = 0
+        self._outages = 0
+        self._recoveries = 0
         self._last_error: str | None = None
         self._outage_started: float | None = None
         self._outage_logged_error: str | None = None
 
-        self._client: aioredis.Redis | None = None
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -113,8 +129,21 @@ class SnapshotStore:
             dropped=self._dropped,
             errors=self._errors,
             buffered=len(self._outbox),
+            overflows=self._overflows,
+            outages=self._outages,
+            recoveries=self._recoveries,
             last_error=self._last_error,
         )
+
+    @property
+    def healthy(self) -> bool:
+        """False from a failed round trip to Redis until the next successful one."""
+        return self._outage_started is None
+
+    @property
+    def dropping(self) -> bool:
+        """True from the first message dropped from a full buffer until the buffer drains."""
+        return self._dropping
 
     async def start(self) -> None:
         """Start the writer task (it connects lazily and keeps retrying)."""
@@ -124,7 +153,10 @@ class SnapshotStore:
         self._task.add_done_callback(self._task_done)
 
     async def close(self, *, flush_timeout_s: float = 2.0) -> None:
-        """Send what can be sent in *flush_timeout_s*, stop the task, disconnect. Idempotent."""
+        """Send what can be sent in *flush_timeout_s*, stop the task. Idempotent.
+
+        The client is left open: it belongs to the caller.
+        """
         if self._closed:
             return
         self._closed = True
@@ -145,9 +177,6 @@ class SnapshotStore:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
 
     def set_snapshot(self, snapshot: Mapping[str, Any]) -> None:
         """Make *snapshot* the one to write next; never blocks.
@@ -178,6 +207,7 @@ class SnapshotStore:
             self._dropped_this_episode += 1
             if not self._dropping:
                 self._dropping = True
+                self._overflows += 1
                 log.warning(
                     "snapshot store: pub/sub buffer full (%d messages; Redis slow or "
                     "unreachable): dropping the oldest, counted in stats.dropped (the event "
@@ -205,24 +235,13 @@ class SnapshotStore:
 
     async def read_snapshot(self) -> dict[str, Any] | None:
         """The stored snapshot, or ``None`` when there is none (raises if Redis is down)."""
-        raw = await cast(Awaitable[bytes | None], self._redis().get(self.snapshot_key))
+        raw = await cast(Awaitable[bytes | None], self._client.get(self.snapshot_key))
         if raw is None:
             return None
         value = json.loads(raw)
         return value if isinstance(value, dict) else {"value": value}
 
     # --------------------------------------------------------- background
-
-    def _redis(self) -> aioredis.Redis:
-        if self._client is None:
-            # No retries inside redis-py: our loop owns retrying and its logging.
-            self._client = aioredis.Redis.from_url(
-                self._url,
-                socket_timeout=self._socket_timeout_s,
-                socket_connect_timeout=self._socket_timeout_s,
-                retry=Retry(NoBackoff(), 0),
-            )
-        return self._client
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -234,7 +253,7 @@ class SnapshotStore:
             try:
                 await self._wait_for_work()
                 await retry_forever(
-                    self._flush_once, backoff=self._backoff, on_failure=self._on_failure
+                    self._flush_bounded, backoff=self._backoff, on_failure=self._on_failure
                 )
             except Exception:
                 # Redis faults are retried inside; only a bug lands here.
@@ -263,8 +282,14 @@ class SnapshotStore:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), due_in)
 
+    async def _flush_bounded(self) -> None:
+        # A client's own socket timeouts and retries are the owner's choice; a
+        # round trip that hangs must not stall the store whatever they are.
+        async with asyncio.timeout(self._timeout_s):
+            await self._flush_once()
+
     async def _flush_once(self) -> None:
-        client = self._redis()
+        client = self._client
         while self._outbox:
             chunk = list(islice(self._outbox, _PUBLISH_CHUNK))
             async with client.pipeline(transaction=False) as pipe:
@@ -310,6 +335,7 @@ class SnapshotStore:
     def _recovered(self) -> None:
         if self._outage_started is None:
             return
+        self._recoveries += 1
         log.warning(
             "snapshot store: Redis at %s reachable again after %.1f s",
             self._where(),
@@ -323,6 +349,7 @@ class SnapshotStore:
         error = f"{type(exc).__name__}: {exc}"
         self._last_error = error
         if self._outage_started is None:
+            self._outages += 1
             self._outage_started = asyncio.get_running_loop().time()
         if error == self._outage_logged_error:
             log.debug("snapshot store: attempt %d failed (%s)", failures, error)
@@ -339,6 +366,8 @@ class SnapshotStore:
         )
 
     def _where(self) -> str:
-        # host:port/db without any password in the URL
-        url = self._url
-        return url.rsplit("@", 1)[-1] if "@" in url else url.split("://", 1)[-1]
+        # host:port/db, or the socket path; never the password
+        kwargs = self._client.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return f"{kwargs['path']}/{kwargs.get('db', 0)}"
+        return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"

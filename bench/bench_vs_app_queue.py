@@ -86,6 +86,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import asyncpg
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
@@ -427,17 +429,18 @@ def engine_toml(config: EngineConfig, info: StackInfo) -> str:
 async def log_agents_in(dsn: str, agents: Iterable[str]) -> int:
     """AGENT_LOGIN rows in the event log: the engine restores them at start."""
     await migrate(dsn)
-    writer = EventLogWriter(dsn=dsn, engine_id="bench-setup")
-    await writer.start()
-    now = time.time()
-    count = 0
-    try:
-        for agent in agents:
-            writer.append(LogEvent(at=now, kind=AGENT_LOGIN, agent=agent))
-            count += 1
-        await writer.wait_flushed(timeout_s=15)
-    finally:
-        await writer.close()
+    async with asyncpg.create_pool(dsn, min_size=0, max_size=1) as pool:
+        writer = EventLogWriter(pool=pool, engine_id="bench-setup")
+        await writer.start()
+        now = time.time()
+        count = 0
+        try:
+            for agent in agents:
+                writer.append(LogEvent(at=now, kind=AGENT_LOGIN, agent=agent))
+                count += 1
+            await writer.wait_flushed(timeout_s=15)
+        finally:
+            await writer.close()
     return count
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "default_migrations_dir",
     "discover_migrations",
     "migrate",
+    "migrate_all",
     "redact_dsn",
 ]
 
@@ -101,16 +103,30 @@ def discover_migrations(directory: Path) -> list[Migration]:
     return migrations
 
 
+def _namespace(version: str) -> str:
+    return version.partition("/")[0] if "/" in version else ""
+
+
 async def apply_migrations(
-    conn: Any, *, directory: Path | None = None, lock_timeout_s: float = 60.0
+    conn: Any,
+    *,
+    directory: Path | None = None,
+    features: Sequence[tuple[str, Path]] = (),
+    lock_timeout_s: float = 60.0,
 ) -> list[str]:
     """Apply the migrations *conn*'s database lacks; return their versions.
 
-    *conn* is an ``asyncpg.Connection``. Raises ``MigrationError`` when an
-    applied file was changed since (naming it), and ``TimeoutError`` when
-    another engine holds the migration lock for longer than *lock_timeout_s*.
+    The core's files first, then each feature's (``features``: (name,
+    directory) pairs), recorded as ``<name>/<file>``. *conn* is an
+    ``asyncpg.Connection``. Raises ``MigrationError`` when an applied file
+    was changed since (naming it), and ``TimeoutError`` when another engine
+    holds the migration lock for longer than *lock_timeout_s*.
     """
     migrations = discover_migrations(directory or default_migrations_dir())
+    for name, feature_dir in features:
+        migrations += [
+            replace(m, version=f"{name}/{m.version}") for m in discover_migrations(feature_dir)
+        ]
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY, timeout=lock_timeout_s)
     try:
         await conn.execute(
@@ -125,7 +141,10 @@ async def apply_migrations(
         rows = await conn.fetch("SELECT version, checksum FROM schema_migrations")
         applied: dict[str, str] = {row["version"]: row["checksum"] for row in rows}
         known = {m.version for m in migrations}
-        unknown = sorted(set(applied) - known)
+        # Only the sets applied here are judged (a feature not enabled in this
+        # engine keeps its rows).
+        namespaces = {_namespace(m.version) for m in migrations}
+        unknown = sorted(v for v in set(applied) - known if _namespace(v) in namespaces)
         if unknown:
             # A newer engine migrated this database; an older one may still run
             # if the changes were additive, so warn rather than refuse.
@@ -171,6 +190,14 @@ async def migrate(dsn: str, *, directory: Path | None = None, timeout_s: float =
         return await apply_migrations(conn, directory=directory)
     finally:
         await conn.close()
+
+
+async def migrate_all(
+    pool: Any, features: Sequence[tuple[str, Path]] = (), *, timeout_s: float = 10.0
+) -> list[str]:
+    """Apply the core's and the features' missing migrations through *pool*."""
+    async with pool.acquire(timeout=timeout_s) as conn:
+        return await apply_migrations(conn, features=features)
 
 
 def redact_dsn(dsn: str) -> str:

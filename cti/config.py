@@ -6,7 +6,6 @@ what was wrong and what is expected.
 
 from __future__ import annotations
 
-import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -135,30 +134,6 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
-class ControlConfig:
-    """Call control from the agent desktop: transfers, consultations, holds."""
-
-    transfer_ring_s: int = 30
-    """How long a transfer, consultation or three-way leg rings before it
-    counts as unanswered (the caller then comes back)."""
-    agent_hold_max_s: int = 3600
-    """The agent's leg is let go after this long on hold (the caller, alone,
-    then goes on to the after-call step)."""
-    conference_max_s: int = 7200
-    """The dialplan's own deadline for a caller in the call's conference (hold,
-    consultation, three-way call): without the engine, no caller stays there
-    longer than this."""
-    city_center_number: str = "12345"
-    """Where "transfer to the city 12345 centre" (电话互转) dials, through the trunk."""
-    external_number_pattern: str = r"1[3-9]\d{9}|0[1-9]\d{8,10}|[1-9]\d{4,7}"
-    """Outside numbers an agent may transfer to or add to a call (full match):
-    mobiles, numbers with an area code (no international 00), local numbers. Guards against
-    toll fraud from a stolen desktop session."""
-    transfer_prefer_s: float = 20.0
-    """A call transferred to a busy agent waits this long for that agent."""
-
-
-@dataclass(frozen=True)
 class RtpConfig:
     """Asterisk's RTP port range (``rtp.conf``): each channel of a call takes
     a port pair (RTP + RTCP), so the range caps how many calls the switch can
@@ -187,6 +162,9 @@ def rtp_ports_needed(agents: int) -> int:
     return agents * CALLS_PER_AGENT * RTP_PORTS_PER_CALL
 
 
+DEFAULT_FEATURES = ("agents", "control", "screenpop", "console")
+
+
 def _default_lines() -> tuple[LineSpec, ...]:
     return (
         LineSpec("12345", "12345", "12345-general"),
@@ -204,7 +182,6 @@ class EngineConfig:
     acd: AcdConfig = field(default_factory=AcdConfig)
     kpi: KpiConfig = field(default_factory=KpiConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
-    control: ControlConfig = field(default_factory=ControlConfig)
     rtp: RtpConfig = field(default_factory=RtpConfig)
     database_dsn: str = ""
     redis_url: str = ""
@@ -217,6 +194,15 @@ class EngineConfig:
     hold_timeout_s: int = 900
     """Hard cap on waiting in the engine's hold before the fallback, engine alive or not."""
     resync_fully_booted_timeout_s: float = 10.0
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    """The features the runtime runs, in order (see cti/features.py)."""
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    """The features' own sections, parsed: section name -> its dataclass."""
+
+    def section(self, name: str, kind: type[S]) -> S:
+        """The feature section ``[name]`` (its defaults when absent)."""
+        found = self.sections.get(name)
+        return found if isinstance(found, kind) else kind()
 
     @property
     def lines_by_did(self) -> dict[str, str]:
@@ -258,6 +244,7 @@ ENV_KEYS = {
 }
 
 T = TypeVar("T")
+S = TypeVar("S")
 # Full keys where 0 has a meaning of its own: any free port; sized for the agents.
 _ZERO_MEANS_ANY = frozenset({"api.port", "rtp.private_ports"})
 _NON_NEGATIVE = (
@@ -409,30 +396,6 @@ def validate(config: EngineConfig) -> EngineConfig:
             f"({acd.unavailable_backoff_s}) and acd.busy_skip_s ({acd.busy_skip_s}), "
             f"got {acd.unavailable_backoff_max_s!r}",
         )
-    control = config.control
-    if not control.transfer_ring_s > 0:
-        raise ConfigError(
-            "control.transfer_ring_s", f"must be > 0, got {control.transfer_ring_s!r}"
-        )
-    if not control.conference_max_s > 0:
-        raise ConfigError(
-            "control.conference_max_s", f"must be > 0, got {control.conference_max_s!r}"
-        )
-    if not control.agent_hold_max_s > 0:
-        raise ConfigError(
-            "control.agent_hold_max_s", f"must be > 0, got {control.agent_hold_max_s!r}"
-        )
-    if not control.city_center_number.isdigit():
-        raise ConfigError(
-            "control.city_center_number",
-            f"must be digits, got {control.city_center_number!r}",
-        )
-    try:
-        re.compile(control.external_number_pattern)
-    except re.error as exc:
-        raise ConfigError(
-            "control.external_number_pattern", f"not a regular expression: {exc}"
-        ) from None
     rtp = config.rtp
     if not 1024 <= rtp.start < rtp.end <= 65535:
         raise ConfigError(
@@ -476,13 +439,62 @@ def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _take_sections(
+    config: EngineConfig, data: Mapping[str, Any], known: Mapping[str, Any], prefix: str = ""
+) -> tuple[EngineConfig, dict[str, Any]]:
+    """Apply the feature sections of *data* (tables named by a feature's
+    ``ConfigSection``) to ``config.sections``; return the rest."""
+    rest: dict[str, Any] = {}
+    sections = dict(config.sections)
+    for name, value in data.items():
+        spec = known.get(name)
+        if spec is None:
+            if name == "sections":
+                raise ConfigError(
+                    "sections", "not a key: write each feature's section as a table [name]"
+                )
+            rest[name] = value
+            continue
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{prefix}{name}", "expected a table")
+        current = sections.get(name)
+        sections[name] = _apply(
+            current if current is not None else spec.type(), value, f"{prefix}{name}."
+        )
+    return replace(config, sections=sections), rest
+
+
+def check_features(config: EngineConfig, known: Mapping[str, Any]) -> None:
+    """Every enabled feature is known, and its section valid (ConfigError
+    naming the key)."""
+    from cti.features import known_features
+
+    available = known_features()
+    for i, name in enumerate(config.features):
+        if name not in available and ":" not in name:
+            raise ConfigError(
+                f"features[{i}]",
+                f"no feature {name!r}; known: {', '.join(sorted(available))} "
+                "(or module:attribute of a Feature)",
+            )
+    for name, spec in known.items():
+        spec.validate(config.section(name, spec.type))
+
+
 def load_config(
     path: Path | None = None,
     *,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    sections: Mapping[str, Any] | None = None,
 ) -> EngineConfig:
-    """Build the configuration from its layers; raise ConfigError on a bad value."""
+    """Build the configuration from its layers; raise ConfigError on a bad value.
+    ``sections``: name -> ConfigSection of the features whose tables may
+    appear (default: every built-in feature's)."""
+    if sections is None:
+        from cti.features import known_sections
+
+        sections = known_sections()
     config = EngineConfig()
     if path is not None:
         try:
@@ -491,14 +503,19 @@ def load_config(
             raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+        config, data = _take_sections(config, data, sections)
         config = _apply(config, data, "")
     if env:
         for name, dotted in ENV_KEYS.items():
             if name in env and env[name] != "":
                 try:
-                    config = _apply(config, _unflatten({dotted: env[name]}), "")
+                    config, rest = _take_sections(config, _unflatten({dotted: env[name]}), sections)
+                    config = _apply(config, rest, "")
                 except ConfigError as exc:
                     raise ConfigError(name, str(exc).split(": ", 1)[1]) from None
     if overrides:
-        config = _apply(config, _unflatten(overrides), "")
-    return validate(config)
+        config, rest = _take_sections(config, _unflatten(overrides), sections)
+        config = _apply(config, rest, "")
+    config = validate(config)
+    check_features(config, sections)
+    return config

@@ -728,3 +728,52 @@ def normalize(message: Mapping[str, Any], *, received_at: float | None = None) -
             raise MalformedEvent(name, "no Timestamp and no receive time")
         at = received_at
     return builder(name, message, at)
+
+
+# -- header readers for the bus's raw AMI subscribers ---------------------------------
+# Everything outside this module reads AMI headers through these.
+
+
+def event_name(message: Mapping[str, Any]) -> str:
+    return str(message.get("Event", ""))
+
+
+def user_event_name(message: Mapping[str, Any]) -> str:
+    return str(message.get("UserEvent", ""))
+
+
+def uniqueid(message: Mapping[str, Any]) -> str:
+    return str(message.get("Uniqueid", ""))
+
+
+def channel_name(message: Mapping[str, Any]) -> str:
+    return str(message.get("Channel", ""))
+
+
+def event_time(message: Mapping[str, Any], default: float) -> float:
+    """Asterisk's ``Timestamp`` of the event, else *default*."""
+    try:
+        return float(message.get("Timestamp") or default)
+    except (TypeError, ValueError):
+        return default
+
+
+def contact_status(message: Mapping[str, Any]) -> tuple[str, str]:
+    """(AOR, status) of a ``ContactStatus`` event."""
+    aor = message.get("AOR") or message.get("Aor") or ""
+    return str(aor), str(message.get("ContactStatus", ""))
+
+
+def device_state(row: Mapping[str, Any]) -> tuple[str, str]:
+    """(device, state) of a ``DeviceStateChange`` row."""
+    return str(row.get("Device", "")), str(row.get("State", ""))
+
+
+def feature_code(message: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(code, agent, reason) of an agent's ``HotlineAgent*`` UserEvent."""
+    return user_event_name(message), str(message.get("Agent", "")), str(message.get("Reason") or "")
+
+
+def header(message: Mapping[str, Any], name: str) -> str:
+    """One header of a UserEvent a feature defined itself (its own fields)."""
+    return str(message.get(name, ""))

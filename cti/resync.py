@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from acd.presence import Presence
+from common import ami_actions as ami
+from cti import events as ev
 from cti.ami import AMILink
 from cti.calls import CallChange, CallLost, CallModel
 
@@ -72,12 +74,9 @@ async def resync(
             "resyncing anyway",
             fully_booted_timeout_s,
         )
-    channels = _rows(await link.send_action({"Action": "CoreShowChannels"}), "CoreShowChannel")
+    channels = _rows(await link.send_action(ami.core_show_channels()), "CoreShowChannel")
     changes = model.resync(channels, now=clock())
-    statuses = _rows(
-        await link.send_action({"Action": "Status", "Variables": ",".join(STATUS_VARIABLES)}),
-        "Status",
-    )
+    statuses = _rows(await link.send_action(ami.status(STATUS_VARIABLES)), "Status")
     for row in statuses:
         variables = channel_variables(row)
         call = model.call_for_channel(str(row.get("Uniqueid", "")))
@@ -99,7 +98,8 @@ async def resync(
                     variables["HOTLINE_ENQUEUED_AT"],
                 )
     presence.resync(
-        _rows(await link.send_action({"Action": "DeviceStateList"}), "DeviceStateChange")
+        ev.device_state(row)
+        for row in _rows(await link.send_action(ami.device_state_list()), "DeviceStateChange")
     )
     report = ResyncReport(
         fully_booted=booted,

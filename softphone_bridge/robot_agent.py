@@ -98,7 +98,14 @@ def _stop_media(call: VoIPCall) -> None:
 
 
 class RobotAgent:
-    """One registered softphone for one agent extension."""
+    """One registered softphone for one agent extension.
+
+    After :meth:`stop`, ``phone_left_stopping`` is True when pyVoIP's stop was
+    still running at the bound (the phone is left to end with the process),
+    and ``stop_error`` holds the exception of a stop that failed. While the
+    robot is not stopping, a call or SIP receive loop that fails is counted in
+    ``failures`` (each one is logged with its traceback).
+    """
 
     def __init__(
         self,
@@ -120,6 +127,10 @@ class RobotAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.events: asyncio.Queue[PhoneEvent] = asyncio.Queue()
         self.answered = 0
+        self.failures = 0
+        self._failures_lock = threading.Lock()
+        self.phone_left_stopping = False
+        self.stop_error: BaseException | None = None
         self._stopping = threading.Event()
         rtp_low, rtp_high = free_udp_range(40, local_host)
         host, port = asterisk_sip
@@ -162,12 +173,14 @@ class RobotAgent:
         finally:
             abandoned = stopping.cancel()
         if abandoned:
+            self.phone_left_stopping = True
             log.warning(
                 "robot agent %s: pyVoIP still stopping after %.0f s; left to end with the process",
                 self.extension,
                 timeout_s,
             )
         elif (error := stopping.exception()) is not None:
+            self.stop_error = error
             log.warning(
                 "robot agent %s: pyVoIP stop failed (%s: %s); its socket and media are closed",
                 self.extension,
@@ -207,6 +220,7 @@ class RobotAgent:
             if self._stopping.is_set():
                 log.debug("robot agent %s: SIP receive loop ended", self.extension, exc_info=True)
             else:
+                self._count_failure()
                 log.exception("robot agent %s: SIP receive loop failed", self.extension)
 
     async def dial(self, number: str, *, timeout_s: float = 15.0) -> str:
@@ -272,7 +286,12 @@ class RobotAgent:
                 exc_info=True,
             )
         else:
+            self._count_failure()
             log.exception("robot agent %s: call %s failed", self.extension, call.call_id)
+
+    def _count_failure(self) -> None:
+        with self._failures_lock:  # pyVoIP threads: one per call, plus the receive loop
+            self.failures += 1
 
     def _handle(self, call: VoIPCall) -> None:
         call_id = call.call_id

@@ -27,7 +27,14 @@ from .framing import (
     parse_message,
     starts_event_list,
 )
-from .link import AMILink, ConnectHandler, DisconnectHandler, EventHandler
+from .link import (
+    AMILink,
+    ConnectHandler,
+    DisconnectHandler,
+    EventHandler,
+    HandlerFailure,
+    RetryWait,
+)
 from .message import AmiMessage
 from .protocol import AMIStats, EventBacklog, HardenedAMIProtocol, PendingAction
 
@@ -46,11 +53,13 @@ __all__ = [
     "EventBacklog",
     "EventHandler",
     "FrameBuffer",
+    "HandlerFailure",
     "HardenedAMIProtocol",
     "MalformedMessage",
     "MessageParser",
     "OversizeMessage",
     "PendingAction",
+    "RetryWait",
     "encode_action",
     "ends_event_list",
     "parse_message",

@@ -21,8 +21,10 @@ import heapq
 import inspect
 import itertools
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 from uuid import uuid4
 
 from common.backoff import Backoff, retry_forever
@@ -37,7 +39,15 @@ from .framing import encode_action
 from .message import AmiMessage, canonical_header
 from .protocol import AMIStats, EventBacklog, HardenedAMIProtocol, PendingAction
 
-__all__ = ["AMILink", "AMIStats", "ConnectHandler", "DisconnectHandler", "EventHandler"]
+__all__ = [
+    "AMILink",
+    "AMIStats",
+    "ConnectHandler",
+    "DisconnectHandler",
+    "EventHandler",
+    "HandlerFailure",
+    "RetryWait",
+]
 
 EventHandler = Callable[[AmiMessage], Awaitable[None] | None]
 # Events dispatched in a row before the dispatcher yields to the event loop.
@@ -45,6 +55,31 @@ DISPATCH_SLICE = 256
 
 ConnectHandler = Callable[[], Awaitable[None]]
 DisconnectHandler = Callable[[BaseException | None], Awaitable[None] | None]
+
+RETRY_WAITS_KEPT = 64
+"""How many waits of one outage :attr:`AMILink.retry_waits` keeps (the latest)."""
+
+
+class RetryWait(NamedTuple):
+    """One wait of the supervisor before it tries to connect again."""
+
+    attempt: int
+    """The attempt the wait precedes: 1 after a lost session, ``n + 1`` after
+    the ``n``-th failed attempt in a row."""
+    delay_s: float
+    cause: BaseException | None
+    """The failed attempt's error, or the lost session's reason (None: the
+    peer closed the connection)."""
+
+
+@dataclass(frozen=True)
+class HandlerFailure:
+    """An event handler call that raised, or was cancelled."""
+
+    handler: EventHandler
+    event: str
+    """The name of the event it failed on."""
+    error: BaseException
 
 
 def _describe(reason: BaseException | None) -> str:
@@ -72,6 +107,14 @@ class AMILink:
     event is read by name, counted (``stats.events_filtered``) and dropped
     without being parsed; ``FullyBooted``, action replies and the events of a
     list reply always pass. None (the default) passes everything.
+
+    Besides ``stats``, the link keeps what an operator (or a test) asks about
+    its connection: ``last_connect_error`` (the error of the latest failed
+    connect or login attempt, an :class:`AMILoginFailed` when Asterisk
+    refused the credentials; kept after a later success), ``retry_waits``
+    (the waits of the current or latest outage, oldest first) and
+    ``last_handler_failure``. :meth:`wait_until` awaits a condition on them.
+    Every fact is also logged.
     """
 
     def __init__(
@@ -129,6 +172,11 @@ class AMILink:
 
         self.stats = AMIStats()
         self.version: str | None = None
+        self.last_connect_error: BaseException | None = None
+        self.retry_waits: deque[RetryWait] = deque(maxlen=RETRY_WAITS_KEPT)
+        self.last_handler_failure: HandlerFailure | None = None
+        # Set, then replaced, on every change of the connection state.
+        self._state_changed = asyncio.Event()
         self._event_handlers: list[EventHandler] = []
         self._connect_handlers: list[ConnectHandler] = []
         self._disconnect_handlers: list[DisconnectHandler] = []
@@ -160,6 +208,14 @@ class AMILink:
         """True while logged in on a connection that is not closing."""
         protocol = self._protocol
         return self._logged_in.is_set() and protocol is not None and not protocol.is_closing()
+
+    def set_event_filter(self, event_filter: Collection[str] | None) -> None:
+        """The event names to let through from now on (None: all), on the
+        current connection and the next ones."""
+        self._event_filter = None if event_filter is None else frozenset(event_filter)
+        protocol = self._protocol
+        if protocol is not None:
+            protocol.set_event_filter(self._event_filter)
 
     def add_event_handler(self, handler: EventHandler) -> None:
         """Receive every event that is not part of an action's reply.
@@ -207,6 +263,22 @@ class AMILink:
     async def wait_connected(self, timeout_s: float | None = None) -> None:
         """Wait until logged in; raises ``TimeoutError`` after ``timeout_s``."""
         await asyncio.wait_for(self._logged_in.wait(), timeout_s)
+
+    async def wait_until(
+        self, predicate: Callable[[], bool], timeout_s: float | None = None
+    ) -> None:
+        """Wait until ``predicate()`` is true; ``TimeoutError`` after ``timeout_s``.
+
+        The predicate is checked at once, then again after every change of
+        the connection state: a login, a failed connect or login attempt, a
+        retry wait, a lost connection, a failed event handler, the end of
+        :meth:`close`. It is meant for conditions on :attr:`stats`,
+        :attr:`retry_waits`, :attr:`last_connect_error`,
+        :attr:`last_handler_failure` and :attr:`connected`.
+        """
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                await self._state_changed.wait()
 
     async def wait_fully_booted(self, timeout_s: float) -> bool:
         """True once ``FullyBooted`` was received on the current connection.
@@ -403,26 +475,40 @@ class AMILink:
             protocol = await retry_forever(
                 self._connect_and_login,
                 backoff=self._backoff,
-                on_failure=self._log_connect_failure,
+                on_failure=self._on_connect_failure,
             )
             reason = await self._run_session(protocol)
             await self._run_disconnect_handlers(reason)
             # Wait before reconnecting even after a session that worked, so a
             # server that accepts and then drops us is not hammered.
-            delay_s = self._backoff.compute(1)
-            self._log.info("AMI %s reconnecting in %.2f s (attempt %d)", self.name, delay_s, 1)
-            await asyncio.sleep(delay_s)
+            self.retry_waits.clear()  # a new outage
+            wait = RetryWait(1, self._backoff.compute(1), reason)
+            self._note_retry_wait(wait)
+            await asyncio.sleep(wait.delay_s)
 
-    def _log_connect_failure(self, failures: int, exc: BaseException, delay_s: float) -> None:
+    def _on_connect_failure(self, failures: int, exc: BaseException, delay_s: float) -> None:
+        self.stats.connect_failures += 1
+        self.last_connect_error = exc
         if isinstance(exc, AMILoginFailed):
+            self.stats.login_failures += 1
             self._log.error("%s", exc)
         else:
             self._log.warning(
                 "AMI %s cannot connect to %s: %s", self.name, self.endpoint, _describe(exc)
             )
+        self._note_retry_wait(RetryWait(failures + 1, delay_s, exc))
+
+    def _note_retry_wait(self, wait: RetryWait) -> None:
+        self.retry_waits.append(wait)
         self._log.info(
-            "AMI %s reconnecting in %.2f s (attempt %d)", self.name, delay_s, failures + 1
+            "AMI %s reconnecting in %.2f s (attempt %d)", self.name, wait.delay_s, wait.attempt
         )
+        self._state_change()
+
+    def _state_change(self) -> None:
+        """Wake every :meth:`wait_until`; later waits block on a fresh event."""
+        changed, self._state_changed = self._state_changed, asyncio.Event()
+        changed.set()
 
     def _make_protocol(self) -> HardenedAMIProtocol:
         return HardenedAMIProtocol(
@@ -501,8 +587,10 @@ class AMILink:
         if self._logged_in_once:
             self.stats.reconnects += 1
         self._logged_in_once = True
+        self.stats.logins += 1
         self._logged_in.set()
         self._log.info("AMI %s logged in", self.name)
+        self._state_change()
         return protocol
 
     async def _run_session(self, protocol: HardenedAMIProtocol) -> BaseException | None:
@@ -535,7 +623,9 @@ class AMILink:
         if self._closing:
             self._log.info("AMI %s closed", self.name)
         elif was_logged_in:
+            self.stats.connections_lost += 1
             self._log.warning("AMI %s connection lost: %s", self.name, text)
+        self._state_change()
 
     async def _watch_pings(self, protocol: HardenedAMIProtocol) -> None:
         """Ping every interval; drop the connection when a Pong is late.
@@ -616,19 +706,21 @@ class AMILink:
                         result = handler(event)
                         if result is not None and inspect.isawaitable(result):
                             await result
-                    except asyncio.CancelledError:
+                    except asyncio.CancelledError as exc:
                         task = asyncio.current_task()
                         if task is not None and task.cancelling():
                             raise
                         # A handler awaited something that was cancelled: its
                         # failure, not a request to stop dispatching.
+                        self._handler_failed(handler, event, exc)
                         self._log.error(
                             "AMI %s: event handler %r was cancelled on %s event",
                             self.name,
                             handler,
                             event.event,
                         )
-                    except Exception:
+                    except Exception as exc:
+                        self._handler_failed(handler, event, exc)
                         self._log.exception(
                             "AMI %s: event handler %r failed on %s event",
                             self.name,
@@ -636,6 +728,13 @@ class AMILink:
                             event.event,
                         )
                 self.stats.events_dispatched += 1
+
+    def _handler_failed(
+        self, handler: EventHandler, event: AmiMessage, error: BaseException
+    ) -> None:
+        self.stats.handler_failures += 1
+        self.last_handler_failure = HandlerFailure(handler, event.event, error)
+        self._state_change()
 
     # -- shutdown -----------------------------------------------------------------
 
@@ -667,6 +766,7 @@ class AMILink:
                 await self._dispatcher
         if was_connected:
             await self._run_disconnect_handlers(None)
+        self._state_change()
 
     def _report_task_death(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

@@ -35,6 +35,9 @@ from .message import AmiMessage
 __all__ = ["AMIStats", "EventBacklog", "HardenedAMIProtocol", "PendingAction"]
 
 PAUSE_WARNING_INTERVAL_S = 60.0
+RECENT_SKIPS = 8
+"""How many skipped messages a connection keeps for inspection (each ``raw``
+is bounded by ``max_message_bytes``)."""
 
 
 class EventBacklog:
@@ -68,6 +71,12 @@ class AMIStats:
     ``messages_received`` counts well-formed messages (replies and events);
     skipped ones are in ``malformed_skipped`` / ``oversize_dropped``, and
     events dropped unparsed by the link's event filter in ``events_filtered``.
+
+    ``logins`` counts sessions (``reconnects`` is all of them but the first);
+    ``connect_failures`` every failed connect or login attempt, of which
+    ``login_failures`` were refused by Asterisk; ``connections_lost`` the
+    sessions that ended other than by ``close()``; ``handler_failures`` the
+    event handler calls that raised or were cancelled.
     """
 
     messages_received: int = 0
@@ -78,6 +87,11 @@ class AMIStats:
     reconnects: int = 0
     ping_timeouts: int = 0
     actions_timed_out: int = 0
+    logins: int = 0
+    connect_failures: int = 0
+    login_failures: int = 0
+    connections_lost: int = 0
+    handler_failures: int = 0
 
 
 ActionOutcome = AmiMessage | list[AmiMessage] | Exception
@@ -159,6 +173,10 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
     ``connection_lost`` reports to ``on_lost(protocol, reason)``; ``reason``
     is the transport's exception, or the reason passed to :meth:`abort`, or
     None when the peer closed the connection.
+
+    ``recent_skips`` holds the errors of the last messages skipped on this
+    connection (at most :data:`RECENT_SKIPS`, oldest first); each is also
+    counted in the stats and logged.
     """
 
     def __init__(
@@ -199,6 +217,7 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         self._loop = loop
         self._outgoing: list[bytes] = []
         self._pause_warned_at = -math.inf
+        self.recent_skips: deque[MalformedMessage] = deque(maxlen=RECENT_SKIPS)
         # Resolved with the banner line (None if the peer sent none) as soon
         # as the first bytes show whether there is one.
         self.banner_received: asyncio.Future[str | None] = loop.create_future()
@@ -207,6 +226,10 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         # Nobody awaits banner_received after a failed connect: mark its
         # exception retrieved so asyncio does not log it as forgotten.
         self.banner_received.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+
+    def set_event_filter(self, event_filter: frozenset[str] | None) -> None:
+        """The event names to let through from the next read on (None: all)."""
+        self._event_filter = None if event_filter is None else event_filter | {"FullyBooted"}
 
     # -- asyncio.Protocol -------------------------------------------------
 
@@ -327,6 +350,7 @@ class HardenedAMIProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is u
         self._events.put_nowait(message)
 
     def _skip(self, exc: MalformedMessage) -> None:
+        self.recent_skips.append(exc)
         if isinstance(exc, OversizeMessage):
             self._stats.oversize_dropped += 1
             self.log.warning("AMI %s: dropped oversize message: %s", self.name, exc)

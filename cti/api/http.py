@@ -1,14 +1,16 @@
-"""The engine's HTTP API (aiohttp): sessions, agent state, the OpenAPI document.
+"""The HTTP shell (aiohttp): sessions, roles, the audit log, the desktops'
+WebSocket, the web pages and the OpenAPI document merged from the features'.
 
-Every route but login and the OpenAPI document needs ``Authorization: Bearer
-<token>``; each checks the role, and an agent may act only on itself.
-Supervisors and admins act on any agent (force pause, force logout). Errors
-are JSON: ``{"error": "...", "field": "..."}`` (``field`` for a bad payload),
-with 400 bad payload, 401 no or expired session, 403 not allowed, 404 unknown
-agent, 409 refused by the ACD (e.g. resume an agent who is not paused).
+The features add their own routes (``Feature.routes``) and use what this
+module gives them: :func:`requires` (a live session whose role is allowed),
+:func:`read_json`, :func:`json_response`, :func:`error_response`,
+:func:`remote_of`, the request key ``SESSION_OF`` and the app keys ``AUDIT``
+and ``HUB``. Every route but login and the OpenAPI document needs
+``Authorization: Bearer <token>``. Errors are JSON: ``{"error": "...",
+"field": "..."}`` (``field`` for a bad payload), with 400 bad payload, 401 no
+or expired session, 403 not allowed, 404 unknown, 409 refused.
 
-The routes are built around an :class:`AgentControl` (the engine) so that this
-module holds no call-center logic of its own.
+No call-center logic here.
 """
 
 from __future__ import annotations
@@ -16,22 +18,33 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 from aiohttp import web
 
-from acd.errors import AcdError, UnknownAgent
-from cti.control.core import ControlError, Target
+from cti.feature import Feature
 from cti.web.routes import add_web_routes
 
 from .accounts import AccountStore, AuditLog, SessionStore
 from .openapi import openapi_document
 from .roles import Role
-from .schemas import CallTargetRequest, LoginRequest, MonitorRequest, PauseRequest, PayloadError
+from .schemas import LoginRequest, PayloadError
 from .sessions import Session, SessionTable
 
-__all__ = ["AgentControl", "DesktopHub", "build_app"]
+__all__ = [
+    "ALL_ROLES",
+    "AUDIT",
+    "HUB",
+    "SESSION_OF",
+    "DesktopHub",
+    "build_app",
+    "error_response",
+    "json_response",
+    "read_json",
+    "remote_of",
+    "requires",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,31 +53,13 @@ SESSION = web.AppKey("session_table", SessionTable)
 ACCOUNTS = web.AppKey("accounts", AccountStore)
 AUDIT = web.AppKey("audit", AuditLog)
 SESSION_STORE = web.AppKey("session_store", SessionStore)
-CONTROL = web.AppKey("control", object)
+FEATURES = web.AppKey("features", list[Feature])
 SESSION_OF = web.RequestKey("session", Session)
 TOKEN_OF = web.RequestKey("token", str)
 _MAX_BODY = 16 * 1024
 
 
-class AgentControl(Protocol):
-    """What the API asks of the engine (``cti.engine.Engine`` provides it)."""
-
-    def login(self, agent: str) -> None: ...
-    def logout(self, agent: str) -> None: ...
-    def pause(self, agent: str, reason: str) -> None: ...
-    def resume(self, agent: str) -> None: ...
-    def wrapup_done(self, agent: str) -> None: ...
-    def agent_states(self) -> Mapping[str, Mapping[str, Any]]: ...
-    def snapshot(self) -> Mapping[str, Any]: ...
-    def monitor(self, agent: str, phone: str, mode: str) -> None: ...
-    def agent_on_call(self, call_id: str) -> str | None: ...
-    def caller_of(self, call_id: str) -> Mapping[str, str] | None: ...
-    def call_command(
-        self, agent: str, command: str, target: Target | None
-    ) -> Mapping[str, Any]: ...
-
-
-def _error(status: int, message: str, *, field: str | None = None) -> web.Response:
+def error_response(status: int, message: str, *, field: str | None = None) -> web.Response:
     body: dict[str, str] = {"error": message}
     if field is not None:
         body["field"] = field
@@ -75,11 +70,11 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def json_response(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=_dumps)
 
 
-async def _body(request: web.Request) -> Any:
+async def read_json(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > _MAX_BODY:
         raise PayloadError("(body)", f"larger than {_MAX_BODY} bytes")
     raw = await request.read()
@@ -93,7 +88,7 @@ async def _body(request: web.Request) -> Any:
         raise PayloadError("(body)", f"not valid JSON ({exc})") from None
 
 
-def _remote(request: web.Request) -> str:
+def remote_of(request: web.Request) -> str:
     return request.remote or ""
 
 
@@ -113,9 +108,11 @@ def requires(*roles: Role) -> Callable[[Handler], Handler]:
             token = _token(request)
             session = await _session_of(request.app, token) if token is not None else None
             if token is None or session is None:
-                return _error(401, "no session or session expired: log in at POST /api/v1/sessions")
+                return error_response(
+                    401, "no session or session expired: log in at POST /api/v1/sessions"
+                )
             if session.role not in roles:
-                return _error(403, f"role {session.role.value} may not do this")
+                return error_response(403, f"role {session.role.value} may not do this")
             request[SESSION_OF] = session
             request[TOKEN_OF] = token
             return await handler(request)
@@ -147,7 +144,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except PayloadError as exc:
-        return _error(400, exc.problem, field=exc.field)
+        return error_response(400, exc.problem, field=exc.field)
 
 
 # -- sessions --------------------------------------------------------------------------
@@ -155,21 +152,21 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def open_session(request: web.Request) -> web.StreamResponse:
     """Log in with username and password; returns a bearer token."""
-    login = LoginRequest.parse(await _body(request))
+    login = LoginRequest.parse(await read_json(request))
     account = await request.app[ACCOUNTS].authenticate(login.username, login.password)
     audit = request.app[AUDIT]
     if account is None:
-        await audit.record("", "login_failed", subject=login.username, remote=_remote(request))
+        await audit.record("", "login_failed", subject=login.username, remote=remote_of(request))
         # One message for unknown user, wrong password and disabled account.
-        return _error(401, "wrong username or password, or the account is disabled")
+        return error_response(401, "wrong username or password, or the account is disabled")
     token, session = request.app[SESSION].open(
         account.username, account.role, account.agent, phone=account.phone
     )
     store = request.app.get(SESSION_STORE)
     if store is not None:
         await store.save(token, session)
-    await audit.record(account.username, "login", remote=_remote(request))
-    return _json(
+    await audit.record(account.username, "login", remote=remote_of(request))
+    return json_response(
         {
             "token": token,
             "expires_at": session.expires_at,
@@ -190,14 +187,14 @@ async def close_session(request: web.Request) -> web.StreamResponse:
     store = request.app.get(SESSION_STORE)
     if store is not None:
         await store.revoke(request[TOKEN_OF])
-    await request.app[AUDIT].record(session.username, "logout", remote=_remote(request))
+    await request.app[AUDIT].record(session.username, "logout", remote=remote_of(request))
     return web.Response(status=204)
 
 
 @requires(*ALL_ROLES)
 async def me(request: web.Request) -> web.StreamResponse:
     session = request[SESSION_OF]
-    return _json(
+    return json_response(
         {
             "username": session.username,
             "role": session.role.value,
@@ -207,155 +204,10 @@ async def me(request: web.Request) -> web.StreamResponse:
     )
 
 
-# -- agents ----------------------------------------------------------------------------
-
-
-@requires(*ALL_ROLES)
-async def list_agents(request: web.Request) -> web.StreamResponse:
-    """Agents with their state; an agent sees only itself."""
-    session = request[SESSION_OF]
-    states = request.app[CONTROL].agent_states()  # type: ignore[attr-defined]
-    if not session.role.manages_agents:
-        states = {k: v for k, v in states.items() if k == session.agent}
-    return _json({"agents": [dict(v, agent=k) for k, v in sorted(states.items())]})
-
-
-def _agent_action(action: str) -> Handler:
-    @requires(*ALL_ROLES)
-    async def act(request: web.Request) -> web.StreamResponse:
-        session = request[SESSION_OF]
-        agent = request.match_info["agent"]
-        if not session.role.manages_agents and agent != session.agent:
-            return _error(403, f"an agent may act only on itself ({session.agent}), not {agent}")
-        control: AgentControl = request.app[CONTROL]  # type: ignore[assignment]
-        body = await _body(request)
-        try:
-            if action == "pause":
-                control.pause(agent, PauseRequest.parse(body).reason)
-            else:
-                getattr(control, action.replace("-", "_"))(agent)
-        except UnknownAgent:
-            return _error(404, f"no agent {agent}")
-        except AcdError as exc:
-            return _error(409, str(exc))
-        forced = session.role.manages_agents and agent != session.agent
-        await request.app[AUDIT].record(
-            session.username,
-            f"agent_{action.replace('-', '_')}",
-            subject=agent,
-            remote=_remote(request),
-            detail={"forced": forced},
-        )
-        state = control.agent_states().get(agent, {})
-        return _json(dict(state, agent=agent))
-
-    act.__name__ = f"agent_{action.replace('-', '_')}"
-    return act
-
-
-@requires(Role.SUPERVISOR, Role.ADMIN)
-async def monitor(request: web.Request) -> web.StreamResponse:
-    """Listen to, whisper to or barge into an agent's call from the
-    supervisor's own softphone (ChanSpy is originated to it)."""
-    session = request[SESSION_OF]
-    agent = request.match_info["agent"]
-    mode = MonitorRequest.parse(await _body(request)).mode
-    control: AgentControl = request.app[CONTROL]  # type: ignore[assignment]
-    state = control.agent_states().get(agent)
-    if state is None:
-        return _error(404, f"no agent {agent}")
-    if state["state"] != "ON_CALL":
-        return _error(409, f"agent {agent} is not on a call ({state['state']})")
-    if not session.phone:
-        return _error(409, f"account {session.username} has no phone to ring for monitoring")
-    control.monitor(agent, session.phone, mode)
-    await request.app[AUDIT].record(
-        session.username,
-        f"monitor_{mode}",
-        subject=agent,
-        remote=_remote(request),
-        detail={"call_id": state.get("call_id"), "phone": session.phone},
-    )
-    return _json({"agent": agent, "mode": mode, "phone": session.phone}, status=202)
-
-
-# Call control commands; those marked True take a target.
-CALL_COMMANDS = {
-    "hold": False,
-    "resume": False,
-    "transfer": True,
-    "consult": True,
-    "consult-complete": False,
-    "consult-cancel": False,
-    "conference": True,
-    "leave": False,
-}
-
-
-def _call_command(command: str) -> Handler:
-    @requires(*ALL_ROLES)
-    async def act(request: web.Request) -> web.StreamResponse:
-        session = request[SESSION_OF]
-        call_id = request.match_info["call_id"]
-        control: AgentControl = request.app[CONTROL]  # type: ignore[assignment]
-        body = await _body(request)
-        target = CallTargetRequest.parse(body).target if CALL_COMMANDS[command] else None
-        agent = control.agent_on_call(call_id)
-        if agent is None:
-            return _error(404, f"no call {call_id} with an agent on it")
-        if not session.role.manages_agents and agent != session.agent:
-            return _error(403, f"call {call_id} is not yours ({session.agent})")
-        try:
-            result = control.call_command(agent, command, target)
-        except ControlError as exc:
-            return _error(exc.status, str(exc), field=exc.field)
-        await request.app[AUDIT].record(
-            session.username,
-            f"call_{command.replace('-', '_')}",
-            subject=call_id,
-            remote=_remote(request),
-            detail={
-                "agent": agent,
-                "target": None if target is None else [target.kind.value, target.value],
-            },
-        )
-        return _json(result)
-
-    act.__name__ = f"call_{command.replace('-', '_')}"
-    return act
-
-
-@requires(Role.SUPERVISOR, Role.ADMIN)
-async def caller(request: web.Request) -> web.StreamResponse:
-    """The unmasked number and name of a live call's caller: supervisors and
-    admins only (agents see them masked), and every view is audited
-    (personal data: PIPL art. 51)."""
-    session = request[SESSION_OF]
-    call_id = request.match_info["call_id"]
-    control: AgentControl = request.app[CONTROL]  # type: ignore[assignment]
-    found = control.caller_of(call_id)
-    if found is None:
-        return _error(404, f"no live call {call_id}")
-    await request.app[AUDIT].record(
-        session.username, "view_caller", subject=call_id, remote=_remote(request)
-    )
-    return _json(dict(found, call_id=call_id))
-
-
-@requires(Role.SUPERVISOR, Role.ADMIN)
-async def console(request: web.Request) -> web.StreamResponse:
-    """The supervisor console's data: queues and lines (waiting, longest wait),
-    agents (state, since, pause reason, call), live KPIs per window with their
-    targets and alarms, and the KPI definitions."""
-    control: AgentControl = request.app[CONTROL]  # type: ignore[assignment]
-    return _json(control.snapshot())
-
-
 async def openapi(request: web.Request) -> web.StreamResponse:
-    return _json(openapi_document())
+    return json_response(openapi_document(request.app[FEATURES]))
 
 
-AGENT_ACTIONS = ("login", "logout", "pause", "resume", "wrapup-done")
 AUTH_TIMEOUT_S = 5.0
 
 
@@ -490,33 +342,30 @@ async def desktop_socket(request: web.Request) -> web.StreamResponse:
 
 def build_app(
     *,
-    control: AgentControl,
     accounts: AccountStore,
     audit: AuditLog,
     sessions: SessionTable,
     hub: DesktopHub | None = None,
     session_store: SessionStore | None = None,
+    features: Iterable[Feature] = (),
 ) -> web.Application:
+    """The shell's routes and each feature's (``Feature.routes``); the
+    OpenAPI document merges the shell's part and theirs."""
     app = web.Application(middlewares=[_errors], client_max_size=_MAX_BODY)
-    app[CONTROL] = control
     app[ACCOUNTS] = accounts
     app[AUDIT] = audit
     app[SESSION] = sessions
     if session_store is not None:
         app[SESSION_STORE] = session_store
     app[HUB] = hub if hub is not None else DesktopHub()
+    app[FEATURES] = list(features)
     app.router.add_get("/api/v1/ws", desktop_socket)
     app.router.add_post("/api/v1/sessions", open_session)
     app.router.add_delete("/api/v1/sessions/current", close_session)
     app.router.add_get("/api/v1/me", me)
-    app.router.add_get("/api/v1/agents", list_agents)
-    for action in AGENT_ACTIONS:
-        app.router.add_post(f"/api/v1/agents/{{agent}}/{action}", _agent_action(action))
-    app.router.add_post("/api/v1/agents/{agent}/monitor", monitor)
-    app.router.add_get("/api/v1/calls/{call_id}/caller", caller)
-    for command in CALL_COMMANDS:
-        app.router.add_post(f"/api/v1/calls/{{call_id}}/{command}", _call_command(command))
-    app.router.add_get("/api/v1/console", console)
     app.router.add_get("/api/v1/openapi.json", openapi)
+    for feature in app[FEATURES]:
+        if feature.routes is not None:
+            feature.routes(app)
     add_web_routes(app)
     return app

@@ -1,5 +1,6 @@
-"""Request payloads: checked field by field, so a bad request gets a 400 whose
-message names the field and says what was wrong."""
+"""Request payloads of the shell, and the field checks every feature's
+schemas use: checked field by field, so a bad request gets a 400 whose message
+names the field and says what was wrong."""
 
 from __future__ import annotations
 
@@ -7,16 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cti.control.core import Target, TargetKind
-
-__all__ = [
-    "CallTargetRequest",
-    "LoginRequest",
-    "MonitorRequest",
-    "PauseRequest",
-    "PayloadError",
-    "require_object",
-]
+__all__ = ["LoginRequest", "PayloadError", "no_extra", "require_object", "text_field"]
 
 _MAX_REASON = 64
 _MAX_USERNAME = 64
@@ -37,7 +29,7 @@ def require_object(body: Any) -> Mapping[str, Any]:
     return body
 
 
-def _text(body: Mapping[str, Any], field: str, *, max_length: int, strip: bool = True) -> str:
+def text_field(body: Mapping[str, Any], field: str, *, max_length: int, strip: bool = True) -> str:
     value = body.get(field)
     if value is None:
         raise PayloadError(field, "missing")
@@ -52,7 +44,7 @@ def _text(body: Mapping[str, Any], field: str, *, max_length: int, strip: bool =
     return value
 
 
-def _no_extra(body: Mapping[str, Any], allowed: set[str]) -> None:
+def no_extra(body: Mapping[str, Any], allowed: set[str]) -> None:
     extra = sorted(set(body) - allowed)
     if extra:
         raise PayloadError(extra[0], f"unknown field; expected only {sorted(allowed)}")
@@ -66,73 +58,8 @@ class LoginRequest:
     @classmethod
     def parse(cls, body: Any) -> LoginRequest:
         data = require_object(body)
-        _no_extra(data, {"username", "password"})
+        no_extra(data, {"username", "password"})
         return cls(
-            username=_text(data, "username", max_length=_MAX_USERNAME),
-            password=_text(data, "password", max_length=256, strip=False),
+            username=text_field(data, "username", max_length=_MAX_USERNAME),
+            password=text_field(data, "password", max_length=256, strip=False),
         )
-
-
-@dataclass(frozen=True)
-class PauseRequest:
-    reason: str
-
-    @classmethod
-    def parse(cls, body: Any) -> PauseRequest:
-        data = require_object(body)
-        _no_extra(data, {"reason"})
-        return cls(reason=_text(data, "reason", max_length=_MAX_REASON))
-
-
-MONITOR_MODES = ("listen", "whisper", "barge")
-
-
-@dataclass(frozen=True)
-class MonitorRequest:
-    mode: str
-
-    @classmethod
-    def parse(cls, body: Any) -> MonitorRequest:
-        data = require_object(body)
-        _no_extra(data, {"mode"})
-        mode = _text(data, "mode", max_length=16)
-        if mode not in MONITOR_MODES:
-            raise PayloadError("mode", f"expected one of {list(MONITOR_MODES)}, got {mode!r}")
-        return cls(mode=mode)
-
-
-TARGET_KINDS = tuple(kind.value for kind in TargetKind)
-# Kinds whose target needs a value (an extension, a queue, a number).
-_VALUE_REQUIRED = frozenset({TargetKind.AGENT, TargetKind.QUEUE, TargetKind.EXTERNAL})
-
-
-@dataclass(frozen=True)
-class CallTargetRequest:
-    """``{"target": {"kind": "agent|queue|mobile|city|external", "value": "..."}}``:
-    where a transfer, a consultation or a three-way call goes."""
-
-    target: Target
-
-    @classmethod
-    def parse(cls, body: Any) -> CallTargetRequest:
-        data = require_object(body)
-        _no_extra(data, {"target"})
-        raw = data.get("target")
-        if raw is None:
-            raise PayloadError("target", "missing")
-        if not isinstance(raw, Mapping):
-            raise PayloadError("target", f"expected an object, got {type(raw).__name__}")
-        _no_extra(raw, {"kind", "value"})
-        kind_name = _text(raw, "kind", max_length=16)
-        if kind_name not in TARGET_KINDS:
-            raise PayloadError(
-                "target.kind", f"expected one of {list(TARGET_KINDS)}, got {kind_name!r}"
-            )
-        kind = TargetKind(kind_name)
-        value = ""
-        if kind in _VALUE_REQUIRED or raw.get("value") not in (None, ""):
-            try:
-                value = _text(raw, "value", max_length=32)
-            except PayloadError as exc:
-                raise PayloadError("target.value", exc.problem) from None
-        return cls(Target(kind, value))

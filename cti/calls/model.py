@@ -67,6 +67,7 @@ from common.call_changes import (
     CallQueued,
     CallTransferred,
 )
+from common.contexts import AFTER_CALL_CONTEXTS, HOLD_CONTEXTS, MOVED_CONTEXTS
 from cti import events as ev
 
 __all__ = [
@@ -88,12 +89,6 @@ log = logging.getLogger(__name__)
 # caller (or the engine) giving up, not the agent; any other status is a
 # failed ring (acd.dial_outcomes classifies it).
 NOT_FAILURES = frozenset({"ANSWER", "CANCEL", ""})
-# Where a caller waiting for a human sits (extensions.conf.tmpl); used by resync.
-HOLD_CONTEXTS = frozenset({"hotline-intake", "hotline-hold", "hotline-fallback"})
-AFTER_CALL_CONTEXTS = frozenset({"hotline-after-call"})
-# Where call control parks an agent's leg away from the caller (on hold, in a
-# consultation): still the agent's call (resync).
-MOVED_CONTEXTS = frozenset({"hotline-agent-hold", "hotline-consult"})
 # Channel drivers that are Asterisk internals, never an agent's phone.
 PSEUDO_TECHS = frozenset(
     {

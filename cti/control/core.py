@@ -25,6 +25,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from common import ami_actions as ami
+from common.ami_actions import Action
+from common.contexts import AGENT_HOLD, CONFERENCE, CONSULT, RELEASE, REQUEUE, TRANSFER_OUT
+
 __all__ = [
     "CallControl",
     "ControlError",
@@ -34,15 +38,7 @@ __all__ = [
     "TargetKind",
 ]
 
-CONFERENCE = "hotline-conference"
-AGENT_HOLD = "hotline-agent-hold"
-CONSULT = "hotline-consult"
-RELEASE = "hotline-release"
-TRANSFER_OUT = "hotline-transfer-out"
-REQUEUE = "hotline-requeue"
 TRUNK = "trunk"
-
-Action = dict[str, str]
 
 
 class TargetKind(Enum):
@@ -109,37 +105,18 @@ class ControlState:
         }
 
 
-def _redirect(channel: str, context: str, exten: str = "s") -> Action:
-    return {
-        "Action": "Redirect",
-        "Channel": channel,
-        "Context": context,
-        "Exten": exten,
-        "Priority": "1",
-    }
-
-
-def _dual_redirect(
+def _both(
     channel: str, context: str, exten: str, extra: str, extra_context: str, extra_exten: str
 ) -> Action:
-    action = _redirect(channel, context, exten)
-    action.update(
-        {
-            "ExtraChannel": extra,
-            "ExtraContext": extra_context,
-            "ExtraExten": extra_exten,
-            "ExtraPriority": "1",
-        }
+    """One Redirect moving two legs at once (neither is left alone in a bridge)."""
+    return ami.redirect(
+        channel,
+        context,
+        exten,
+        extra_channel=extra,
+        extra_context=extra_context,
+        extra_exten=extra_exten,
     )
-    return action
-
-
-def _setvar(channel: str, name: str, value: str) -> Action:
-    return {"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}
-
-
-def _hangup(channel: str) -> Action:
-    return {"Action": "Hangup", "Channel": channel, "Cause": "16"}
 
 
 @dataclass
@@ -209,16 +186,16 @@ class CallControl:
             raise ControlError("the call is already on hold")
         st.held = True
         if st.in_conference:
-            return [_redirect(agent, AGENT_HOLD)]
+            return [ami.redirect(agent, AGENT_HOLD, "s")]
         st.in_conference = True
-        return [_dual_redirect(caller, CONFERENCE, "caller", agent, AGENT_HOLD, "s")]
+        return [_both(caller, CONFERENCE, "caller", agent, AGENT_HOLD, "s")]
 
     def resume(self, call_id: str, agent: str) -> list[Action]:
         st = self.state(call_id)
         if not st.held:
             raise ControlError("the call is not on hold")
         st.held = False
-        return [_redirect(agent, CONFERENCE, "party")]
+        return [ami.redirect(agent, CONFERENCE, "party")]
 
     def blind_transfer(
         self, call_id: str, caller: str, agent: str, dest: Destination
@@ -230,13 +207,13 @@ class CallControl:
         self._no_consult(st)
         actions: list[Action] = []
         if dest.external:
-            actions.append(_redirect(caller, TRANSFER_OUT, dest.label))
+            actions.append(ami.redirect(caller, TRANSFER_OUT, dest.label))
         else:
             if dest.kind is TargetKind.QUEUE:
-                actions.append(_setvar(caller, "HOTLINE_QUEUE", dest.label))
-            actions.append(_redirect(caller, REQUEUE))
+                actions.append(ami.setvar(caller, "HOTLINE_QUEUE", dest.label))
+            actions.append(ami.redirect(caller, REQUEUE, "s"))
         if st.held:
-            actions.append(_hangup(agent))
+            actions.append(ami.hangup(agent))
         self.calls.pop(call_id, None)
         return actions
 
@@ -247,13 +224,13 @@ class CallControl:
         if dest.kind is TargetKind.QUEUE:
             raise ControlError("a queue cannot be consulted; transfer to it", field="target.kind")
         actions = [
-            _setvar(agent, "HOTLINE_CONSULT_DIAL", dest.dial),
-            _setvar(agent, "HOTLINE_CONSULT_TARGET", dest.label),
+            ami.setvar(agent, "HOTLINE_CONSULT_DIAL", dest.dial),
+            ami.setvar(agent, "HOTLINE_CONSULT_TARGET", dest.label),
         ]
         if st.in_conference:
-            actions.append(_redirect(agent, CONSULT))
+            actions.append(ami.redirect(agent, CONSULT, "s"))
         else:
-            actions.append(_dual_redirect(caller, CONFERENCE, "caller", agent, CONSULT, "s"))
+            actions.append(_both(caller, CONFERENCE, "caller", agent, CONSULT, "s"))
         st.in_conference = True
         st.held = False
         st.consult = dest
@@ -268,7 +245,7 @@ class CallControl:
             raise ControlError(f"{st.consult.label} has not answered the consultation yet")
         st.parties.append(st.consult)
         st.consult = None
-        return [_dual_redirect(target_leg, CONFERENCE, "party", agent, RELEASE, "s")]
+        return [_both(target_leg, CONFERENCE, "party", agent, RELEASE, "s")]
 
     def cancel_consult(self, call_id: str, target_leg: str | None) -> list[Action]:
         """The consulted party is hung up; the agent's leg returns to the
@@ -277,7 +254,7 @@ class CallControl:
         if st.consult is None:
             raise ControlError("no consultation in progress")
         st.consult = None
-        return [_hangup(target_leg)] if target_leg is not None else []
+        return [ami.hangup(target_leg)] if target_leg is not None else []
 
     def consult_ended(self, call_id: str) -> None:
         """The consultation's Dial is over (cancelled, unanswered, hung up):
@@ -299,20 +276,17 @@ class CallControl:
             raise ControlError("a queue cannot join a call", field="target.kind")
         actions: list[Action] = []
         if not st.in_conference:
-            actions.append(_dual_redirect(caller, CONFERENCE, "caller", agent, CONFERENCE, "party"))
+            actions.append(_both(caller, CONFERENCE, "caller", agent, CONFERENCE, "party"))
             st.in_conference = True
         actions.append(
-            {
-                "Action": "Originate",
-                "Channel": dest.dial,
-                "Context": CONFERENCE,
-                "Exten": "party",
-                "Priority": "1",
-                "Timeout": str(self.transfer_ring_s * 1000),
-                "ChannelId": channel_id,
-                "Variable": f"HOTLINE_CALL_ID={call_id}",
-                "Async": "true",
-            }
+            ami.originate_context(
+                dest.dial,
+                CONFERENCE,
+                "party",
+                timeout_s=self.transfer_ring_s,
+                channel_id=channel_id,
+                variables={"HOTLINE_CALL_ID": call_id},
+            )
         )
         st.parties.append(dest)
         st.ringing_parties[channel_id] = dest
@@ -339,7 +313,7 @@ class CallControl:
         if not st.in_conference or not st.parties:
             raise ControlError("no three-way call to leave; hang up or transfer instead")
         self._no_consult(st)
-        return [_hangup(agent)]
+        return [ami.hangup(agent)]
 
     def adopt(
         self, call_id: str, *, caller_context: str, leg_contexts: Collection[str]

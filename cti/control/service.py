@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from acd.agents import AgentState
 from acd.core import Acd
 from acd.service import AcdService
+from common import ami_actions as ami
+from common.contexts import AFTER_CALL
 from cti.calls import AgentLeft, CallChange, CallEnded, CallLost, CallModel, Channel
 from cti.control.core import (
     CallControl,
@@ -29,8 +31,6 @@ from cti.control.core import (
 )
 
 log = logging.getLogger(__name__)
-
-AFTER_CALL_CONTEXT = "hotline-after-call"
 
 
 class ActionSender(Protocol):
@@ -73,6 +73,26 @@ class CallControlService:
         if plain is None:
             raise ControlError(f"unknown command {command!r}", status=404)
         return plain(self, agent)
+
+    def command(self, agent: str, command: str, target: Target | None) -> dict[str, Any]:
+        """One command from *agent*'s desktop, as the HTTP route answers it;
+        ControlError when it cannot be done."""
+        result = self.run(agent, command, target)
+        return {"call_id": result.call_id, "command": result.command, "control": result.state}
+
+    def agent_on_call(self, call_id: str) -> str | None:
+        """The agent talking on *call_id* (the one whose desktop controls it)."""
+        for agent_id, agent in self.acd.agents.items():
+            if agent.call_id == call_id and agent.state is AgentState.ON_CALL:
+                return agent_id
+        return None
+
+    def agent_detail(self, agent_id: str) -> dict[str, Any]:
+        """What call control adds to an agent's state: its call's control
+        state (on hold, consulting, three-way), or None."""
+        agent = self.acd.agents.get(agent_id)
+        control = self.state_of(agent.call_id) if agent is not None and agent.call_id else None
+        return {"control": control.as_dict() if control is not None else None}
 
     def hold(self, agent: str) -> ControlResult:
         call_id, caller, leg = self._agent_call(agent)
@@ -187,7 +207,7 @@ class CallControlService:
                 channel = self.model.channels.get(uniqueid)
                 if channel is not None:
                     self.send(
-                        {"Action": "Hangup", "Channel": channel.name, "Cause": "16"},
+                        ami.hangup(channel.name),
                         what=f"call {call_id}: caller gone during hold, agent leg let go",
                         refusal_ok=True,
                     )
@@ -271,13 +291,7 @@ class CallControlService:
         )
         self.core.forget(call_id)
         self.send(
-            {
-                "Action": "Redirect",
-                "Channel": caller.name,
-                "Context": AFTER_CALL_CONTEXT,
-                "Exten": "s",
-                "Priority": "1",
-            },
+            ami.redirect(caller.name, AFTER_CALL, "s"),
             what=f"call {call_id}: caller alone after the three-way call",
         )
 

@@ -11,6 +11,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.contexts import APP_QUEUE, INTAKE
+
 from .ports import free_tcp_port, free_udp_port, free_udp_range
 from .process import ChildProcess
 from .render import load_template, render, split_static
@@ -116,9 +118,7 @@ def render_config(settings: AsteriskSettings, *, module_dir: str, moh_dir: Path)
                 "queue": spec.queue,
                 "greeting": spec.greeting or "silence/1",
                 "priority": spec.priority,
-                "entry_context": "hotline-appqueue"
-                if spec.route == "app_queue"
-                else "hotline-intake",
+                "entry_context": APP_QUEUE if spec.route == "app_queue" else INTAKE,
             },
             name="extensions_line.conf.tmpl",
         )

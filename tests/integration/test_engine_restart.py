@@ -23,6 +23,7 @@ from cti.config import AcdConfig, AgentSpec, EngineConfig, KpiConfig
 from cti.stack.private import PrivateStack, StackInfo
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -115,9 +116,11 @@ async def _start_engine(
 
 
 async def _wait_log(path: Path, text: str, count: int, timeout_s: float) -> None:
-    async with asyncio.timeout(timeout_s):
-        while path.read_text(errors="replace").count(text) < count:
-            await asyncio.sleep(0.1)  # a file written by another process: nothing to await
+    """Until *text* occurs *count* times in the engine process's log file (a
+    file another process writes: nothing to await, so it is polled)."""
+    await eventually(
+        lambda: path.read_text(errors="replace").count(text) >= count, timeout_s, poll_s=0.1
+    )
 
 
 async def test_engine_killed_with_callers_waiting_none_is_dropped(tmp_path: Path):

@@ -1,6 +1,7 @@
 """The event log on a real private PostgreSQL: migrations, append-only table,
 a writer that never blocks, survives the database going away (in memory and
-through the spill file) and writes every row exactly once, in order; loaders.
+through the spill file) and writes every row exactly once, in order, through a
+shared pool created the way the runtime creates it; loaders and the restore.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -17,7 +18,13 @@ import pytest
 import pytest_asyncio
 
 from acd import log_events as ev
-from acd.event_log import EventLogWriter, load_agent_states, load_repeat_callers
+from acd.event_log import (
+    EventLogWriter,
+    RestoredState,
+    load_agent_states,
+    load_repeat_callers,
+    restore_from_log,
+)
 from acd.log_events import LogEvent
 from common.backoff import Backoff
 from common.db import (
@@ -28,6 +35,7 @@ from common.db import (
     migrate,
 )
 from cti.stack.postgres import PostgresNotAvailable, PrivatePostgres
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -64,11 +72,16 @@ async def pg() -> AsyncIterator[RestartablePostgres]:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Await *predicate* becoming true (polled; bounded)."""
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
+def runtime_pool(dsn: str, *, max_size: int = 2) -> asyncpg.Pool:
+    """A pool as the runtime creates it: ``min_size=0`` opens nothing up front,
+    so it can be created while PostgreSQL is down."""
+    return asyncpg.create_pool(dsn, min_size=0, max_size=max_size)
+
+
+@pytest_asyncio.fixture
+async def pool(pg: RestartablePostgres) -> AsyncIterator[asyncpg.Pool]:
+    async with runtime_pool(pg.dsn) as shared:
+        yield shared
 
 
 def arrived(n: int, *, at: float = T0) -> LogEvent:
@@ -130,9 +143,9 @@ async def test_migrations_apply_once_even_when_two_engines_start_together(pg, tm
         await b.close()
 
 
-async def test_acd_event_is_append_only_and_knows_every_kind(pg):
+async def test_acd_event_is_append_only_and_knows_every_kind(pg, pool):
     await migrate(pg.dsn)
-    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    writer = EventLogWriter(pool=pool, engine_id="e1", backoff=FAST)
     await writer.start()
     try:
         for n, kind in enumerate(sorted(ev.KINDS)):
@@ -169,9 +182,9 @@ async def test_acd_event_is_append_only_and_knows_every_kind(pg):
 # -------------------------------------------------------------------- writer
 
 
-async def test_five_thousand_appends_return_at_once_and_land_in_order_once(pg):
+async def test_five_thousand_appends_return_at_once_and_land_in_order_once(pg, pool):
     await migrate(pg.dsn)
-    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    writer = EventLogWriter(pool=pool, engine_id="e1", backoff=FAST)
     await writer.start()
     try:
         events = [arrived(n) for n in range(5000)]
@@ -186,9 +199,9 @@ async def test_five_thousand_appends_return_at_once_and_land_in_order_once(pg):
     assert await stored_keys(pg.dsn) == [e.dedup_key for e in events]
 
 
-async def test_the_same_event_appended_twice_is_stored_once(pg):
+async def test_the_same_event_appended_twice_is_stored_once(pg, pool):
     await migrate(pg.dsn)
-    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    writer = EventLogWriter(pool=pool, engine_id="e1", backoff=FAST)
     await writer.start()
     try:
         answered = LogEvent(at=T0, kind=ev.CALL_ANSWERED, call_id="c1", agent="1001", wait_s=4.0)
@@ -206,7 +219,10 @@ async def test_the_same_event_appended_twice_is_stored_once(pg):
 
 async def test_a_batch_committed_whose_acknowledgement_was_lost_is_not_duplicated(pg):
     await migrate(pg.dsn)
-    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    # One connection in the pool: the retry can only run if the broken one was
+    # terminated and handed back, and the pool opened a fresh one.
+    pool = await runtime_pool(pg.dsn, max_size=1)
+    writer = EventLogWriter(pool=pool, engine_id="e1", backoff=FAST)
     admin = await asyncpg.connect(pg.dsn)
     real_insert = writer._insert_batch
     calls = 0
@@ -231,6 +247,8 @@ async def test_a_batch_committed_whose_acknowledgement_was_lost_is_not_duplicate
         await writer.wait_flushed()
         assert calls == 2
         assert writer.stats.retries == 1
+        assert writer.healthy and (writer.stats.outages, writer.stats.recoveries) == (1, 1)
+        assert (pool.get_size(), pool.get_idle_size()) == (1, 1)
         # The first attempt's rows were committed but never acknowledged, so the
         # writer saw the resend find all 300 already stored.
         assert writer.stats.written == 0 and writer.stats.duplicates_ignored == 300
@@ -248,18 +266,22 @@ async def test_a_batch_committed_whose_acknowledgement_was_lost_is_not_duplicate
     finally:
         await writer.close()
         await admin.close()
+        await pool.close()
 
 
-async def test_postgres_down_then_back_on_the_same_port_loses_and_duplicates_nothing(pg, caplog):
+async def test_postgres_down_then_back_on_the_same_port_loses_and_duplicates_nothing(
+    pg, pool, caplog
+):
     await migrate(pg.dsn)
     # max_pending below the outage's volume and no spill file: kept in memory, one alarm.
-    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST, max_pending=500)
+    writer = EventLogWriter(pool=pool, engine_id="e1", backoff=FAST, max_pending=500)
     await writer.start()
     try:
         before = [arrived(n) for n in range(10)]
         for event in before:
             writer.append(event)
         await writer.wait_flushed()
+        assert writer.healthy and not writer.alarm_raised
         port = pg.port
 
         await pg.stop()
@@ -269,33 +291,36 @@ async def test_postgres_down_then_back_on_the_same_port_loses_and_duplicates_not
         assert writer.stats.pending >= 1000
         await eventually(lambda: writer.stats.retries >= 3)
         assert writer.stats.pending == 1000 and writer.stats.written == 10
-        await eventually(lambda: "ALARM event log" in caplog.text)
+        assert not writer.healthy
+        assert (writer.stats.outages, writer.stats.recoveries) == (1, 0)
+        # The backlog outgrew max_pending with nowhere to spill: alarmed, nothing lost.
+        assert writer.alarm_raised and writer.stats.alarms == 1 and writer.stats.lost == 0
         with pytest.raises(TimeoutError, match="not yet committed|not committed"):
             await writer.wait_flushed(timeout_s=0.3)  # a negative check: bounded on purpose
 
         await pg.start()
         assert pg.port == port
         await writer.wait_flushed(timeout_s=30)
+        assert writer.healthy and not writer.alarm_raised
         stats = writer.stats
     finally:
         await writer.close()
     assert await stored_keys(pg.dsn) == [e.dedup_key for e in before + during]
     assert stats.written == 1010 and stats.pending == 0 and stats.duplicates_ignored == 0
-    failures = [r for r in caplog.records if "cannot write to PostgreSQL" in r.getMessage()]
-    # Logged when the error changes during the outage, not once per retry.
-    errors = [r.args[1] for r in failures]
-    assert 1 <= len(failures) < stats.retries
-    assert all(a != b for a, b in zip(errors, errors[1:], strict=False))
-    assert failures[0].levelno == logging.ERROR and "HOTLINE_PG_DSN" in failures[0].getMessage()
-    assert sum("accepts writes again" in r.getMessage() for r in caplog.records) == 1
-    assert sum("ALARM event log" in r.getMessage() for r in caplog.records) == 1
+    # One outage, one recovery, one alarm, however many retries it took.
+    assert (stats.outages, stats.recoveries, stats.alarms, stats.lost) == (1, 1, 1, 0)
+    # An error is logged when it changes during the outage, not once per retry.
+    errors_logged = [
+        r for r in caplog.records if r.name == "acd.event_log" and r.levelno == logging.ERROR
+    ]
+    assert stats.alarms + 1 <= len(errors_logged) < stats.retries
 
 
-async def test_overflow_spills_to_disk_and_comes_back_in_order(pg, tmp_path):
+async def test_overflow_spills_to_disk_and_comes_back_in_order(pg, pool, tmp_path):
     await migrate(pg.dsn)
     spill = tmp_path / "spill" / "acd_event.jsonl"
     writer = EventLogWriter(
-        dsn=pg.dsn, engine_id="e1", backoff=FAST, max_pending=100, spill_path=spill
+        pool=pool, engine_id="e1", backoff=FAST, max_pending=100, spill_path=spill
     )
     await writer.start()
     try:
@@ -313,6 +338,8 @@ async def test_overflow_spills_to_disk_and_comes_back_in_order(pg, tmp_path):
         assert len(lines) == writer.stats.spilled
         assert '"call_id":"call-000001"' in lines[0]  # the oldest went to disk first
 
+        assert not writer.alarm_raised  # spilling is the plan, not an alarm
+
         await pg.start()
         await writer.wait_flushed(timeout_s=30)
         assert writer.stats.pending == 0 and writer.stats.written == 1001
@@ -320,15 +347,16 @@ async def test_overflow_spills_to_disk_and_comes_back_in_order(pg, tmp_path):
     finally:
         await writer.close()
     assert await stored_keys(pg.dsn) == [e.dedup_key for e in [first, *during]]
+    assert (writer.stats.alarms, writer.stats.lost) == (0, 0)
 
 
-async def test_close_spills_what_is_unwritten_and_the_next_writer_writes_it_first(
-    pg, tmp_path, caplog
-):
+async def test_close_spills_what_is_unwritten_and_the_next_writer_writes_it_first(pg, tmp_path):
     await migrate(pg.dsn)
     spill = tmp_path / "acd_event.jsonl"
     await pg.stop()
-    old = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST, spill_path=spill)
+    # The runtime creates its pool at start, whether PostgreSQL is up or not.
+    pool = await runtime_pool(pg.dsn)
+    old = EventLogWriter(pool=pool, engine_id="e1", backoff=FAST, spill_path=spill)
     await old.start()
     earlier = [
         LogEvent(
@@ -346,18 +374,19 @@ async def test_close_spills_what_is_unwritten_and_the_next_writer_writes_it_firs
     await old.close(flush_timeout_s=0.2)
     await old.close()  # idempotent
     assert len(spill.read_text(encoding="utf-8").splitlines()) == 300
+    assert old.stats.spilled == 300 and old.stats.lost == 0
     with pytest.raises(RuntimeError, match="closed"):
         old.append(arrived(1))
 
     # Without a spill file, what cannot be written is reported loudly as lost.
-    no_spill = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    no_spill = EventLogWriter(pool=pool, engine_id="e1", backoff=FAST)
     await no_spill.start()
     no_spill.append(arrived(7))
     await no_spill.close(flush_timeout_s=0.1)
-    assert "1 events not written to PostgreSQL" in caplog.text and "LOST" in caplog.text
+    assert no_spill.stats.lost == 1
 
     await pg.start()
-    new = EventLogWriter(dsn=pg.dsn, engine_id="e2", backoff=FAST, spill_path=spill)
+    new = EventLogWriter(pool=pool, engine_id="e2", backoff=FAST, spill_path=spill)
     await new.start()
     try:
         assert new.stats.pending == 300
@@ -367,6 +396,8 @@ async def test_close_spills_what_is_unwritten_and_the_next_writer_writes_it_firs
         await new.wait_flushed(timeout_s=30)
     finally:
         await new.close()
+        await pool.close()
+    assert new.stats.written == 305 and new.stats.lost == 0
     assert await stored_keys(pg.dsn) == [e.dedup_key for e in earlier + later]
     assert not spill.exists()
     conn = await asyncpg.connect(pg.dsn)
@@ -378,12 +409,10 @@ async def test_close_spills_what_is_unwritten_and_the_next_writer_writes_it_firs
     assert '"note": "市民要求回电"' in row["data"]
 
 
-async def test_a_row_postgresql_refuses_is_dead_lettered_not_blocking_the_rest(
-    pg, tmp_path, caplog
-):
+async def test_a_row_postgresql_refuses_is_dead_lettered_not_blocking_the_rest(pg, pool, tmp_path):
     await migrate(pg.dsn)
     spill = tmp_path / "acd_event.jsonl"
-    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST, spill_path=spill)
+    writer = EventLogWriter(pool=pool, engine_id="e1", backoff=FAST, spill_path=spill)
     await writer.start()
     try:
         writer.append(arrived(1))
@@ -398,14 +427,17 @@ async def test_a_row_postgresql_refuses_is_dead_lettered_not_blocking_the_rest(
         "x\ufffdy:CALL_ARRIVED:0",
         "call-000003:CALL_ARRIVED:0",
     ]
-    assert writer.stats.rejected == 1
+    # Refused for its content, not a database outage: no retry, nothing else lost.
+    stats = writer.stats
+    assert (stats.rejected, stats.written, stats.lost, stats.retries) == (1, 3, 0, 0)
+    assert stats.outages == 0 and writer.healthy
     assert '"call_id":"bad"' in (tmp_path / "acd_event.jsonl.rejected").read_text()
-    assert "PostgreSQL refused a row" in caplog.text
 
 
-async def test_a_writer_started_before_the_schema_exists_migrates_on_connect(pg):
-    # An engine that started while PostgreSQL was down could not migrate then.
-    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+async def test_a_writer_started_before_the_schema_exists_migrates_on_connect(pg, pool):
+    # An engine that started while PostgreSQL was down could not migrate then;
+    # the writer migrates through its first pooled connection.
+    writer = EventLogWriter(pool=pool, engine_id="e1", backoff=FAST)
     await writer.start()
     try:
         writer.append(arrived(1))
@@ -419,7 +451,7 @@ async def test_a_writer_started_before_the_schema_exists_migrates_on_connect(pg)
 # ------------------------------------------------------------------- loaders
 
 
-async def test_agent_states_and_repeat_callers_after_a_restart(pg):
+async def test_agent_states_and_repeat_callers_after_a_restart(pg, pool):
     await migrate(pg.dsn)
     rows = [
         LogEvent(at=T0 + 100, kind=ev.AGENT_LOGIN, agent="a1"),
@@ -443,7 +475,7 @@ async def test_agent_states_and_repeat_callers_after_a_restart(pg):
         LogEvent(at=T0 + 300, kind=ev.CALL_QUEUED, call_id="c4", caller_number="13800000003"),
         LogEvent(at=T0 + 300, kind=ev.CALL_ANSWERED, call_id="c5", agent="a1", wait_s=1),
     ]  # fmt: skip
-    writer = EventLogWriter(dsn=pg.dsn, engine_id="e1", backoff=FAST)
+    writer = EventLogWriter(pool=pool, engine_id="e1", backoff=FAST)
     await writer.start()
     try:
         for row in rows:
@@ -452,7 +484,6 @@ async def test_agent_states_and_repeat_callers_after_a_restart(pg):
     finally:
         await writer.close()
 
-    pool = await asyncpg.create_pool(pg.dsn, min_size=1, max_size=2)
     conn = await asyncpg.connect(pg.dsn)
     try:
         assert await load_agent_states(pool) == {
@@ -476,4 +507,69 @@ async def test_agent_states_and_repeat_callers_after_a_restart(pg):
         assert await load_repeat_callers(pool, since=T0 + 60) == {"13800000001": ("a2", T0 + 200)}
     finally:
         await conn.close()
-        await pool.close()
+
+
+# ------------------------------------------------------------------- restore
+
+
+def restore_warnings(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(r.name == "acd.event_log" and r.levelno == logging.WARNING for r in caplog.records)
+
+
+async def test_restore_from_log_reads_through_the_pool_and_never_raises(pg, pool, caplog):
+    # No table yet: the database refuses the query; None, not an exception.
+    assert await restore_from_log(pool, since=T0) is None
+    assert restore_warnings(caplog) == 1
+
+    await migrate(pg.dsn)
+    writer = EventLogWriter(pool=pool, engine_id="e1", backoff=FAST)
+    await writer.start()
+    try:
+        for row in [
+            LogEvent(at=T0 + 100, kind=ev.AGENT_LOGIN, agent="a1"),
+            LogEvent(at=T0 + 200, kind=ev.AGENT_PAUSED, agent="a1", data={"reason": "lunch"}),
+            LogEvent(at=T0 + 10, kind=ev.AGENT_LOGIN, agent="a2"),
+            LogEvent(at=T0 + 50, kind=ev.CALL_ANSWERED, call_id="c1", agent="a2",
+                     caller_number="13800000002", wait_s=3),
+            LogEvent(at=T0 + 150, kind=ev.CALL_ANSWERED, call_id="c2", agent="a1",
+                     caller_number="13800000001", wait_s=3),
+        ]:  # fmt: skip
+            writer.append(row)
+        await writer.wait_flushed()
+    finally:
+        await writer.close()
+
+    restored = await restore_from_log(pool, since=T0 + 100)
+    # Agent states whatever their age; only the callers answered since `since`.
+    assert restored == RestoredState(
+        agent_states={"a1": ("PAUSED", T0 + 200, "lunch"), "a2": ("AVAILABLE", T0 + 10, None)},
+        repeat_callers={"13800000001": ("a1", T0 + 150)},
+    )
+
+    # PostgreSQL down: None and a warning; the same pool serves again once it is back.
+    await pg.stop()
+    assert await restore_from_log(pool, since=T0 + 100) is None
+    assert restore_warnings(caplog) == 2
+    await pg.start()
+    assert await restore_from_log(pool, since=T0 + 100) == restored
+    assert restore_warnings(caplog) == 2
+
+
+async def test_restore_from_log_gives_up_on_a_silent_database_in_time(caplog):
+    # It accepts connections and never answers: only the time bound ends the wait.
+    peers: list[asyncio.StreamWriter] = []
+    server = await asyncio.start_server(lambda _r, w: peers.append(w), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    try:
+        async with runtime_pool(f"postgresql://hotline@127.0.0.1:{port}/hotline") as pool:
+            started = loop.time()
+            assert await restore_from_log(pool, since=T0, timeout_s=0.5) is None
+            elapsed = loop.time() - started
+    finally:
+        for peer in peers:
+            peer.close()
+        server.close()
+        await server.wait_closed()
+    assert 0.4 < elapsed < 2.0
+    assert restore_warnings(caplog) == 1

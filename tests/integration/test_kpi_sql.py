@@ -131,14 +131,15 @@ async def pg() -> AsyncIterator[PrivatePostgres]:
     try:
         await server.start()
         await migrate(server.dsn)
-        writer = EventLogWriter(dsn=server.dsn, engine_id="test", backoff=Backoff(base_s=0.05))
-        await writer.start()
-        try:
-            for row in call_rows():
-                writer.append(row)
-            await writer.wait_flushed()
-        finally:
-            await writer.close()
+        async with asyncpg.create_pool(server.dsn, min_size=0, max_size=1) as pool:
+            writer = EventLogWriter(pool=pool, engine_id="test", backoff=Backoff(base_s=0.05))
+            await writer.start()
+            try:
+                for row in call_rows():
+                    writer.append(row)
+                await writer.wait_flushed()
+            finally:
+                await writer.close()
         yield server
     finally:
         await server.stop()

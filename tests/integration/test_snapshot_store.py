@@ -1,11 +1,12 @@
-"""The live snapshot and pub/sub on a real private Redis: coalesced writes at a
-bounded rate, ordered publishing, recovery after Redis restarts, and callers
-that never wait."""
+"""The live snapshot and pub/sub on a real private Redis, through a shared
+client the store does not own: coalesced writes at a bounded rate, ordered
+publishing, recovery after Redis restarts, and callers that never wait."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import tempfile
 import time
@@ -15,10 +16,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from acd.snapshot_store import SnapshotStore
 from common.backoff import Backoff
 from cti.stack.redis import PrivateRedis
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -37,11 +41,20 @@ async def redis_server() -> AsyncIterator[PrivateRedis]:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Await *predicate* becoming true (polled; bounded)."""
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
+@pytest_asyncio.fixture
+async def client(redis_server: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
+    """The process's one client, as cti/persistence.py makes it: no retries of
+    its own (the store retries and logs) and short socket timeouts."""
+    shared = aioredis.from_url(
+        redis_server.url,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        yield shared
+    finally:
+        await shared.aclose()
 
 
 class Subscriber:
@@ -81,8 +94,8 @@ class Subscriber:
         return got
 
 
-async def test_the_latest_snapshot_wins_and_is_written_at_a_bounded_rate(redis_server):
-    store = SnapshotStore(url=redis_server.url, prefix="t1", backoff=FAST, min_interval_s=0.2)
+async def test_the_latest_snapshot_wins_and_is_written_at_a_bounded_rate(client):
+    store = SnapshotStore(client=client, prefix="t1", backoff=FAST, min_interval_s=0.2)
     await store.start()
     try:
         assert await store.read_snapshot() is None
@@ -107,18 +120,16 @@ async def test_the_latest_snapshot_wins_and_is_written_at_a_bounded_rate(redis_s
         assert 2 <= written <= elapsed / 0.2 + 2
         assert await store.read_snapshot() == {"n": 1000 + n}
 
-        raw = aioredis.from_url(redis_server.url)
-        try:
-            at = float(await raw.get("t1:snapshot:at"))
-        finally:
-            await raw.aclose()
+        at = float(await client.get("t1:snapshot:at"))
         assert abs(time.time() - at) < 5
     finally:
         await store.close()
+    # The client belongs to its owner: closing the store leaves it usable.
+    assert await client.ping() is True
 
 
-async def test_published_events_reach_a_subscriber_in_order(redis_server):
-    store = SnapshotStore(url=redis_server.url, prefix="t2", backoff=FAST)
+async def test_published_events_reach_a_subscriber_in_order(redis_server, client):
+    store = SnapshotStore(client=client, prefix="t2", backoff=FAST)
     await store.start()
     try:
         async with Subscriber(redis_server.url, "t2:events") as dashboard:
@@ -135,29 +146,35 @@ async def test_published_events_reach_a_subscriber_in_order(redis_server):
         await store.close()
 
 
-async def test_a_full_buffer_drops_the_oldest_and_counts_them(redis_server, caplog):
-    store = SnapshotStore(url=redis_server.url, prefix="t3", backoff=FAST, max_buffered=10)
+async def test_a_full_buffer_drops_the_oldest_and_counts_them(redis_server, client):
+    store = SnapshotStore(client=client, prefix="t3", backoff=FAST, max_buffered=10)
     await store.start()
     try:
         async with Subscriber(redis_server.url, "t3:events") as dashboard:
             for n in range(25):  # synchronous: the writer cannot run in between
                 store.publish("TICK", {"n": n})
             assert store.stats.dropped == 15 and store.stats.buffered == 10
+            # One overflow episode, however many messages it dropped.
+            assert store.dropping and store.stats.overflows == 1
             got = await dashboard.messages(10)
         assert [m["payload"]["n"] for m in got] == list(range(15, 25))
         await store.wait_idle()
-        assert caplog.text.count("dropping the oldest") == 1
-        assert "15 messages were dropped" in caplog.text
+        # Drained: the episode is over; the count stays.
+        assert not store.dropping
+        assert (store.stats.overflows, store.stats.dropped, store.stats.published) == (1, 15, 10)
     finally:
         await store.close()
 
 
-async def test_redis_restarted_on_the_same_port_the_store_recovers_by_itself(redis_server, caplog):
-    store = SnapshotStore(url=redis_server.url, prefix="t4", backoff=FAST, min_interval_s=0.05)
+async def test_redis_restarted_on_the_same_port_the_store_recovers_by_itself(
+    redis_server, client, caplog
+):
+    store = SnapshotStore(client=client, prefix="t4", backoff=FAST, min_interval_s=0.05)
     await store.start()
     try:
         store.set_snapshot({"version": 1})
         await store.wait_idle()
+        assert store.healthy and store.stats.outages == 0
         port = redis_server.port
 
         await redis_server.stop()
@@ -166,6 +183,8 @@ async def test_redis_restarted_on_the_same_port_the_store_recovers_by_itself(red
             store.publish("AGENT_STATE", {"n": n})
         assert store.stats.buffered == 48
         await eventually(lambda: store.stats.errors >= 3)
+        assert not store.healthy
+        assert (store.stats.outages, store.stats.recoveries) == (1, 0)
         with pytest.raises(TimeoutError):
             await store.wait_idle(timeout_s=0.3)  # a negative check: bounded on purpose
 
@@ -181,8 +200,15 @@ async def test_redis_restarted_on_the_same_port_the_store_recovers_by_itself(red
             seen = [m["payload"]["n"] for m in got]
             assert seen == sorted(seen) and seen[-1] == 50
         assert store.stats.buffered == 0 and store.stats.published == 49
-        outage_logs = [r for r in caplog.records if "cannot write to Redis" in r.getMessage()]
-        assert 1 <= len(outage_logs) < store.stats.errors
-        assert sum("reachable again" in r.getMessage() for r in caplog.records) == 1
+        # One outage and one recovery, however many failed round trips.
+        assert store.healthy
+        assert (store.stats.outages, store.stats.recoveries) == (1, 1)
+        # An error is logged when it changes during the outage, not once per retry.
+        errors_logged = [
+            r
+            for r in caplog.records
+            if r.name == "acd.snapshot_store" and r.levelno == logging.ERROR
+        ]
+        assert 1 <= len(errors_logged) < store.stats.errors
     finally:
         await store.close()

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from cti.ami import AMILoginFailed
 from cti.config import load_config
 from cti.engine import Engine
 from cti.stack.postgres import PrivatePostgres
@@ -44,7 +45,7 @@ async def test_private_services_answer_on_loopback(stack):
     assert "0:  deny - 0.0.0.0/0.0.0.0" in user and "1: allow - 127.0.0.1/255.255.255.255" in user
 
 
-async def test_a_wrong_ami_secret_is_refused_by_asterisk(stack, caplog):
+async def test_a_wrong_ami_secret_is_refused_by_asterisk(stack):
     private, info = stack
     config = load_config(overrides={"ami.port": info.ami.port, "ami.secret": "not-the-secret"})
     engine = Engine(config)
@@ -54,7 +55,18 @@ async def test_a_wrong_ami_secret_is_refused_by_asterisk(stack, caplog):
             await engine.link.wait_connected(timeout_s=3)
     finally:
         await engine.stop()
-    assert "Authentication failed" in caplog.text or "login" in caplog.text.lower()
+    link = engine.link
+    # Refused by Asterisk (not a connection failure), every attempt, and never logged in.
+    assert link.stats.login_failures >= 1
+    assert link.stats.login_failures == link.stats.connect_failures
+    assert link.stats.logins == 0
+    error = link.last_connect_error
+    assert isinstance(error, AMILoginFailed)
+    assert (error.username, error.host, error.port) == (
+        config.ami.username,
+        "127.0.0.1",
+        info.ami.port,
+    )
 
 
 async def test_external_services_named_by_env_are_used_instead():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import ast
 
 import pytest
 
@@ -17,7 +17,25 @@ from cti.ami.framing import (
     starts_event_list,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
+# The unit tests may run with or without tests/unit being a package.
+try:
+    from .transcripts import (
+        FIXTURES,
+        RECORD_COMMAND,
+        RECORD_SCRIPT,
+        RECORDED,
+        TranscriptMissing,
+        transcript_path,
+    )
+except ImportError:
+    from transcripts import (  # type: ignore[no-redef]
+        FIXTURES,
+        RECORD_COMMAND,
+        RECORD_SCRIPT,
+        RECORDED,
+        TranscriptMissing,
+        transcript_path,
+    )
 
 CJK_NAME = "张三丰·市民热线"
 CJK_EVENT = (
@@ -241,14 +259,9 @@ def test_panoramisk_message_attribute_api_is_kept() -> None:
     assert message.unknown_header == ""
 
 
-@pytest.mark.parametrize(
-    "name", ["normal_call.ami", "abandon.ami", "agent_no_answer.ami", "transfer.ami"]
-)
+@pytest.mark.parametrize("name", RECORDED)
 def test_recorded_transcripts_parse_cleanly(name: str) -> None:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"{name} not recorded yet")
-    data = path.read_bytes()
+    data = transcript_path(name).read_bytes()  # missing: fails, naming the command
     # Feed in small odd-sized chunks so separators and characters get split.
     frames = FrameBuffer()
     items: list[bytes | MalformedMessage] = []
@@ -258,6 +271,30 @@ def test_recorded_transcripts_parse_cleanly(name: str) -> None:
     messages = [parse_message(raw) for raw in only_messages(items)]
     assert messages
     assert all("Event" in m or "Response" in m for m in messages)
+
+
+def test_the_listed_transcripts_are_the_ones_the_script_records() -> None:
+    # A scenario the script records but the tests do not list would go
+    # untested; a listed one it does not record could never be re-recorded.
+    tree = ast.parse(RECORD_SCRIPT.read_text(encoding="utf-8"))
+    (scenarios,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and [getattr(t, "id", None) for t in node.targets] == ["SCENARIOS"]
+    ]
+    assert isinstance(scenarios, ast.Dict)
+    assert sorted(ast.literal_eval(key) for key in scenarios.keys) == sorted(RECORDED)
+    assert {path.stem for path in FIXTURES.glob("*.ami")} <= set(RECORDED)
+
+
+def test_a_missing_transcript_names_the_file_and_how_to_record_it() -> None:
+    with pytest.raises(TranscriptMissing) as info:
+        transcript_path("never_recorded")
+    assert str(info.value) == (
+        "tests/fixtures/ami/never_recorded.ami is missing; record it again from a "
+        f"private Asterisk with: {RECORD_COMMAND} never_recorded"
+    )
 
 
 # -- encode_action ----------------------------------------------------------------

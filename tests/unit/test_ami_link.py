@@ -3,15 +3,17 @@
 For each of the five known panoramisk 1.4 defects there is a test proving the
 fix and a ``test_plain_panoramisk_*`` test running the same scenario against
 plain panoramisk and asserting the defect is present, so every check is shown
-able to fail. Synchronisation uses futures, events and the fake server's
-condition; the only bounded waits are in negative checks, as noted.
+able to fail. Synchronisation uses futures, events, the fake server's
+condition and the link's ``wait_until`` on its own state; the only bounded
+waits are in negative checks, as noted. Tests assert on the link's state
+(stats, ``retry_waits``, ``last_connect_error``...), never on the wording of
+its log lines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import SimpleNamespace
@@ -34,7 +36,9 @@ from cti.ami import (
     AMIStats,
     EventBacklog,
     HardenedAMIProtocol,
+    OversizeMessage,
     PendingAction,
+    RetryWait,
 )
 
 try:  # tests/unit may or may not be a package
@@ -54,7 +58,6 @@ CJK_EVENT = (
     "\r\n"
 ).encode()
 FAST_BACKOFF = Backoff(base_s=0.02, cap_s=1.0, factor=2.0, jitter=0.0)
-RECONNECT_LINE = re.compile(r"reconnecting in (\d+\.\d\d) s \(attempt (\d+)\)")
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -123,53 +126,22 @@ def make_plain_protocol() -> tuple[AMIProtocol, list[Message]]:
     return protocol, dispatched
 
 
-class LogWatcher(logging.Handler):
-    """Lets a test await a log record instead of sleeping."""
+def delays(link: AMILink) -> list[tuple[int, float]]:
+    """(attempt, delay_s) of the link's waits in its current or latest outage."""
+    return [(wait.attempt, wait.delay_s) for wait in link.retry_waits]
 
-    def __init__(self, logger: logging.Logger) -> None:
-        super().__init__(logging.DEBUG)
-        self.logger = logger
-        self.records: list[logging.LogRecord] = []
-        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        for predicate, future in list(self._waiters):
-            if not future.done() and predicate():
-                future.set_result(None)
-
-    def messages(self) -> list[str]:
-        return [r.getMessage() for r in self.records]
-
-    def count(self, needle: str) -> int:
-        return sum(needle in m for m in self.messages())
-
-    async def wait_for(self, needle: str, count: int = 1, timeout_s: float = 5.0) -> None:
-        def predicate() -> bool:
-            return self.count(needle) >= count
-
-        if predicate():
-            return
-        future = asyncio.get_running_loop().create_future()
-        self._waiters.append((predicate, future))
-        try:
-            await asyncio.wait_for(future, timeout_s)
-        finally:
-            self._waiters.remove((predicate, future))
-
-    def reconnect_delays(self) -> list[tuple[float, int]]:
-        found = (RECONNECT_LINE.search(m) for m in self.messages())
-        return [(float(m.group(1)), int(m.group(2))) for m in found if m]
+def levels(caplog: pytest.LogCaptureFixture, logger: logging.Logger) -> list[int]:
+    """The levels of the records *logger* emitted (their wording is not tested)."""
+    return [r.levelno for r in caplog.records if r.name == logger.name]
 
 
 @pytest.fixture
-def watcher(request: pytest.FixtureRequest) -> Iterator[LogWatcher]:
+def link_logger(request: pytest.FixtureRequest) -> Iterator[logging.Logger]:
     logger = logging.getLogger(f"tests.ami.{request.node.name}")
     logger.setLevel(logging.DEBUG)
-    handler = LogWatcher(logger)
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
+    yield logger
+    logger.setLevel(logging.NOTSET)
 
 
 @pytest.fixture
@@ -179,7 +151,7 @@ async def server() -> AsyncIterator[FakeAMIServer]:
 
 
 @pytest.fixture
-async def make_link(watcher: LogWatcher) -> AsyncIterator[Callable[..., AMILink]]:
+async def make_link(link_logger: logging.Logger) -> AsyncIterator[Callable[..., AMILink]]:
     links: list[AMILink] = []
 
     def factory(fake: FakeAMIServer | None = None, **kwargs: Any) -> AMILink:
@@ -193,7 +165,7 @@ async def make_link(watcher: LogWatcher) -> AsyncIterator[Callable[..., AMILink]
             "action_timeout_s": 2.0,
             "ping_interval_s": 5.0,
             "connect_timeout_s": 2.0,
-            "logger": watcher.logger,
+            "logger": link_logger,
         }
         options.update(kwargs)
         link = AMILink(**options)
@@ -294,18 +266,20 @@ async def test_malformed_messages_are_skipped_and_neighbours_dispatched(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     protocol, transport, state = make_protocol()
-    with caplog.at_level(logging.WARNING):
-        protocol.data_received(MALFORMED_READ)  # one read: must not raise
+    protocol.data_received(MALFORMED_READ)  # one read: must not raise
     events = drain(state.events)
     assert [e.event for e in events] == ["Before", "BadByte", "After"]
     assert events[1]["CallerIDName"] == "张\ufffd"
     assert state.stats.malformed_skipped == 3
     assert state.stats.messages_received == 3
     assert not transport.closing
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert sum("skipped malformed message" in w for w in warnings) == 3
-    assert any("repeated Event header" in w and "Hangup" in w for w in warnings)
-    assert all(len(w) < 300 for w in warnings)
+    skipped = list(protocol.recent_skips)
+    assert len(skipped) == 3
+    assert any(s.reason == "repeated Event header" and b"Hangup" in s.raw for s in skipped)
+    # Each skip's description (quoted in its warning) stays short, whatever it skipped.
+    assert all(len(str(s)) < 250 for s in skipped), skipped
+    # One WARNING per skipped message (from the protocol's default logger).
+    assert levels(caplog, logging.getLogger("cti.ami.protocol")) == [logging.WARNING] * 3
 
 
 def test_plain_panoramisk_loses_events_after_duplicate_event_header() -> None:
@@ -357,7 +331,7 @@ async def test_plain_panoramisk_connection_closes_on_duplicate_event_header(
 
 
 async def test_ping_watchdog_detects_silent_peer_within_two_intervals(
-    server: FakeAMIServer, make_link: Callable[..., AMILink], watcher: LogWatcher
+    server: FakeAMIServer, make_link: Callable[..., AMILink]
 ) -> None:
     interval = 0.2
     loop = asyncio.get_running_loop()
@@ -378,15 +352,15 @@ async def test_ping_watchdog_detects_silent_peer_within_two_intervals(
     silent_since = loop.time()
     detected_at, reason = await asyncio.wait_for(lost, 5)
     assert detected_at - silent_since < 2 * interval + 0.15
-    assert isinstance(reason, TimeoutError)
+    assert isinstance(reason, TimeoutError) and str(reason) == "no Pong within 0.20 s"
     assert link.stats.ping_timeouts == 1
-    assert watcher.count("no Pong within 0.20 s from") == 1
-    assert watcher.count("connection lost: no Pong within 0.20 s") == 1
+    assert link.stats.connections_lost == 1
 
     server.answer_pings = True
     await server.wait_for_connections(2)
     await link.wait_connected(5)
     assert link.stats.reconnects == 1
+    assert link.retry_waits[0] == RetryWait(1, 0.02, reason)
 
 
 async def test_plain_panoramisk_ignores_missing_pongs(server: FakeAMIServer) -> None:
@@ -432,9 +406,7 @@ class OrderProbe:
 
 
 async def test_events_are_dispatched_in_order_one_at_a_time(
-    server: FakeAMIServer,
-    make_link: Callable[..., AMILink],
-    caplog: pytest.LogCaptureFixture,
+    server: FakeAMIServer, make_link: Callable[..., AMILink]
 ) -> None:
     probe = OrderProbe(last="4")
     sync_seen: list[str] = []
@@ -454,9 +426,11 @@ async def test_events_are_dispatched_in_order_one_at_a_time(
     assert probe.finished == ["1", "2", "3", "4"]
     assert probe.max_active == 1  # one event at a time
     assert [n for n in sync_seen if n] == ["1", "2", "3", "4"]  # continued after the bug
-    failures = [r for r in caplog.records if "failed on Seq event" in r.getMessage()]
-    assert len(failures) == 1 and failures[0].exc_info is not None
-    assert "handler bug" in str(failures[0].exc_info[1])
+    assert link.stats.handler_failures == 1
+    failure = link.last_handler_failure
+    assert failure is not None
+    assert (failure.handler, failure.event) == (failing, "Seq")
+    assert isinstance(failure.error, RuntimeError) and str(failure.error) == "handler bug"
     assert link.stats.events_dispatched >= 4
 
 
@@ -501,12 +475,12 @@ async def test_close_leaves_no_tasks_and_fails_pending_actions(
 
 
 async def test_close_while_reconnecting_leaves_no_tasks(
-    make_link: Callable[..., AMILink], watcher: LogWatcher
+    make_link: Callable[..., AMILink],
 ) -> None:
     before = asyncio.all_tasks()
     link = make_link(port=free_port())
     await link.start()
-    await watcher.wait_for("reconnecting in", 2)
+    await link.wait_until(lambda: len(link.retry_waits) >= 2, 5)
     await link.close()
     assert asyncio.all_tasks() <= before
 
@@ -692,7 +666,7 @@ async def test_event_carrying_a_pending_action_id_before_its_response_is_dispatc
 
 
 async def test_oversize_message_is_dropped_and_the_next_event_arrives(
-    server: FakeAMIServer, make_link: Callable[..., AMILink], watcher: LogWatcher
+    server: FakeAMIServer, make_link: Callable[..., AMILink]
 ) -> None:
     got = asyncio.get_running_loop().create_future()
     link = make_link(server, max_message_bytes=1 << 20)
@@ -705,7 +679,10 @@ async def test_oversize_message_is_dropped_and_the_next_event_arrives(
     assert event["N"] == "1"
     assert link.stats.oversize_dropped == 1
     assert link.connected
-    assert watcher.count("dropped oversize message") == 1
+    protocol = link._protocol
+    assert protocol is not None
+    (skipped,) = protocol.recent_skips
+    assert isinstance(skipped, OversizeMessage)
 
 
 async def test_protocol_buffer_stays_bounded() -> None:
@@ -725,7 +702,10 @@ async def test_protocol_buffer_stays_bounded() -> None:
 
 
 async def test_login_failure_is_logged_and_retried_with_growing_delays(
-    server: FakeAMIServer, make_link: Callable[..., AMILink], watcher: LogWatcher
+    server: FakeAMIServer,
+    make_link: Callable[..., AMILink],
+    link_logger: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     server.accept_logins = False
     link = make_link(server)
@@ -734,15 +714,34 @@ async def test_login_failure_is_logged_and_retried_with_growing_delays(
     server.accept_logins = True
     await link.wait_connected(5)
 
-    failures = [r for r in watcher.records if "login refused" in r.getMessage()]
-    assert len(failures) >= 3
-    assert failures[0].levelno == logging.ERROR
-    text = failures[0].getMessage()
-    assert f"user 'hotline' at 127.0.0.1:{server.port}" in text
-    assert "check manager.conf secret / HOTLINE_AMI_SECRET" in text
-    delays = watcher.reconnect_delays()
-    assert delays[:3] == [(0.02, 2), (0.04, 3), (0.08, 4)]
+    assert link.stats.login_failures >= 3
+    assert link.stats.connect_failures == link.stats.login_failures
+    error = link.last_connect_error
+    assert isinstance(error, AMILoginFailed)
+    assert (error.username, error.host, error.port) == ("hotline", "127.0.0.1", server.port)
+    assert "check manager.conf secret / HOTLINE_AMI_SECRET" in str(error)
+    assert all(isinstance(wait.cause, AMILoginFailed) for wait in link.retry_waits)
+    # Every refusal is an ERROR; nothing else is.
+    errors = [level for level in levels(caplog, link_logger) if level >= logging.ERROR]
+    assert errors == [logging.ERROR] * link.stats.login_failures
+    assert delays(link)[:3] == [(2, 0.02), (3, 0.04), (4, 0.08)]
     assert link.stats.reconnects == 0  # first successful login
+    assert link.stats.logins == 1
+
+
+async def test_retry_waits_start_again_with_each_outage(
+    server: FakeAMIServer, make_link: Callable[..., AMILink]
+) -> None:
+    server.accept_logins = False
+    link = make_link(server)
+    await link.start()
+    await link.wait_until(lambda: link.stats.login_failures >= 2, 5)
+    server.accept_logins = True
+    await link.wait_connected(5)
+    assert delays(link)[:2] == [(2, 0.02), (3, 0.04)]  # still there once logged in
+    server.current.drop()
+    await link.wait_until(lambda: delays(link) == [(1, 0.02)], 5)
+    assert link.stats.connections_lost == 1
 
 
 async def test_login_failed_error_carries_context() -> None:
@@ -755,23 +754,25 @@ async def test_login_failed_error_carries_context() -> None:
 
 
 async def test_refused_then_server_comes_back(
-    make_link: Callable[..., AMILink], watcher: LogWatcher
+    make_link: Callable[..., AMILink],
 ) -> None:
     port = free_port()
     link = make_link(port=port)
     await link.start()
-    await watcher.wait_for("reconnecting in", 3)
-    assert watcher.count(f"cannot connect to 127.0.0.1:{port}") >= 3
+    await link.wait_until(lambda: len(link.retry_waits) >= 3, 5)
+    assert link.stats.connect_failures >= 3 and link.stats.login_failures == 0
+    assert link.endpoint == f"127.0.0.1:{port}"
+    assert all(isinstance(wait.cause, ConnectionRefusedError) for wait in link.retry_waits)
+    assert isinstance(link.last_connect_error, ConnectionRefusedError)
     async with FakeAMIServer(port=port) as fake:
         await link.wait_connected(5)
         assert link.connected and fake.received("Login")
-        delays = [d for d, _ in watcher.reconnect_delays()]
-        assert delays[:3] == [0.02, 0.04, 0.08]
+        assert [delay for _, delay in delays(link)][:3] == [0.02, 0.04, 0.08]
         await link.close()
 
 
 async def test_accept_then_close_counts_as_failure(
-    server: FakeAMIServer, make_link: Callable[..., AMILink], watcher: LogWatcher
+    server: FakeAMIServer, make_link: Callable[..., AMILink]
 ) -> None:
     server.close_on_connect = True
     link = make_link(server)
@@ -779,11 +780,15 @@ async def test_accept_then_close_counts_as_failure(
     await server.wait_for_connections(3)
     server.close_on_connect = False
     await link.wait_connected(5)
-    assert watcher.count("connection closed before the AMI banner") >= 2
+    # Closed before the banner: a plain ConnectionError (a refused or reset
+    # connection would be one of its subclasses).
+    closed_early = [w for w in link.retry_waits if type(w.cause) is ConnectionError]
+    assert len(closed_early) >= 2
+    assert link.stats.connect_failures >= 2 and link.stats.logins == 1
 
 
 async def test_reconnect_after_drop_runs_handlers_again(
-    server: FakeAMIServer, make_link: Callable[..., AMILink], watcher: LogWatcher
+    server: FakeAMIServer, make_link: Callable[..., AMILink]
 ) -> None:
     link = make_link(server)
     connects: list[int] = []
@@ -803,17 +808,20 @@ async def test_reconnect_after_drop_runs_handlers_again(
     assert connects == [1, 2]
     assert reasons == [None]
     assert link.stats.reconnects == 1
-    assert watcher.count("AMI test connection lost: closed by peer") == 1
-    assert (0.02, 1) in watcher.reconnect_delays()
+    assert link.stats.connections_lost == 1
+    assert link.retry_waits[0] == RetryWait(1, 0.02, None)  # None: closed by the peer
 
 
 async def test_no_banner_is_a_connect_failure(
-    make_link: Callable[..., AMILink], watcher: LogWatcher
+    make_link: Callable[..., AMILink],
 ) -> None:
     async with FakeAMIServer(banner=b"") as fake:
         link = make_link(fake, connect_timeout_s=0.1)
         await link.start()
-        await watcher.wait_for("no AMI banner within 0.10 s")
+        await link.wait_until(lambda: link.stats.connect_failures >= 1, 5)
+        # The TCP connection was accepted: what timed out is the banner.
+        assert fake.connections
+        assert isinstance(link.last_connect_error, TimeoutError)
         assert not link.connected
         await link.close()
 
@@ -879,23 +887,27 @@ async def test_link_pauses_and_resumes_reading(
 # == 9. logging and connect handlers =======================================================
 
 
-async def test_connect_and_login_log_lines_and_version(
-    server: FakeAMIServer, make_link: Callable[..., AMILink], watcher: LogWatcher
+async def test_connect_and_login_state_version_and_no_secret_in_logs(
+    server: FakeAMIServer, make_link: Callable[..., AMILink], caplog: pytest.LogCaptureFixture
 ) -> None:
-    link = await started(make_link(server))
+    caplog.set_level(logging.DEBUG)
+    link = make_link(server)
+    lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    link.add_disconnect_handler(lambda reason: lost.done() or lost.set_result(reason))
+    await started(link)
     assert link.version == "5.0.0"
     assert link.connected
-    messages = watcher.messages()
-    assert (
-        f"AMI test connected to 127.0.0.1:{server.port} (Asterisk Call Manager/5.0.0)" in messages
-    )
-    assert "AMI test logged in" in messages
+    assert link.endpoint == f"127.0.0.1:{server.port}"
+    assert (link.stats.logins, link.stats.connect_failures, link.stats.reconnects) == (1, 0, 0)
+    assert link.last_connect_error is None and not link.retry_waits
     (login,) = server.received("Login")
     assert login.headers["Username"] == "hotline"
     assert login.headers["Events"] == "on"
-    assert all("s3cret" not in m for m in messages)
     server.current.drop()
-    await watcher.wait_for("AMI test connection lost: closed by peer")
+    assert await asyncio.wait_for(lost, 5) is None  # closed by the peer
+    assert link.stats.connections_lost == 1 and not link.connected
+    assert caplog.records
+    assert all("s3cret" not in r.getMessage() for r in caplog.records)
 
 
 async def test_connect_handler_resyncs_while_dispatcher_runs(

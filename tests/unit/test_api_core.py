@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from cti.agents.schemas import PauseRequest
 from cti.api.http import build_app
 from cti.api.openapi import openapi_document
 from cti.api.passwords import PasswordError, hash_password, verify_password
 from cti.api.roles import Role, mask_number
-from cti.api.schemas import LoginRequest, PauseRequest, PayloadError
+from cti.api.schemas import LoginRequest, PayloadError
 from cti.api.sessions import SessionTable
+from cti.config import EngineConfig
+from cti.features import enabled_features
 
 
 def test_password_hash_is_salted_and_verifies() -> None:
@@ -108,11 +111,12 @@ def test_payloads_parse() -> None:
 
 
 def test_openapi_documents_exactly_the_routes() -> None:
+    features = enabled_features(EngineConfig())
     app = build_app(
-        control=None,  # type: ignore[arg-type]  # routes only; nothing is called
-        accounts=None,  # type: ignore[arg-type]
+        accounts=None,  # type: ignore[arg-type]  # routes only; nothing is called
         audit=None,  # type: ignore[arg-type]
         sessions=SessionTable(ttl_s=1, clock=Clock()),
+        features=features,
     )
     routed = {
         (route.method.lower(), route.resource.canonical)
@@ -123,7 +127,7 @@ def test_openapi_documents_exactly_the_routes() -> None:
     }
     documented = {
         (method, path)
-        for path, operations in openapi_document()["paths"].items()
+        for path, operations in openapi_document(features)["paths"].items()
         for method in operations
     }
     assert routed == documented
@@ -131,10 +135,10 @@ def test_openapi_documents_exactly_the_routes() -> None:
 
 def test_web_pages_are_routed_with_a_strict_content_security_policy() -> None:
     app = build_app(
-        control=None,  # type: ignore[arg-type]
         accounts=None,  # type: ignore[arg-type]
         audit=None,  # type: ignore[arg-type]
         sessions=SessionTable(ttl_s=1, clock=Clock()),
+        features=enabled_features(EngineConfig()),
     )
     pages = {
         route.resource.canonical

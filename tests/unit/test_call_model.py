@@ -955,7 +955,7 @@ def test_a_moved_agent_leg_stays_on_the_call_and_its_consultation_is_no_offer():
 
 
 def test_ivr_choices_reach_the_call_and_its_screen_pop():
-    from cti.api.screenpop import PastOrder, screen_pop
+    from cti.screenpop.core import PastOrder, screen_pop
 
     model = CallModel(lines=LINES)
     model.apply(event("Newchannel", 100.0, TRUNK))

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from cti.config import ConfigError, config_warnings, load_config
+from cti.control.config import ControlConfig
 
 
 def test_defaults_have_both_lines_and_four_agents():
@@ -189,7 +190,8 @@ def test_control_section_is_checked_key_by_key():
         load_config(overrides={"control.city_center_number": "12345;x"})
     with pytest.raises(ConfigError, match="control.transfer_ring_s"):
         load_config(overrides={"control.transfer_ring_s": 0})
-    assert load_config(overrides={"control.transfer_ring_s": 5}).control.transfer_ring_s == 5
+    config = load_config(overrides={"control.transfer_ring_s": 5})
+    assert config.section("control", ControlConfig).transfer_ring_s == 5
 
 
 def test_dial_fault_keys_are_checked_by_name():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cti.calls import CallArrived, CallLost, CallPhase
+from cti.calls import CallArrived, CallChange, CallLost, CallPhase
 from cti.config import AmiConfig, EngineConfig
-from cti.engine import Engine
+from cti.runtime import build_runtime
 
 try:
     from .ami_fake_server import FakeAMIServer, block
@@ -36,11 +36,11 @@ async def test_a_call_arriving_during_resync_is_kept_not_declared_lost():
         config = replace(
             EngineConfig(), ami=AmiConfig(host="127.0.0.1", port=server.port, secret="pw")
         )
-        engine = Engine(config)
-        seen = []
-        engine.add_listener(seen.append)
-        await engine.start()
-        try:
+        runtime = build_runtime(config, serve_http=False)
+        engine = runtime.engine
+        seen: list[CallChange] = []
+        runtime.bus.subscribe(CallChange, seen.append, name="test")
+        async with runtime:
             await server.wait_for_actions("CoreShowChannels")
             request = server.received("CoreShowChannels")[0]
             # The snapshot is taken now (empty); then a citizen's call arrives,
@@ -54,8 +54,6 @@ async def test_a_call_arriving_during_resync_is_kept_not_declared_lost():
                 )
             )
             report = await engine.wait_resynced(timeout_s=5)
-        finally:
-            await engine.stop()
     assert report.channels == 0
     assert not [c for c in seen if isinstance(c, CallLost)]
     arrived = [c for c in seen if isinstance(c, CallArrived)]
@@ -70,16 +68,14 @@ async def test_a_call_gone_while_disconnected_is_reported_lost():
         config = replace(
             EngineConfig(), ami=AmiConfig(host="127.0.0.1", port=server.port, secret="pw")
         )
-        engine = Engine(config)
-        seen = []
-        engine.add_listener(seen.append)
-        await engine.start()
-        try:
+        runtime = build_runtime(config, serve_http=False)
+        engine = runtime.engine
+        seen: list[CallChange] = []
+        runtime.bus.subscribe(CallChange, seen.append, name="test")
+        async with runtime:
             await engine.wait_resynced(timeout_s=5)
             await server.current.push(_newchannel("hotline-1795240000.9", "13900000000", "甲"))
             server.current.drop()
             report = await engine.wait_resynced(count=2, timeout_s=10)
-        finally:
-            await engine.stop()
     assert report.lost == 1
     assert [c.call_id for c in seen if isinstance(c, CallLost)] == ["hotline-1795240000.9"]

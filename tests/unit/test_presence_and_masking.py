@@ -1,27 +1,41 @@
 from __future__ import annotations
 
 from acd.presence import Presence
+from cti import events as ev
 from cti.call_printer import mask_number
 
 
 def test_presence_from_contact_status_and_device_state_list():
     presence = Presence(["1001", "1002"])
     assert (
-        presence.apply({"Event": "ContactStatus", "AOR": "1001", "ContactStatus": "Created"})
+        presence.contact_status(
+            *ev.contact_status(
+                {"Event": "ContactStatus", "AOR": "1001", "ContactStatus": "Created"}
+            )
+        )
         is True
     )
     assert (
-        presence.apply({"Event": "ContactStatus", "AOR": "9999", "ContactStatus": "Created"})
+        presence.contact_status(
+            *ev.contact_status(
+                {"Event": "ContactStatus", "AOR": "9999", "ContactStatus": "Created"}
+            )
+        )
         is False
     )
     assert presence.registered == {"1001"}
     assert (
-        presence.apply({"Event": "ContactStatus", "AOR": "1001", "ContactStatus": "Removed"})
+        presence.contact_status(
+            *ev.contact_status(
+                {"Event": "ContactStatus", "AOR": "1001", "ContactStatus": "Removed"}
+            )
+        )
         is True
     )
     held = presence.registered  # the ACD service's presence check holds the set
     presence.resync(
-        [
+        ev.device_state(row)
+        for row in [
             {"Device": "PJSIP/1001", "State": "NOT_INUSE"},
             {"Device": "PJSIP/1002", "State": "UNAVAILABLE"},
             {"Device": "Queue:x", "State": "NOT_INUSE"},
