@@ -56,13 +56,12 @@ T = TypeVar("T")
 __all__ = [
     "EventLogStats",
     "EventLogWriter",
-    "RestoredState",
     "SupportsFetch",
     "event_from_json",
     "event_to_json",
     "load_agent_states",
     "load_repeat_callers",
-    "restore_from_log",
+    "pooled_connection",
 ]
 
 # Rows go in append order: ids are drawn in the ORDER BY of the SELECT.
@@ -346,7 +345,7 @@ class _Batch:
 
 
 @contextlib.asynccontextmanager
-async def _pooled(pool: asyncpg.Pool, *, acquire_timeout_s: float) -> AsyncIterator[Any]:
+async def pooled_connection(pool: asyncpg.Pool, *, acquire_timeout_s: float) -> AsyncIterator[Any]:
     """A connection of *pool*, terminated instead of reused when the block fails.
 
     After a timeout, a cancellation or a broken link the session state is
@@ -669,7 +668,7 @@ class EventLogWriter:
         return _Batch([self._queue.popleft() for _ in range(take)], from_spill=False)
 
     async def _attempt(self, batch: _Batch) -> tuple[int, int]:
-        async with _pooled(self._pool, acquire_timeout_s=self._connect_timeout_s) as conn:
+        async with pooled_connection(self._pool, acquire_timeout_s=self._connect_timeout_s) as conn:
             if self._schema_pending:
                 await self._ensure_schema(conn)
             return await self._insert_batch(conn, batch.events)
@@ -972,37 +971,3 @@ async def load_repeat_callers(
         since,
     )
     return {row["caller_number"]: (row["agent"], float(row["at"])) for row in rows}
-
-
-@dataclass(frozen=True)
-class RestoredState:
-    """What an engine takes back from the event log when it starts."""
-
-    agent_states: dict[str, tuple[str, float, str | None]]
-    """``agent -> (state, at, pause_reason)``, as ``load_agent_states``."""
-    repeat_callers: dict[str, tuple[str, float]]
-    """``caller_number -> (agent, at)``, as ``load_repeat_callers``."""
-
-
-async def restore_from_log(
-    pool: asyncpg.Pool, *, since: float, timeout_s: float = 5.0
-) -> RestoredState | None:
-    """Agent states and the repeat callers answered since *since* (epoch seconds).
-
-    Bounded by *timeout_s*: routing must not wait on the database. When it is
-    unreachable, too slow or refuses the queries, a WARNING is logged and
-    ``None`` returned (agents then start logged out); nothing is raised.
-    """
-    try:
-        async with asyncio.timeout(timeout_s):
-            async with _pooled(pool, acquire_timeout_s=timeout_s) as conn:
-                agent_states = await load_agent_states(conn)
-                repeat_callers = await load_repeat_callers(conn, since=since)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        log.warning(
-            "could not restore agent states from the event log (%s: %s); agents start logged out",
-            type(exc).__name__,
-            exc,
-        )
-        return None
-    return RestoredState(agent_states=agent_states, repeat_callers=repeat_callers)

@@ -19,11 +19,11 @@ Three figures, all over the same bytes:
 * **(b) plain panoramisk**: panoramisk 1.4's own ``data_received`` loop
   (decode per read, split, ``Message.from_line``) over the same reads, for
   reference (it has the split-UTF-8 defect the hardened link fixes);
-* **(c) link + model + ACD**: a real ``cti.engine.Engine`` (no PostgreSQL, no
+* **(c) link + model + ACD**: a real runtime (``cti.runtime.build_runtime``: every feature of ``hotline serve``; no PostgreSQL, no
   Redis: ``event_log=None``) connected over TCP to a local asyncio AMI server
   that answers Login and the resync actions (CoreShowChannels, Status,
   DeviceStateList) with empty lists, then pushes the stream as fast as the
-  socket takes it. ``--agents`` agents are logged in with ``engine.login`` so
+  socket takes it. ``--agents`` agents are logged in with ``runtime.acd.login`` so
   the ACD routes every queued call (its Redirects are answered "Success"). The
   clock is measured from the first to the last marker ``UserEvent``, seen by
   an event handler registered after the engine's, so the engine has applied
@@ -72,12 +72,18 @@ sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 from panoramisk.message import Message  # noqa: E402
 
 from bench.provenance import code_version, cpu_model  # noqa: E402
+from common.call_changes import CallChange  # noqa: E402
 from cti.ami import AMILink, FrameBuffer, MessageParser, parse_message  # noqa: E402
 from cti.ami.framing import Region  # noqa: E402
 from cti.calls import CallModel  # noqa: E402
 from cti.config import AcdConfig, AgentSpec, AmiConfig, EngineConfig  # noqa: E402
-from cti.engine import WANTED_EVENTS, Engine  # noqa: E402
-from cti.runtime import GC_OLDER_THRESHOLDS, GC_YOUNG_THRESHOLD, tune_gc  # noqa: E402
+from cti.events import KNOWN_EVENTS  # noqa: E402
+from cti.runtime import (  # noqa: E402
+    GC_OLDER_THRESHOLDS,
+    GC_YOUNG_THRESHOLD,
+    build_runtime,  # noqa: E402
+    tune_gc,
+)
 
 FIXTURES = ROOT / "tests" / "fixtures" / "ami"
 TARGET_EVENTS_PER_S = 50_000.0
@@ -537,16 +543,16 @@ async def _run_engine(
         name="asterisk",
         action_timeout_s=config.ami.action_timeout_s,
         ping_interval_s=config.ami.ping_interval_s,
-        event_filter=WANTED_EVENTS,  # as the engine builds its own link
+        event_filter=KNOWN_EVENTS,  # as the runtime builds its own link (+ the bus's names)
     )
-    engine = Engine(config, link=link, clock=clock.now)
-    clock.model = engine.model
+    runtime = build_runtime(config, link=link, clock=clock.now, serve_http=False)
+    clock.model = runtime.model
     kinds: dict[type, int] = {}
 
     def count_change(change: Any) -> None:  # the harness's own cost: keep it small
         kinds[type(change)] = kinds.get(type(change), 0) + 1
 
-    engine.add_listener(count_change)
+    runtime.bus.subscribe(CallChange, count_change, name="bench: count")
     marks: dict[str, tuple[float, float, int]] = {}
     finished = asyncio.Event()
 
@@ -561,11 +567,11 @@ async def _run_engine(
                 finished.set()
 
     link.add_event_handler(on_marker)  # after the engine's: it has applied the event
-    await engine.start()
+    await runtime.__aenter__()
     try:
-        await engine.wait_resynced(timeout_s=10)
+        await runtime.engine.wait_resynced(timeout_s=10)
         for agent in stream.agents:
-            engine.login(agent)
+            runtime.acd.login(agent)
         quiet = 0
         while quiet < 5:  # the app_queue member sync (QueueAdd) the logins started
             await asyncio.sleep(0.02)
@@ -591,15 +597,15 @@ async def _run_engine(
             cpu_s=c1 - c0,
             changes=Counter({kind.__name__: n for kind, n in kinds.items()}),
             actions={},
-            active_calls=len(engine.model.calls),
-            waiting=len(engine.acd.waiting()),
-            audit=engine.acd.audit(),
+            active_calls=len(runtime.model.calls),
+            waiting=len(runtime.acd.acd.waiting()),
+            audit=runtime.acd.acd.audit(),
             stats=link.stats,
             reading_pauses=protocol.pause_count if protocol is not None else -1,
             profile=_profile_table(profiler) if profiler is not None else "",
         )
     finally:
-        await engine.stop()
+        await runtime.__aexit__(None, None, None)
 
 
 def run_engine(stream: Stream, args: argparse.Namespace, *, profile: bool) -> EngineRun:

@@ -21,17 +21,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-import asyncpg
-
 from cti.api.accounts import AccountStore
 from cti.api.roles import Role
-from cti.api.server import serve_api
 from cti.call_printer import CallPrinter
+from cti.calls import CallChange
 from cti.config import AgentSpec, ApiConfig, EngineConfig
-from cti.engine import Engine
 from cti.kpi_printer import kpi_line
-from cti.persistence import persistence
-from cti.runtime import tune_gc
+from cti.runtime import Runtime, build_runtime, tune_gc
 from cti.stack.private import PrivateStack, engine_config_for
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
@@ -109,13 +105,10 @@ async def run_demo(
     print("hotline demo: starting private Asterisk, PostgreSQL and Redis ...", file=out, flush=True)
     async with PrivateStack(config) as info:
         engine_config = engine_config_for(config, info)
-        async with persistence(engine_config) as stores:
-            engine = Engine(
-                engine_config, event_log=stores.event_log, snapshot_store=stores.snapshot_store
-            )
-            engine.add_listener(printer)
-            await engine.start()
-            await engine.wait_resynced()
+        runtime = await _start_runtime(engine_config, out)
+        runtime.bus.subscribe(CallChange, printer, name="call printer")
+        async with runtime:
+            await runtime.engine.wait_resynced()
             tune_gc()
             assert info.sip is not None
             robots = [
@@ -132,10 +125,10 @@ async def run_demo(
             ticker: asyncio.Task[None] | None = None
             extras = AsyncExitStack()
             try:
-                await _start_desktop(extras, config, info, engine, out)
+                await _start_desktop(extras, config, info, runtime, out)
                 await asyncio.gather(*(r.start() for r in robots))
                 for robot in robots:
-                    engine.login(robot.extension)
+                    runtime.acd.login(robot.extension)
                 print(
                     f"hotline demo: AMI 127.0.0.1:{info.ami.port}, SIP 127.0.0.1:{info.sip[1]}, "
                     f"{len(robots)} robot agents registered and logged in; lines "
@@ -149,7 +142,7 @@ async def run_demo(
                     flush=True,
                 )
                 stream = citizen_stream(rng, config, options)
-                ticker = asyncio.create_task(_print_counts(engine, printer, out, stop))
+                ticker = asyncio.create_task(_print_counts(runtime, printer, out, stop))
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(options.duration_s):
                         while not stop.is_set():
@@ -177,8 +170,7 @@ async def run_demo(
                 # Bounded: a robot whose pyVoIP phone is stuck is left behind.
                 await asyncio.gather(*(r.stop() for r in robots), return_exceptions=True)
                 await extras.aclose()
-                print("hotline demo: " + kpi_line(engine, window="60m"), file=out, flush=True)
-                await engine.stop()
+                print("hotline demo: " + kpi_line(runtime.acd, window="60m"), file=out, flush=True)
     print("hotline demo: " + printer.summary(), file=out, flush=True)
     return printer
 
@@ -186,39 +178,39 @@ async def run_demo(
 DEMO_API_PORT = 8080
 
 
+async def _start_runtime(config: EngineConfig, out: TextIO) -> Runtime:
+    """The runtime with the web pages on port 8080 if it is free, else on any."""
+    for port in (DEMO_API_PORT, 0):
+        with contextlib.suppress(OSError):
+            _probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", port)
+            _probe.close()
+            await _probe.wait_closed()
+            return build_runtime(replace(config, api=ApiConfig(port=port)))
+        log.info("port %s not free for the demo's web pages", port)
+    return build_runtime(replace(config, api=ApiConfig(port=0)))
+
+
 async def _start_desktop(
-    stack: AsyncExitStack, config: EngineConfig, info: Any, engine: Engine, out: TextIO
+    stack: AsyncExitStack, config: EngineConfig, info: Any, runtime: Runtime, out: TextIO
 ) -> None:
-    """The web pages and API, demo accounts with passwords made for this run
-    (printed once, never a fixed default), and the far end of the trunk (the
-    "mobile phones" and the city 12345 centre answer there)."""
-    pool = await asyncpg.create_pool(info.database_dsn, min_size=1, max_size=2)
-    try:
-        accounts = AccountStore(pool)
-        password = secrets.token_urlsafe(9)
-        await accounts.add("supervisor", Role.SUPERVISOR, password, display_name="值班长")
-        for seat in config.agents:
-            await accounts.add(
-                f"agent{seat.extension}",
-                Role.AGENT,
-                password,
-                agent=seat.extension,
-                display_name=seat.name,
-            )
-    finally:
-        await pool.close()
+    """Demo accounts with passwords made for this run (printed once, never a
+    fixed default), and the far end of the trunk (the "mobile phones" and
+    the city 12345 centre answer there)."""
+    accounts = AccountStore(runtime.pool)
+    password = secrets.token_urlsafe(9)
+    await accounts.add("supervisor", Role.SUPERVISOR, password, display_name="值班长")
+    for seat in config.agents:
+        await accounts.add(
+            f"agent{seat.extension}",
+            Role.AGENT,
+            password,
+            agent=seat.extension,
+            display_name=seat.name,
+        )
     if info.trunk_peer is not None:
         far_dir = Path(tempfile.mkdtemp(prefix="hotline-far-end-"))
         await stack.enter_async_context(SippFarEnd(*info.trunk_peer, far_dir))
-    url = None
-    for port in (DEMO_API_PORT, 0):  # 8080 if free, else any free port
-        try:
-            url = await stack.enter_async_context(
-                serve_api(ApiConfig(port=port), control=engine, database_dsn=info.database_dsn)
-            )
-            break
-        except OSError as exc:
-            log.info("port %s not free for the demo's web pages (%s)", port, exc)
+    url = runtime.url
     print(
         f"hotline demo: supervisor console {url}/console (user supervisor), agent desktop "
         f"{url}/desk (users "
@@ -230,10 +222,10 @@ async def _start_desktop(
 
 
 async def _print_counts(
-    engine: Engine, printer: CallPrinter, out: TextIO, stop: asyncio.Event
+    runtime: Runtime, printer: CallPrinter, out: TextIO, stop: asyncio.Event
 ) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), engine.config.kpi.print_every_s)
+            await asyncio.wait_for(stop.wait(), runtime.config.kpi.print_every_s)
         print("          -- " + printer.summary(), file=out, flush=True)
-        print("          -- " + kpi_line(engine), file=out, flush=True)
+        print("          -- " + kpi_line(runtime.acd), file=out, flush=True)

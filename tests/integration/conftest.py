@@ -5,17 +5,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from acd.commands import AgentStateChanged
 from cti.calls import CallChange
 from cti.config import AcdConfig, AgentSpec, EngineConfig
-from cti.engine import Engine
+from cti.runtime import Runtime, build_runtime
 from cti.stack.private import PrivateStack, StackInfo, engine_config_for
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import SippCitizens
@@ -86,7 +89,7 @@ class AmiWatch:
     """Awaits a condition on the engine's state, re-checked after every AMI
     event the engine receives (the state changes only on events)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineView) -> None:
         self.engine = engine
         self._event = asyncio.Event()
         engine.link.add_event_handler(lambda _event: self._event.set())
@@ -96,6 +99,66 @@ class AmiWatch:
             while not predicate():
                 self._event.clear()
                 await self._event.wait()
+
+
+class EngineView:
+    """The tests' handle on a running :class:`cti.runtime.Runtime`: its parts
+    under short names (``acd`` is the ACD itself, ``control`` call control's
+    service), the agents' actions, and waits on its state."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.config = runtime.config
+        self.link = runtime.link
+        self.model = runtime.model
+        self.clock = runtime.clock
+        self.acd = runtime.acd.acd
+        self.service = runtime.acd.service
+        self.tracker = runtime.acd.tracker
+        self.recent_log = runtime.acd.recent_log
+        self.login = runtime.acd.login
+        self.logout = runtime.acd.logout
+        self.pause = runtime.acd.pause
+        self.resume = runtime.acd.resume
+        self.wait_resynced = runtime.engine.wait_resynced
+        self._agents_changed = asyncio.Event()
+        runtime.bus.subscribe(
+            AgentStateChanged, lambda _: self._agents_changed.set(), name="test: agent states"
+        )
+
+    @property
+    def control(self) -> Any:
+        return self.runtime.services["control"]
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.runtime.services["console"].snapshot()
+
+    def rate_chart(self) -> list[dict[str, Any]]:
+        return self.tracker.rate_chart(now=self.clock())
+
+    def agent_on_call(self, call_id: str) -> str | None:
+        return self.runtime.acd.agent_on_call(call_id)
+
+    def add_listener(self, listener: Callable[[CallChange], None]) -> None:
+        self.runtime.bus.subscribe(CallChange, listener, name="test: listener")
+
+    async def wait_agent_state(self, agent: str, state: str, timeout_s: float = 10.0) -> None:
+        """Until the ACD has *agent* in *state* (an AgentState name)."""
+        async with asyncio.timeout(timeout_s):
+            while self.acd.agents[agent].state.name != state:
+                self._agents_changed.clear()
+                await self._agents_changed.wait()
+
+
+@contextlib.asynccontextmanager
+async def running(config: EngineConfig, **options: Any) -> AsyncIterator[EngineView]:
+    """A runtime on *config* (see ``build_runtime`` for the options), started,
+    resynced once; its view for the test."""
+    runtime = build_runtime(config, **options)
+    view = EngineView(runtime)
+    async with runtime:
+        await runtime.engine.wait_resynced()
+        yield view
 
 
 class ChangeLog:
@@ -125,19 +188,19 @@ class ChangeLog:
 
 
 @pytest_asyncio.fixture
-async def engine(stack: tuple[PrivateStack, StackInfo]) -> AsyncIterator[tuple[Engine, ChangeLog]]:
+async def engine(
+    stack: tuple[PrivateStack, StackInfo],
+) -> AsyncIterator[tuple[EngineView, ChangeLog]]:
     private, info = stack
-    eng = Engine(engine_config_for(private.config, info))
+    runtime = build_runtime(engine_config_for(private.config, info), serve_http=False)
+    eng = EngineView(runtime)
     log = ChangeLog()
     eng.add_listener(log)
-    await eng.start()
-    await eng.wait_resynced()
-    for seat in info.agents:
-        eng.login(seat.extension)
-    try:
+    async with runtime:
+        await eng.wait_resynced()
+        for seat in info.agents:
+            eng.login(seat.extension)
         yield eng, log
-    finally:
-        await eng.stop()
 
 
 @pytest_asyncio.fixture

@@ -18,12 +18,12 @@ from acd.kpi_sql import recompute
 from acd.snapshot_store import SnapshotStore
 from cti.calls import CallAnswered, CallEnded, CallQueued
 from cti.config import AcdConfig, AgentSpec, EngineConfig, KpiConfig, LineSpec
-from cti.engine import Engine
+from cti.runtime import build_runtime
 from cti.stack.private import PrivateStack, engine_config_for
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
 
-from .conftest import ChangeLog, cancel_and_wait
+from .conftest import ChangeLog, EngineView, cancel_and_wait
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ class Rig:
     def __init__(
         self,
         private: PrivateStack,
-        engine: Engine,
+        engine: EngineView,
         changes: ChangeLog,
         robots: dict[str, RobotAgent],
         citizens: SippCitizens,
@@ -71,42 +71,44 @@ async def rig(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Rig]:
     private = PrivateStack(config)
     info = await private.start()
     engine_config = engine_config_for(config, info)
-    writer = EventLogWriter(dsn=info.database_dsn, engine_id="test")
-    store = SnapshotStore(url=info.redis_url)
     robots: dict[str, RobotAgent] = {}
-    engine = None
-    citizens = SippCitizens(asterisk_sip=info.sip, work_dir=tmp_path / "sipp")
     try:
-        from common.db import migrate
-
-        await migrate(info.database_dsn)
-        await writer.start()
-        await store.start()
-        engine = Engine(engine_config, event_log=writer, snapshot_store=store)
+        # The runtime migrates the database and runs the event log and the
+        # snapshot store itself (database_dsn and redis_url of the stack).
+        runtime = build_runtime(engine_config, serve_http=False)
+        engine = EngineView(runtime)
         changes = ChangeLog()
         engine.add_listener(changes)
-        await engine.start()
-        await engine.wait_resynced()
-        for seat in info.agents:
-            robots[seat.extension] = RobotAgent(
-                extension=seat.extension,
-                password=seat.password,
-                asterisk_sip=info.sip,
-                behaviour=behaviours.get(seat.extension, AgentBehaviour(talk_s=1.5)),
-            )
-        await asyncio.gather(*(r.start() for r in robots.values()))
-        yield Rig(private, engine, changes, robots, citizens, writer, store)
+        async with runtime:
+            citizens = SippCitizens(asterisk_sip=info.sip, work_dir=tmp_path / "sipp")
+            try:
+                await engine.wait_resynced()
+                assert runtime.event_log is not None and runtime.snapshot_store is not None
+                for seat in info.agents:
+                    robots[seat.extension] = RobotAgent(
+                        extension=seat.extension,
+                        password=seat.password,
+                        asterisk_sip=info.sip,
+                        behaviour=behaviours.get(seat.extension, AgentBehaviour(talk_s=1.5)),
+                    )
+                await asyncio.gather(*(r.start() for r in robots.values()))
+                yield Rig(
+                    private,
+                    engine,
+                    changes,
+                    robots,
+                    citizens,
+                    runtime.event_log,
+                    runtime.snapshot_store,
+                )
+            finally:
+                await citizens.close()
+                await asyncio.gather(*(r.stop() for r in robots.values()), return_exceptions=True)
     finally:
-        await citizens.close()
-        await asyncio.gather(*(r.stop() for r in robots.values()), return_exceptions=True)
-        if engine is not None:
-            await engine.stop()
-        await writer.close()
-        await store.close()
         await private.stop()
 
 
-def _kinds(engine: Engine, kind: str) -> list:
+def _kinds(engine: EngineView, kind: str) -> list:
     return [e for e in engine.recent_log if e.kind == kind]
 
 

@@ -5,29 +5,34 @@ supervisors forcing a pause, payload errors that name the field."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from common.db import migrate
-from cti.api.accounts import AccountStore, AuditLog
+from cti.api.accounts import AccountStore, AuditLog, SessionStore
 from cti.api.http import HUB, build_app
 from cti.api.roles import Role
-from cti.api.server import serve_api
 from cti.api.sessions import SessionTable
 from cti.config import AgentSpec, ApiConfig, EngineConfig
-from cti.engine import Engine
+from cti.features import section_of
+from cti.runtime import Runtime, build_runtime
 from cti.stack.postgres import PrivatePostgres
+
+from .conftest import EngineView
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +49,7 @@ class Clock:
 class Api:
     client: TestClient
     pool: asyncpg.Pool
-    engine: Engine
+    engine: EngineView
     clock: Clock
 
     async def login(self, username: str, password: str = "correct horse 1") -> dict[str, str]:
@@ -70,9 +75,43 @@ async def dsn() -> AsyncIterator[str]:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _engine(clock: Clock) -> Engine:
-    config = EngineConfig(agents=(AgentSpec("1001", "张三"), AgentSpec("1002", "李四")))
-    return Engine(config, clock=clock)  # its link is never started: ACD only
+CONFIG = EngineConfig(agents=(AgentSpec("1001", "张三"), AgentSpec("1002", "李四")))
+
+
+def _runtime(clock: Clock) -> Runtime:
+    """A runtime whose link is never started: ACD only."""
+    return build_runtime(CONFIG, clock=clock, serve_http=False)
+
+
+@contextlib.asynccontextmanager
+async def _routes(
+    runtime: Runtime,
+    *,
+    accounts: AccountStore,
+    audit: AuditLog,
+    sessions: SessionTable,
+    session_store: SessionStore | None = None,
+) -> AsyncIterator[web.Application]:
+    """The runtime's HTTP application with its features running, as
+    ``Runtime._start`` wires them, but no AMI link, no ACD loops, no site."""
+    runtime.app = build_app(
+        accounts=accounts,
+        audit=audit,
+        sessions=sessions,
+        hub=runtime.hub,
+        session_store=session_store,
+        features=runtime.features,
+    )
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(runtime.hub.close)
+        for feature in runtime.features:
+            if feature.run is not None:
+                await stack.enter_async_context(
+                    feature.run(runtime, section_of(runtime.config, feature))
+                )
+        runtime.bus.start()
+        stack.push_async_callback(runtime.bus.close)
+        yield runtime.app
 
 
 @pytest_asyncio.fixture
@@ -80,18 +119,21 @@ async def api(dsn: str) -> AsyncIterator[Api]:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     try:
         clock = Clock()
-        engine = _engine(clock)
+        runtime = _runtime(clock)
+        engine = EngineView(runtime)
         accounts = AccountStore(pool)
         await accounts.add("a1001", Role.AGENT, "correct horse 1", agent="1001")
         await accounts.add("a1002", Role.AGENT, "correct horse 1", agent="1002")
         await accounts.add("sup", Role.SUPERVISOR, "correct horse 1", display_name="班长")
-        app = build_app(
-            control=engine,
-            accounts=accounts,
-            audit=AuditLog(pool),
-            sessions=SessionTable(ttl_s=8 * 3600, clock=clock),
-        )
-        async with TestClient(TestServer(app)) as client:
+        async with (
+            _routes(
+                runtime,
+                accounts=accounts,
+                audit=AuditLog(pool),
+                sessions=SessionTable(ttl_s=8 * 3600, clock=clock),
+            ) as app,
+            TestClient(TestServer(app)) as client,
+        ):
             yield Api(client, pool, engine, clock)
     finally:
         await pool.close()
@@ -272,7 +314,11 @@ async def test_account_cli_and_the_served_api(dsn: str) -> None:
     )  # fmt: skip
     assert code == 2 and "already has an account" in out
 
-    async with serve_api(ApiConfig(port=0), control=_engine(Clock()), database_dsn=dsn) as url:
+    # The API as ``hotline serve`` serves it: a runtime with ``api`` enabled.
+    served = replace(CONFIG, api=ApiConfig(port=0), database_dsn=dsn)
+    async with build_runtime(served, clock=Clock()) as runtime:
+        url = runtime.url
+        assert url is not None
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{url}/api/v1/openapi.json") as response:
                 assert response.status == 200
@@ -307,7 +353,7 @@ async def test_the_console_is_for_supervisors_and_pushes_live_snapshots(api: Api
     await socket.close()
 
 
-def _put_on_call(engine: Engine, agent: str, call_id: str, at: float) -> None:
+def _put_on_call(engine: EngineView, agent: str, call_id: str, at: float) -> None:
     """The ACD's side of a call *agent* answered (no switch behind it here)."""
     engine.acd.login(agent, at)
     engine.acd.enqueue(
@@ -406,24 +452,26 @@ async def test_only_supervisors_read_unmasked_numbers_and_each_view_is_audited(a
 
 
 async def test_sessions_survive_an_engine_restart_through_postgresql(dsn: str) -> None:
-    from cti.api.accounts import SessionStore
-
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         accounts = AccountStore(pool)
         await accounts.add("a1001", Role.AGENT, "correct horse 1", agent="1001")
         clock = Clock()
 
-        def engine_process() -> TestClient:
+        @contextlib.asynccontextmanager
+        async def engine_process() -> AsyncIterator[TestClient]:
             """A fresh engine: an empty session table, the same database."""
-            app = build_app(
-                control=_engine(clock),
-                accounts=accounts,
-                audit=AuditLog(pool),
-                sessions=SessionTable(ttl_s=3600, clock=clock),
-                session_store=SessionStore(pool, clock=clock),
-            )
-            return TestClient(TestServer(app))
+            async with (
+                _routes(
+                    _runtime(clock),
+                    accounts=accounts,
+                    audit=AuditLog(pool),
+                    sessions=SessionTable(ttl_s=3600, clock=clock),
+                    session_store=SessionStore(pool, clock=clock),
+                ) as app,
+                TestClient(TestServer(app)) as client,
+            ):
+                yield client
 
         async with engine_process() as first:
             login = await first.post(

@@ -22,15 +22,14 @@ from cti.calls import (
     CallEnded,
     CallTransferred,
 )
-from cti.config import ControlConfig
+from cti.control.config import ControlConfig
 from cti.control.core import ControlError, Target, TargetKind
-from cti.engine import Engine
-from cti.persistence import persistence
+from cti.runtime import build_runtime
 from cti.stack.private import engine_config_for
 from softphone_bridge.sipp_citizen import CitizenCall
 from softphone_bridge.sipp_far_end import SippFarEnd
 
-from .conftest import AmiWatch, ChangeLog, cancel_and_wait
+from .conftest import AmiWatch, ChangeLog, EngineView, cancel_and_wait, running
 
 pytestmark = [pytest.mark.integration]
 
@@ -253,7 +252,8 @@ async def test_transfer_to_the_agents_mobile_reaches_the_trunk(
 
 
 @pytest.mark.stack(
-    agents=3, control=ControlConfig(transfer_ring_s=3, city_center_number="12345000")
+    agents=3,
+    sections={"control": ControlConfig(transfer_ring_s=3, city_center_number="12345000")},
 )
 async def test_unanswered_transfer_to_the_city_comes_back_to_the_queue(
     engine, robots, citizens, stack, silent_far_end
@@ -334,7 +334,7 @@ async def test_attended_transfer_cancel_then_complete(engine, robots, citizens, 
         await cancel_and_wait(task)
 
 
-@pytest.mark.stack(agents=3, control=ControlConfig(transfer_ring_s=3))
+@pytest.mark.stack(agents=3, sections={"control": ControlConfig(transfer_ring_s=3)})
 async def test_unanswered_consultation_returns_the_agent_to_the_caller(
     engine, robots, citizens, stack, silent_far_end
 ) -> None:
@@ -377,7 +377,7 @@ async def test_agent_hanging_up_on_hold_sends_the_caller_on(engine, robots, citi
         await cancel_and_wait(task)
 
 
-@pytest.mark.stack(agents=3, control=ControlConfig(conference_max_s=4))
+@pytest.mark.stack(agents=3, sections={"control": ControlConfig(conference_max_s=4)})
 async def test_the_dialplan_lets_a_caller_out_of_the_conference_by_itself(
     engine, robots, citizens
 ) -> None:
@@ -406,11 +406,11 @@ async def test_a_call_on_hold_survives_an_engine_restart(stack, robots, citizens
     config = engine_config_for(private.config, info)
     task = None
     try:
-        async with persistence(config) as stores:
-            first = Engine(config, event_log=stores.event_log)
-            changes = ChangeLog()
-            first.add_listener(changes)
-            await first.start()
+        first_runtime = build_runtime(config, serve_http=False)
+        first = EngineView(first_runtime)
+        changes = ChangeLog()
+        first.add_listener(changes)
+        async with first_runtime:
             await first.wait_resynced()
             first.login("1001")
             watch = AmiWatch(first)
@@ -422,22 +422,15 @@ async def test_a_call_on_hold_survives_an_engine_restart(stack, robots, citizens
             await watch.until(lambda: _caller_bridge(first, call) == ["1001", "trunk"])
             first.control.hold("1001")
             await watch.until(lambda: _on_hold(first, call))
-            await first.stop()
-        async with persistence(config) as stores:
-            second = Engine(config, event_log=stores.event_log)
-            await second.start()
-            try:
-                await second.wait_resynced()
-                assert second.acd.agents["1001"].state.name == "ON_CALL"
-                assert second.acd.agents["1001"].call_id == call.call_id
-                state = second.control.state_of(call.call_id)
-                assert state is not None and state.held and state.in_conference
-                watch = AmiWatch(second)
-                again = second.model.calls[call.call_id]
-                second.control.resume("1001")
-                await watch.until(lambda: _caller_bridge(second, again) == ["1001", "trunk"])
-            finally:
-                await second.stop()
+        async with running(config, serve_http=False) as second:  # started and resynced
+            assert second.acd.agents["1001"].state.name == "ON_CALL"
+            assert second.acd.agents["1001"].call_id == call.call_id
+            state = second.control.state_of(call.call_id)
+            assert state is not None and state.held and state.in_conference
+            watch = AmiWatch(second)
+            again = second.model.calls[call.call_id]
+            second.control.resume("1001")
+            await watch.until(lambda: _caller_bridge(second, again) == ["1001", "trunk"])
     finally:
         if task is not None:
             await cancel_and_wait(task)

@@ -19,13 +19,13 @@ from acd.agents import AgentState
 from acd.service import SWITCH_DEGRADED
 from cti.calls import AgentNoAnswer, CallAnswered, CallQueued
 from cti.config import AcdConfig, AgentSpec, EngineConfig, KpiConfig, LineSpec, RtpConfig
-from cti.engine import Engine
+from cti.runtime import build_runtime
 from cti.stack.private import PrivateStack, engine_config_for
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import CitizenCall, CitizenResult, SippCitizens
 from softphone_bridge.sipp_phones import SippPhones
 
-from .conftest import ChangeLog, cancel_and_wait
+from .conftest import ChangeLog, EngineView, cancel_and_wait
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ PHONES_HOST = "127.0.0.5"
 
 @dataclass
 class Floor:
-    engine: Engine
+    engine: EngineView
     changes: ChangeLog
     citizens: SippCitizens
     phones: dict[str, SippPhones]
@@ -91,11 +91,11 @@ async def floor(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         assert info.sip is not None
         citizens = SippCitizens(asterisk_sip=info.sip, work_dir=tmp_path / "citizens")
         stack.push_async_callback(citizens.close)
-        engine = Engine(engine_config_for(config, info))
+        runtime = build_runtime(engine_config_for(config, info), serve_http=False)
+        engine = EngineView(runtime)
         changes = ChangeLog()
         engine.add_listener(changes)
-        await engine.start()
-        stack.push_async_callback(engine.stop)
+        await stack.enter_async_context(runtime)
         await engine.wait_resynced()
         robots = {
             seat.extension: RobotAgent(

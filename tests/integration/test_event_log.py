@@ -18,14 +18,9 @@ import pytest
 import pytest_asyncio
 
 from acd import log_events as ev
-from acd.event_log import (
-    EventLogWriter,
-    RestoredState,
-    load_agent_states,
-    load_repeat_callers,
-    restore_from_log,
-)
+from acd.event_log import EventLogWriter, load_agent_states, load_repeat_callers
 from acd.log_events import LogEvent
+from acd.restore import RestoredState, restore_from_log
 from common.backoff import Backoff
 from common.db import (
     MigrationError,
@@ -513,7 +508,7 @@ async def test_agent_states_and_repeat_callers_after_a_restart(pg, pool):
 
 
 def restore_warnings(caplog: pytest.LogCaptureFixture) -> int:
-    return sum(r.name == "acd.event_log" and r.levelno == logging.WARNING for r in caplog.records)
+    return sum(r.name == "acd.restore" and r.levelno == logging.WARNING for r in caplog.records)
 
 
 async def test_restore_from_log_reads_through_the_pool_and_never_raises(pg, pool, caplog):
@@ -545,6 +540,8 @@ async def test_restore_from_log_reads_through_the_pool_and_never_raises(pg, pool
         agent_states={"a1": ("PAUSED", T0 + 200, "lunch"), "a2": ("AVAILABLE", T0 + 10, None)},
         repeat_callers={"13800000001": ("a1", T0 + 150)},
     )
+    states, repeat_callers = restored  # as the runtime unpacks it
+    assert states["a1"][0] == "PAUSED" and list(repeat_callers) == ["13800000001"]
 
     # PostgreSQL down: None and a warning; the same pool serves again once it is back.
     await pg.stop()

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from cti.ami import AMILoginFailed
 from cti.config import load_config
-from cti.engine import Engine
+from cti.runtime import build_runtime
 from cti.stack.postgres import PrivatePostgres
 from cti.stack.private import PrivateStack, engine_config_for
 from cti.stack.redis import PrivateRedis
@@ -48,14 +48,11 @@ async def test_private_services_answer_on_loopback(stack):
 async def test_a_wrong_ami_secret_is_refused_by_asterisk(stack):
     private, info = stack
     config = load_config(overrides={"ami.port": info.ami.port, "ami.secret": "not-the-secret"})
-    engine = Engine(config)
-    await engine.start()
-    try:
+    runtime = build_runtime(config, serve_http=False)
+    async with runtime:
         with pytest.raises(TimeoutError):
-            await engine.link.wait_connected(timeout_s=3)
-    finally:
-        await engine.stop()
-    link = engine.link
+            await runtime.link.wait_connected(timeout_s=3)
+    link = runtime.link
     # Refused by Asterisk (not a connection failure), every attempt, and never logged in.
     assert link.stats.login_failures >= 1
     assert link.stats.login_failures == link.stats.connect_failures
@@ -94,13 +91,11 @@ async def test_external_services_named_by_env_are_used_instead():
                 assert inner.asterisk is None and inner.postgres is None and inner.redis is None
                 assert info.database_dsn == pg.dsn and info.redis_url == rd.url
                 assert info.ami.port == outer_info.ami.port
-                engine = Engine(engine_config_for(config, info))
-                await engine.start()
-                try:
-                    report = await engine.wait_resynced(timeout_s=15)
+                async with build_runtime(
+                    engine_config_for(config, info), serve_http=False
+                ) as runtime:
+                    report = await runtime.engine.wait_resynced(timeout_s=15)
                     assert report.fully_booted
-                finally:
-                    await engine.stop()
             finally:
                 await inner.stop()
         finally:
