@@ -29,6 +29,7 @@ from itertools import islice
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from common.backoff import Backoff, retry_forever
 
@@ -253,7 +254,7 @@ class SnapshotStore:
             try:
                 await self._wait_for_work()
                 await retry_forever(
-                    self._flush_bounded, backoff=self._backoff, on_failure=self._on_failure
+                    self._flush_once, backoff=self._backoff, on_failure=self._on_failure
                 )
             except Exception:
                 # Redis faults are retried inside; only a bug lands here.
@@ -282,12 +283,6 @@ class SnapshotStore:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), due_in)
 
-    async def _flush_bounded(self) -> None:
-        # A client's own socket timeouts and retries are the owner's choice; a
-        # round trip that hangs must not stall the store whatever they are.
-        async with asyncio.timeout(self._timeout_s):
-            await self._flush_once()
-
     async def _flush_once(self) -> None:
         client = self._client
         while self._outbox:
@@ -295,7 +290,7 @@ class SnapshotStore:
             async with client.pipeline(transaction=False) as pipe:
                 for _, message in chunk:
                     pipe.publish(self.channel, message)
-                await pipe.execute()
+                await self._round_trip(pipe)
             # publish() may have dropped the oldest meanwhile: pop by sequence, not count.
             last_seq = chunk[-1][0]
             while self._outbox and self._outbox[0][0] <= last_seq:
@@ -326,11 +321,17 @@ class SnapshotStore:
         async with client.pipeline(transaction=True) as pipe:
             pipe.set(self.snapshot_key, data)
             pipe.set(self.snapshot_at_key, repr(at))
-            await pipe.execute()
+            await self._round_trip(pipe)
         self._written_version = version
         self._last_write = asyncio.get_running_loop().time()
         self._snapshots_written += 1
         self._progress.set()
+
+    async def _round_trip(self, pipe: Pipeline) -> None:
+        # The client's own socket timeouts and retries are its owner's choice;
+        # a round trip that hangs must not stall the store whatever they are.
+        async with asyncio.timeout(self._timeout_s):
+            await pipe.execute()
 
     def _recovered(self) -> None:
         if self._outage_started is None:

@@ -19,7 +19,8 @@ Three figures, all over the same bytes:
 * **(b) plain panoramisk**: panoramisk 1.4's own ``data_received`` loop
   (decode per read, split, ``Message.from_line``) over the same reads, for
   reference (it has the split-UTF-8 defect the hardened link fixes);
-* **(c) link + model + ACD**: a real runtime (``cti.runtime.build_runtime``: every feature of ``hotline serve``; no PostgreSQL, no
+* **(c) link + model + ACD**: a real runtime (``cti.runtime.build_runtime``,
+  every feature of ``hotline serve``; no PostgreSQL, no
   Redis: ``event_log=None``) connected over TCP to a local asyncio AMI server
   that answers Login and the resync actions (CoreShowChannels, Status,
   DeviceStateList) with empty lists, then pushes the stream as fast as the

@@ -53,7 +53,7 @@ SESSION = web.AppKey("session_table", SessionTable)
 ACCOUNTS = web.AppKey("accounts", AccountStore)
 AUDIT = web.AppKey("audit", AuditLog)
 SESSION_STORE = web.AppKey("session_store", SessionStore)
-FEATURES = web.AppKey("features", list[Feature])
+FEATURES = web.AppKey("features", tuple[Feature, ...])
 SESSION_OF = web.RequestKey("session", Session)
 TOKEN_OF = web.RequestKey("token", str)
 _MAX_BODY = 16 * 1024
@@ -205,7 +205,8 @@ async def me(request: web.Request) -> web.StreamResponse:
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
-    return json_response(openapi_document(request.app[FEATURES]))
+    features: tuple[Feature, ...] = request.app[FEATURES]
+    return json_response(openapi_document(features))
 
 
 AUTH_TIMEOUT_S = 5.0
@@ -358,7 +359,7 @@ def build_app(
     if session_store is not None:
         app[SESSION_STORE] = session_store
     app[HUB] = hub if hub is not None else DesktopHub()
-    app[FEATURES] = list(features)
+    app[FEATURES] = tuple(features)
     app.router.add_get("/api/v1/ws", desktop_socket)
     app.router.add_post("/api/v1/sessions", open_session)
     app.router.add_delete("/api/v1/sessions/current", close_session)

@@ -63,7 +63,10 @@ async def run(runtime: Runtime, section: ControlConfig) -> AsyncIterator[None]:
 
     runtime.bus.subscribe(CallChange, service.on_change, name="control")
     runtime.bus.subscribe([ami(name) for name in CONTROL_EVENTS], on_event, name="control: steps")
-    runtime.bus.subscribe(Resynced, lambda _: service.adopt_calls(), name="control: resync")
+    def resynced(_: Resynced) -> None:
+        service.adopt_calls()
+
+    runtime.bus.subscribe(Resynced, resynced, name="control: resync")
     yield
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from acd import log_events as E
@@ -140,12 +141,16 @@ async def test_engine_killed_with_callers_waiting_none_is_dropped(tmp_path: Path
     try:
         # Yesterday's engine logged these agents in; today's restores them.
         await migrate(info.database_dsn)
-        seed = EventLogWriter(dsn=info.database_dsn, engine_id="seed")
-        await seed.start()
-        for n, agent in enumerate(AGENTS):
-            seed.append(E.LogEvent(at=1_000.0 + n, kind=E.AGENT_LOGIN, agent=agent))
-        await seed.wait_flushed()
-        await seed.close()
+        pool = await asyncpg.create_pool(info.database_dsn, min_size=0, max_size=2)
+        try:
+            seed = EventLogWriter(pool=pool, engine_id="seed")
+            await seed.start()
+            for n, agent in enumerate(AGENTS):
+                seed.append(E.LogEvent(at=1_000.0 + n, kind=E.AGENT_LOGIN, agent=agent))
+            await seed.wait_flushed()
+            await seed.close()
+        finally:
+            await pool.close()
 
         config_path = tmp_path / "hotline.toml"
         config_path.write_text(_toml(info, config), encoding="utf-8")

@@ -33,7 +33,7 @@ async def test_asterisk_killed_mid_call_engine_reconnects_and_resyncs(
     lost_link = asyncio.Event()
     link.add_disconnect_handler(lambda exc: lost_link.set())
     failures_before, lost_before = stats.connect_failures, stats.connections_lost
-    resyncs_before = len(eng.resyncs)
+    resyncs_before = len(eng.runtime.engine.resyncs)
     private.asterisk.kill()
     await private.asterisk.process.wait()
     await asyncio.wait_for(lost_link.wait(), 10)
@@ -62,7 +62,7 @@ async def test_asterisk_killed_mid_call_engine_reconnects_and_resyncs(
     assert delays[2] > delays[0], f"backoff did not grow: {delays}"
     # The first resync was done during set-up; the reconnect made the second.
     assert resyncs_before == 1
-    assert len(eng.resyncs) == 2
+    assert len(eng.runtime.engine.resyncs) == 2
 
     # The new link carries calls: a fresh caller is seen arriving and queued.
     await cancel_and_wait(first)

@@ -43,8 +43,9 @@ async def redis_server() -> AsyncIterator[PrivateRedis]:
 
 @pytest_asyncio.fixture
 async def client(redis_server: PrivateRedis) -> AsyncIterator[aioredis.Redis]:
-    """The process's one client, as cti/persistence.py makes it: no retries of
-    its own (the store retries and logs) and short socket timeouts."""
+    """The process's one client, without retries of its own (the store retries
+    and logs, and each failed round trip shows in its stats) and with short
+    socket timeouts."""
     shared = aioredis.from_url(
         redis_server.url,
         socket_timeout=2.0,
@@ -212,3 +213,25 @@ async def test_redis_restarted_on_the_same_port_the_store_recovers_by_itself(
         assert 1 <= len(errors_logged) < store.stats.errors
     finally:
         await store.close()
+
+
+async def test_with_a_client_left_at_redis_py_defaults_the_store_recovers_too(redis_server):
+    # As cti/runtime.py makes it: redis-py retries inside each command first.
+    client = aioredis.from_url(redis_server.url)
+    store = SnapshotStore(client=client, prefix="t5", backoff=FAST, min_interval_s=0.05)
+    await store.start()
+    try:
+        store.set_snapshot({"version": 1})
+        await store.wait_idle()
+
+        await redis_server.stop()
+        store.set_snapshot({"version": 2})
+        await eventually(lambda: not store.healthy, timeout_s=30)
+
+        await redis_server.start()
+        await store.wait_idle(timeout_s=30)
+        assert store.healthy and await store.read_snapshot() == {"version": 2}
+        assert (store.stats.outages, store.stats.recoveries) == (1, 1)
+    finally:
+        await store.close()
+        await client.aclose()

@@ -18,6 +18,13 @@ PURE_CORES = [
     "cti/api",
     "cti/control",
     "cti/runtime.py",
+    "cti/bus.py",
+    "cti/feature.py",
+    "cti/features.py",
+    "cti/engine.py",
+    "cti/agents",
+    "cti/console",
+    "cti/screenpop",
 ]
 
 
