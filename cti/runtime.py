@@ -16,7 +16,6 @@ HTTP site. One asyncpg pool and one Redis client serve everybody.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -322,7 +321,7 @@ class Runtime:
         import asyncpg
 
         from acd.event_log import EventLogWriter
-        from common.db import migrate_all
+        from common.db import migrate_all, redact_dsn
 
         if self.pool is None:
             self.pool = await asyncpg.create_pool(dsn, min_size=0, max_size=POOL_MAX_SIZE)
@@ -341,6 +340,7 @@ class Runtime:
             self.event_log = EventLogWriter(
                 pool=self.pool,
                 engine_id=self.config.engine_id,
+                where=redact_dsn(dsn) if dsn else "the shared pool's database",
                 spill_path=(spill / f"{self.config.engine_id}-event-log.jsonl") if spill else None,
             )
             await self.event_log.start()
@@ -440,7 +440,3 @@ def build_runtime(
         spill_dir=spill_dir,
         serve_http=serve_http,
     )
-
-
-async def wait_forever() -> None:
-    await asyncio.Event().wait()

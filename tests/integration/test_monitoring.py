@@ -11,10 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from common.db import migrate
-from cti.api.accounts import AccountStore, AuditLog
-from cti.api.http import build_app
+from cti.api.accounts import AccountStore
 from cti.api.roles import Role
-from cti.api.sessions import SessionTable
 from cti.calls import CallAnswered
 from softphone_bridge.sipp_citizen import CitizenCall
 
@@ -46,12 +44,7 @@ async def test_monitoring_rings_the_supervisor_into_chanspy(
     pool = await asyncpg.create_pool(info.database_dsn, min_size=1, max_size=2)
     accounts = AccountStore(pool)
     await accounts.add("sup", Role.SUPERVISOR, "correct horse 1", phone="1003")
-    app = build_app(
-        control=eng,
-        accounts=accounts,
-        audit=AuditLog(pool),
-        sessions=SessionTable(ttl_s=3600, clock=eng.clock),
-    )
+    app = eng.runtime.app  # the runtime's routes, its console service, its audit log
     call = asyncio.create_task(citizens.call(CitizenCall("12345", "13800138000", "张三", 20.0)))
     try:
         async with TestClient(TestServer(app)) as client:

@@ -12,11 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from common.db import migrate
-from cti.api.accounts import AccountStore, AuditLog
-from cti.api.http import DesktopHub, build_app
+from cti.api.accounts import AccountStore
 from cti.api.roles import Role
-from cti.api.screenpop import ScreenPopService
-from cti.api.sessions import SessionTable
 from cti.calls import AgentRinging
 from softphone_bridge.sipp_citizen import CitizenCall
 
@@ -49,17 +46,11 @@ async def test_a_ringing_agent_gets_the_screen_pop(engine, robots, citizens, sta
     )
     accounts = AccountStore(pool)
     await accounts.add("a1001", Role.AGENT, "correct horse 1", agent="1001")
-    hub = DesktopHub()
-    service = ScreenPopService(engine=eng, pusher=hub, pool=pool)
-    eng.add_listener(service.on_change)
+    # The runtime's screen-pop feature pops on the bus's AgentRinging, through
+    # the runtime's hub, to the desktops of the runtime's HTTP application.
+    service = eng.runtime.services["screenpop"]
     eng.pause("1002", "test")  # the call must ring 1001
-    app = build_app(
-        control=eng,
-        accounts=accounts,
-        audit=AuditLog(pool),
-        sessions=SessionTable(ttl_s=3600, clock=eng.clock),
-        hub=hub,
-    )
+    app = eng.runtime.app
     call = None
     try:
         async with TestClient(TestServer(app)) as client:
@@ -106,5 +97,4 @@ async def test_a_ringing_agent_gets_the_screen_pop(engine, robots, citizens, sta
     finally:
         if call is not None and not call.done():
             await cancel_and_wait(call)
-        await service.close()
         await pool.close()
