@@ -27,6 +27,7 @@ from acd.core import Acd
 from acd.service import CallView
 from common import ami_actions as ami
 from common.ami_actions import Action
+from common.call_changes import CallPhase
 from common.contexts import CALLBACK, CONNECT
 
 __all__ = [
@@ -46,7 +47,6 @@ POSITION_VARIABLE = "HOTLINE_POSITION"
 QUEUE_VARIABLE = "HOTLINE_QUEUE"
 # The call model's CallPhase lives in cti/, which acd/ does not import: the
 # phase of a waiting caller is matched by its member name.
-_QUEUED = "QUEUED"
 _APP_QUEUE = "app_queue"
 
 
@@ -210,7 +210,7 @@ class SwitchEffects:
         waiting = [
             c
             for c in self._calls.calls.values()
-            if c.phase.name == _QUEUED and c.routed_by != _APP_QUEUE
+            if c.phase is CallPhase.QUEUED and c.routed_by != _APP_QUEUE
         ]
         for call in waiting:
             channel = self._caller_channel(call.call_id)

@@ -23,8 +23,10 @@ costs three times as much to build, and building them is on the ingest path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 __all__ = [
+    "CallPhase",
     "AgentConnected",
     "AgentLeft",
     "AgentNoAnswer",
@@ -37,6 +39,22 @@ __all__ = [
     "CallQueued",
     "CallTransferred",
 ]
+
+
+class CallPhase(Enum):
+    """Where a citizen's call is, from the caller's point of view."""
+
+    # Members are singletons compared by identity: hash them the same way
+    # (Enum's own __hash__ is a Python-level hash(self._name_); phases are
+    # looked up in sets on the ingest path).
+    __hash__ = object.__hash__
+
+    ARRIVED = "ARRIVED"  # trunk channel exists, not yet queued (greeting / IVR)
+    QUEUED = "QUEUED"  # waiting for a human (first entry, after a failed ring, ...)
+    RINGING = "RINGING"  # an agent leg is ringing for it
+    CONNECTED = "CONNECTED"  # caller bridged with an agent
+    AFTER_CALL = "AFTER_CALL"  # agent hung up first, caller still on the line (survey)
+    ENDED = "ENDED"  # caller channel hung up
 
 
 @dataclass(slots=True)

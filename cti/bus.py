@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cti.events import event_name, user_event_name
+
 __all__ = ["AmiTopic", "Bus", "Gap", "LogTopic", "Subscription", "Topic", "ami", "log_kind"]
 
 log = logging.getLogger(__name__)
@@ -209,14 +211,10 @@ class Bus:
     def publish_ami(self, event: Mapping[str, Any]) -> None:
         """A raw AMI event, to the subscribers of its name (and of its
         UserEvent name), each once, in subscription order."""
-        name = event.get("Event")
-        if not isinstance(name, str):
-            return
+        name = event_name(event)
         subs = self._by_ami.get(name)
         if name == USER_EVENT:
-            user = event.get(USER_EVENT)
-            if isinstance(user, str):
-                subs = self._by_user_event.get(user, subs)
+            subs = self._by_user_event.get(user_event_name(event), subs)
         if subs:
             for sub in subs:
                 self._deliver(sub, event)

@@ -777,3 +777,25 @@ def feature_code(message: Mapping[str, Any]) -> tuple[str, str, str]:
 def header(message: Mapping[str, Any], name: str) -> str:
     """One header of a UserEvent a feature defined itself (its own fields)."""
     return str(message.get(name, ""))
+
+
+def originate_succeeded(message: Mapping[str, Any]) -> bool:
+    """An ``OriginateResponse`` saying the channel answered."""
+    return message.get("Response") == "Success"
+
+
+def reply_message(reply: Mapping[str, Any]) -> str:
+    """The ``Message`` of an action's reply (why Asterisk refused)."""
+    return str(reply.get("Message", ""))
+
+
+def status_variables(status_row: Mapping[str, Any]) -> dict[str, str]:
+    """``Variable: NAME=value`` headers of a Status event as a dict."""
+    raw = status_row.get("Variable", [])
+    values = raw if isinstance(raw, list) else [raw]
+    out = {}
+    for item in values:
+        name, sep, value = str(item).partition("=")
+        if sep:
+            out[name] = value
+    return out

@@ -42,19 +42,7 @@ class ResyncReport:
 
 def _rows(reply: Any, event: str) -> list[Mapping[str, Any]]:
     messages = reply if isinstance(reply, list) else [reply]
-    return [m for m in messages if m.get("Event") == event]
-
-
-def channel_variables(status_row: Mapping[str, Any]) -> dict[str, str]:
-    """``Variable: NAME=value`` headers of a Status event as a dict."""
-    raw = status_row.get("Variable", [])
-    values = raw if isinstance(raw, list) else [raw]
-    out = {}
-    for item in values:
-        name, sep, value = str(item).partition("=")
-        if sep:
-            out[name] = value
-    return out
+    return [m for m in messages if ev.event_name(m) == event]
 
 
 async def resync(
@@ -78,8 +66,8 @@ async def resync(
     changes = model.resync(channels, now=clock())
     statuses = _rows(await link.send_action(ami.status(STATUS_VARIABLES)), "Status")
     for row in statuses:
-        variables = channel_variables(row)
-        call = model.call_for_channel(str(row.get("Uniqueid", "")))
+        variables = ev.status_variables(row)
+        call = model.call_for_channel(ev.uniqueid(row))
         if call is None:
             continue
         if variables.get("HOTLINE_LINE") and not call.line:

@@ -115,7 +115,7 @@ class SwitchActions:
                 logging.DEBUG if refusal_ok else logging.WARNING,
                 "%s refused by Asterisk: %s",
                 what,
-                reply.get("Message", reply),
+                ev.reply_message(reply) or reply,
             )
 
 

@@ -51,7 +51,6 @@ import logging
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from common.call_changes import (
@@ -64,6 +63,7 @@ from common.call_changes import (
     CallChange,
     CallEnded,
     CallLost,
+    CallPhase,
     CallQueued,
     CallTransferred,
 )
@@ -112,22 +112,6 @@ ENDED_CALLS_KEPT = 1000
 # The dial is still in progress on an agent leg in these states (resync).
 _NOT_ANSWERED_STATES = frozenset({"Down", "Rsrvd", "OffHook", "Dialing", "Ring", "Ringing"})
 _RESYNC = "CoreShowChannels"
-
-
-class CallPhase(Enum):
-    """Where a citizen's call is, from the caller's point of view."""
-
-    # Members are singletons compared by identity: hash them the same way
-    # (Enum's own __hash__ is a Python-level hash(self._name_); phases are
-    # looked up in sets on the ingest path).
-    __hash__ = object.__hash__
-
-    ARRIVED = "ARRIVED"  # trunk channel exists, not yet queued (greeting / IVR)
-    QUEUED = "QUEUED"  # waiting for a human (first entry, after a failed ring, ...)
-    RINGING = "RINGING"  # an agent leg is ringing for it
-    CONNECTED = "CONNECTED"  # caller bridged with an agent
-    AFTER_CALL = "AFTER_CALL"  # agent hung up first, caller still on the line (survey)
-    ENDED = "ENDED"  # caller channel hung up
 
 
 @dataclass

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.call_changes import CallChange
 from cti.bus import ami
 from cti.engine import Resynced
 from cti.feature import AgentDetailsChanged, ConfigSection, Feature
+from cti.stack.render import render
 
 from . import http
 from .config import ControlConfig, validate_control
@@ -18,6 +20,7 @@ from .core import CallControl
 from .service import CallControlService
 
 if TYPE_CHECKING:
+    from cti.config import EngineConfig
     from cti.runtime import Runtime
 
 __all__ = ["FEATURE"]
@@ -63,6 +66,7 @@ async def run(runtime: Runtime, section: ControlConfig) -> AsyncIterator[None]:
 
     runtime.bus.subscribe(CallChange, service.on_change, name="control")
     runtime.bus.subscribe([ami(name) for name in CONTROL_EVENTS], on_event, name="control: steps")
+
     def resynced(_: Resynced) -> None:
         service.adopt_calls()
 
@@ -70,10 +74,25 @@ async def run(runtime: Runtime, section: ControlConfig) -> AsyncIterator[None]:
     yield
 
 
+def dialplan(section: ControlConfig, config: EngineConfig) -> str:
+    """The contexts call control moves channels to, with [control]'s deadlines."""
+    template = (Path(__file__).parent / "dialplan.conf.tmpl").read_text(encoding="utf-8")
+    return render(
+        template,
+        {
+            "transfer_ring_s": section.transfer_ring_s,
+            "agent_hold_max_s": section.agent_hold_max_s,
+            "conference_max_s": section.conference_max_s,
+        },
+        name="cti/control/dialplan.conf.tmpl",
+    )
+
+
 FEATURE = Feature(
     name="control",
     summary="call control from the desktop: hold, transfers, consultation, three-way calls",
     config=ConfigSection("control", ControlConfig, validate_control),
+    dialplan=dialplan,
     routes=http.add_routes,
     openapi=http.openapi,
     run=run,

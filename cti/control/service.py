@@ -20,6 +20,7 @@ from acd.core import Acd
 from acd.service import AcdService
 from common import ami_actions as ami
 from common.contexts import AFTER_CALL
+from cti import events as ev
 from cti.calls import AgentLeft, CallChange, CallEnded, CallLost, CallModel, Channel
 from cti.control.core import (
     CallControl,
@@ -31,6 +32,10 @@ from cti.control.core import (
 )
 
 log = logging.getLogger(__name__)
+
+
+CONSULT_RESULT = "HotlineConsultResult"
+"""The UserEvent the dialplan raises when a consultation's Dial is over."""
 
 
 class ActionSender(Protocol):
@@ -216,21 +221,21 @@ class CallControlService:
     def on_event(self, event: Mapping[str, Any]) -> None:
         """Raw AMI events the control steps end on (called only while some
         call is under control)."""
-        name = event.get("Event")
-        if name == "UserEvent" and event.get("UserEvent") == "HotlineConsultResult":
-            call = self.model.call_for_channel(str(event.get("Uniqueid", "")))
+        name = ev.event_name(event)
+        if name == "UserEvent" and ev.user_event_name(event) == CONSULT_RESULT:
+            call = self.model.call_for_channel(ev.uniqueid(event))
             if call is not None:
                 log.info(
                     "call %s: consultation with %s over (%s)",
                     call.call_id,
-                    event.get("Target"),
-                    event.get("DialStatus"),
+                    ev.header(event, "Target"),
+                    ev.header(event, "DialStatus"),
                 )
                 self.core.consult_ended(call.call_id)
                 self.changed(call.call_id)
         elif name == "OriginateResponse":
-            channel_id = str(event.get("Uniqueid", ""))
-            if event.get("Response") == "Success":
+            channel_id = ev.uniqueid(event)
+            if ev.originate_succeeded(event):
                 self.core.party_answered(channel_id)
                 return
             failed = self.core.party_failed(channel_id)
@@ -242,17 +247,17 @@ class CallControlService:
                     "with the agent",
                     failed[0],
                     failed[1].label,
-                    event.get("Reason"),
+                    ev.header(event, "Reason"),
                 )
         elif name == "BridgeEnter":
-            uniqueid = str(event.get("Uniqueid", ""))
+            uniqueid = ev.uniqueid(event)
             self._arrived(uniqueid)
             call = self.model.call_for_channel(uniqueid)
             if call is not None and call.caller_channel == uniqueid:
                 # The caller arriving in its conference after its agent hung up.
                 self._check_caller_alone(call.call_id)
         elif name in ("BridgeLeave", "Hangup"):
-            uniqueid = str(event.get("Uniqueid", ""))
+            uniqueid = ev.uniqueid(event)
             if name == "Hangup":
                 self._arrived(uniqueid)  # or never will
             call = self.model.call_for_channel(uniqueid)

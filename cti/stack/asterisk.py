@@ -73,9 +73,8 @@ class AsteriskSettings:
     engine_grace_s: int = 30
     announce_every_s: int = 20
     fallback_wait_s: int = 300
-    transfer_ring_s: int = 30
-    agent_hold_max_s: int = 3600
-    conference_max_s: int = 7200
+    dialplan_fragments: tuple[str, ...] = ()
+    """The enabled features' contexts (``Feature.dialplan``), appended to extensions.conf."""
     queues: tuple[str, ...] = ()
     """app_queue queues for the fallback; empty: the lines' queues."""
     rtp_ports: tuple[int, int] | None = None
@@ -149,9 +148,7 @@ def render_config(settings: AsteriskSettings, *, module_dir: str, moh_dir: Path)
         "engine_grace_s": settings.engine_grace_s,
         "announce_every_s": settings.announce_every_s,
         "fallback_wait_s": settings.fallback_wait_s,
-        "transfer_ring_s": settings.transfer_ring_s,
-        "agent_hold_max_s": settings.agent_hold_max_s,
-        "conference_max_s": settings.conference_max_s,
+        "feature_dialplan": "\n\n".join(settings.dialplan_fragments),
         "recording_dir": run / "recordings",
         "inbound_lines": "\n".join(lines),
     }

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cti.config import AmiConfig, EngineConfig
+from cti.features import dialplan_fragments
 
 from .asterisk import AgentSeat, AsteriskSettings, LineConfig, PrivateAsterisk
 from .ports import free_udp_port, free_udp_range
@@ -104,9 +105,7 @@ class PrivateStack:
                     engine_grace_s=int(cfg.acd.engine_grace_s),
                     announce_every_s=int(cfg.acd.announce_every_s),
                     fallback_wait_s=int(cfg.acd.fallback_wait_s),
-                    transfer_ring_s=cfg.control.transfer_ring_s,
-                    agent_hold_max_s=cfg.control.agent_hold_max_s,
-                    conference_max_s=cfg.control.conference_max_s,
+                    dialplan_fragments=tuple(dialplan_fragments(cfg).values()),
                     trunk_peer_port=free_udp_port(TRUNK_PEER_HOST),
                     trunk_peer_host=TRUNK_PEER_HOST,
                     rtp_ports=free_udp_range(cfg.private_rtp_ports),

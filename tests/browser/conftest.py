@@ -10,12 +10,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from common.db import migrate
 from cti.api.accounts import AccountStore
 from cti.api.roles import Role
-from cti.api.server import serve_api
-from cti.config import ApiConfig
 from tests.integration.conftest import (  # noqa: F401  (fixtures)
     citizens,
     engine,
@@ -42,7 +41,9 @@ def screenshots(request: pytest.FixtureRequest) -> Path:
 
 @pytest_asyncio.fixture
 async def api_url(stack, engine) -> AsyncIterator[str]:  # noqa: F811
-    """The engine's API and pages, with an agent (a1001) and a supervisor (sup)."""
+    """The engine's API and pages, with an agent (a1001) and a supervisor (sup):
+    the engine runtime's HTTP application served on a free port, as
+    ``Runtime`` serves it when ``api`` is enabled."""
     _, info = stack
     eng, _ = engine
     await migrate(info.database_dsn)
@@ -53,8 +54,14 @@ async def api_url(stack, engine) -> AsyncIterator[str]:  # noqa: F811
         await accounts.add("sup", Role.SUPERVISOR, PASSWORD, display_name="李班长")
     finally:
         await pool.close()
-    async with serve_api(ApiConfig(port=0), control=eng, database_dsn=info.database_dsn) as url:
-        yield url
+    runner = web.AppRunner(eng.runtime.app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 @pytest_asyncio.fixture

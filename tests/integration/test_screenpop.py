@@ -73,7 +73,11 @@ async def test_a_ringing_agent_gets_the_screen_pop(engine, robots, citizens, sta
             call = asyncio.create_task(
                 citizens.call(CitizenCall("12345", CALLER, "张三丰", hold_s=4.0))
             )
-            pop = await desktop.receive_json(timeout=30)
+            # The agent's own state changes (reserved, ringing) reach the
+            # desktop too: the pop is the first screen_pop frame.
+            async with asyncio.timeout(30):
+                while (pop := await desktop.receive_json())["type"] == "agent_state":
+                    assert pop["state"]["agent"] == "1001"
             ringing = await changes.wait_for(lambda c: isinstance(c, AgentRinging))
             assert pop["type"] == "screen_pop"
             assert pop["call_id"] == ringing[0].call_id and pop["agent"] == "1001"

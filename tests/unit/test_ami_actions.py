@@ -10,6 +10,9 @@ import pytest
 
 from common import ami_actions as ami
 from common import contexts
+from cti.config import EngineConfig
+from cti.features import dialplan_fragments
+from cti.stack.asterisk import AsteriskSettings, render_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLER = "PJSIP/trunk-00000000"
@@ -174,8 +177,17 @@ def _context_names() -> dict[str, str]:
     }
 
 
-def test_every_context_the_code_names_is_defined_in_the_dialplan() -> None:
-    template = (ROOT / "config/asterisk/extensions.conf.tmpl").read_text()
+def test_every_context_the_code_names_is_defined_in_the_dialplan(tmp_path: Path) -> None:
+    """In the extensions.conf the stack renders: the core's template plus the
+    enabled features' fragments (call control's contexts are its own)."""
+    settings = AsteriskSettings(
+        run_dir=tmp_path,
+        agents=[],
+        lines=[],
+        dialplan_fragments=tuple(dialplan_fragments(EngineConfig()).values()),
+    )
+    rendered = render_config(settings, module_dir="/nowhere", moh_dir=tmp_path)
+    template = rendered["extensions.conf"]
     defined = set(re.findall(r"^\[([\w-]+)\]", template, flags=re.MULTILINE))
     names = _context_names()
     assert len(names) == 13
