@@ -1,7 +1,7 @@
 """Screen-pop delay: from the AMI ring event to the frame at the agent's desktop.
 
 A private stack (Asterisk, PostgreSQL, Redis), the engine in this process with
-the HTTP API served as ``hotline serve`` serves it (``cti.api.server``), one
+the HTTP API served as ``hotline serve`` serves it (``cti.runtime``), one
 logged-in desktop WebSocket per agent (aiohttp clients, as a browser would
 hold them), pyVoIP robot agents and sipp citizens. Each screen-pop frame
 carries ``rung_at``, the ``Timestamp`` Asterisk put on the ring event; the
@@ -32,12 +32,10 @@ import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 
 from bench.provenance import code_version, cpu_model  # noqa: E402
-from common.db import migrate  # noqa: E402
 from cti.api.accounts import AccountStore  # noqa: E402
 from cti.api.roles import Role  # noqa: E402
-from cti.api.server import serve_api  # noqa: E402
 from cti.config import AcdConfig, AgentSpec, ApiConfig, EngineConfig  # noqa: E402
-from cti.engine import Engine  # noqa: E402
+from cti.runtime import build_runtime  # noqa: E402
 from cti.stack.private import PrivateStack, engine_config_for  # noqa: E402
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent  # noqa: E402
 from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens  # noqa: E402
@@ -74,12 +72,7 @@ async def run(args: argparse.Namespace) -> int:
     delays: list[float] = []
     async with PrivateStack(config) as info:
         assert info.sip is not None
-        await migrate(info.database_dsn)
-        engine = Engine(replace(engine_config_for(config, info)))
-        await engine.start()
-        await engine.wait_resynced()
-        pool = await asyncpg.create_pool(info.database_dsn, min_size=1, max_size=2)
-        accounts = AccountStore(pool)
+        served = replace(engine_config_for(config, info), api=ApiConfig(port=0))
         robots = [
             RobotAgent(
                 extension=seat.extension,
@@ -92,14 +85,22 @@ async def run(args: argparse.Namespace) -> int:
         citizens = SippCitizens(asterisk_sip=info.sip)
         desktops: list[asyncio.Task[None]] = []
         try:
-            await asyncio.gather(*(r.start() for r in robots))
-            for seat in info.agents:
-                engine.login(seat.extension)
-                await accounts.add(f"a{seat.extension}", Role.AGENT, PASSWORD, agent=seat.extension)
-            async with (
-                serve_api(ApiConfig(port=0), control=engine, database_dsn=info.database_dsn) as url,
-                aiohttp.ClientSession() as http,
-            ):
+            # The runtime migrates the database and serves the API (api.port 0).
+            async with build_runtime(served) as runtime, aiohttp.ClientSession() as http:
+                await runtime.engine.wait_resynced()
+                url = runtime.url
+                assert url is not None, "the HTTP API did not start"
+                pool = await asyncpg.create_pool(info.database_dsn, min_size=1, max_size=2)
+                try:
+                    accounts = AccountStore(pool)
+                    await asyncio.gather(*(r.start() for r in robots))
+                    for seat in info.agents:
+                        runtime.acd.login(seat.extension)
+                        await accounts.add(
+                            f"a{seat.extension}", Role.AGENT, PASSWORD, agent=seat.extension
+                        )
+                finally:
+                    await pool.close()
                 desktops = [
                     asyncio.create_task(_desktop(http, url, seat.extension, delays))
                     for seat in info.agents
@@ -121,8 +122,6 @@ async def run(args: argparse.Namespace) -> int:
         finally:
             await citizens.close()
             await asyncio.gather(*(r.stop() for r in robots), return_exceptions=True)
-            await pool.close()
-            await engine.stop()
     code = code_version()
     print("```")
     print(
