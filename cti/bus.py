@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cti.events import event_name, user_event_name
+from cti.events import EVENT_HEADER, user_event_name
 
 __all__ = ["AmiTopic", "Bus", "Gap", "LogTopic", "Subscription", "Topic", "ami", "log_kind"]
 
@@ -98,6 +98,7 @@ class Subscription:
     _queue: asyncio.Queue[Any] | None = field(default=None, repr=False)
     _open_gap: Gap | None = field(default=None, repr=False)
     workers: int = 1
+    when: Callable[[Any], bool] | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     @property
@@ -139,12 +140,15 @@ class Bus:
         name: str,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         workers: int = 1,
+        when: Callable[[Any], bool] | None = None,
     ) -> Subscription:
         """Subscribe *handler* to one topic or several. A coroutine function
         is an asynchronous subscriber (its own queue of ``queue_size`` and
         task; ``workers`` tasks on the one queue for items that need no order
         among themselves, e.g. one screen-pop per ring); any other callable
-        runs synchronously, in subscription order."""
+        runs synchronously, in subscription order. ``when``: an asynchronous
+        subscriber's filter, run synchronously at publish time, so that items it
+        does not want cost no queueing and no task wake-up."""
         if workers < 1:
             raise ValueError(f"subscriber {name!r}: workers must be at least 1")
         wanted = tuple(
@@ -164,6 +168,7 @@ class Bus:
             handler=handler,
             queue_size=queue_size if is_async else None,
             workers=workers,
+            when=when,
         )
         before = self.ami_names()
         self._subscriptions.append(sub)
@@ -205,19 +210,17 @@ class Bus:
         subs = self._type_cache.get(kind)
         if subs is None:
             subs = self._subscribers_of(kind)
-        for sub in subs:
-            self._deliver(sub, item)
+        self._hand(subs, item)
 
     def publish_ami(self, event: Mapping[str, Any]) -> None:
         """A raw AMI event, to the subscribers of its name (and of its
         UserEvent name), each once, in subscription order."""
-        name = event_name(event)
-        subs = self._by_ami.get(name)
+        name = event.get(EVENT_HEADER)
+        subs = self._by_ami.get(name)  # type: ignore[arg-type]
         if name == USER_EVENT:
             subs = self._by_user_event.get(user_event_name(event), subs)
         if subs:
-            for sub in subs:
-                self._deliver(sub, event)
+            self._hand(subs, event)
 
     def publish_log(self, row: Any) -> None:
         """An event-log row (``.kind``), to the subscribers of its kind and
@@ -228,8 +231,7 @@ class Bus:
             subs = self._log_cache[key] = self._in_order(
                 self._by_log.get(row.kind, ()), self._subscribers_of(type(row))
             )
-        for sub in subs:
-            self._deliver(sub, row)
+        self._hand(subs, row)
 
     def _in_order(self, *groups: Iterable[Subscription]) -> tuple[Subscription, ...]:
         """The subscribers of any of *groups*, each once, in subscription order."""
@@ -248,17 +250,19 @@ class Bus:
         self._type_cache[kind] = subs
         return subs
 
-    def _deliver(self, sub: Subscription, item: object) -> None:
-        if sub.queue_size is None:
-            try:
-                sub.handler(item)
-            except Exception:
-                sub.failures += 1
-                log.exception("bus subscriber %s failed on %r", sub.name, item)
-            else:
-                sub.delivered += 1
-            return
-        self._enqueue(sub, item)
+    def _hand(self, subs: tuple[Subscription, ...], item: object) -> None:
+        # The ingest path: one loop, no call per subscriber beyond its own.
+        for sub in subs:
+            if sub.queue_size is None:
+                try:
+                    sub.handler(item)
+                except Exception:
+                    sub.failures += 1
+                    log.exception("bus subscriber %s failed on %r", sub.name, item)
+                else:
+                    sub.delivered += 1
+            elif sub.when is None or sub.when(item):
+                self._enqueue(sub, item)
 
     def _enqueue(self, sub: Subscription, item: object) -> None:
         queue = sub._queue

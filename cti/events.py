@@ -734,8 +734,12 @@ def normalize(message: Mapping[str, Any], *, received_at: float | None = None) -
 # Everything outside this module reads AMI headers through these.
 
 
+EVENT_HEADER = "Event"
+"""The header naming an AMI event (the bus reads it on every event)."""
+
+
 def event_name(message: Mapping[str, Any]) -> str:
-    return str(message.get("Event", ""))
+    return str(message.get(EVENT_HEADER, ""))
 
 
 def user_event_name(message: Mapping[str, Any]) -> str:

@@ -210,14 +210,7 @@ class Runtime:
             name="acd: feature codes",
         )
         bus.subscribe(ami("UserEvent:HotlineFallback"), self._fallback, name="acd: fallback")
-        bus.subscribe(
-            [ami("Newchannel"), ami("Hangup")],
-            lambda e: acd.channel_changed(ev.channel_endpoint(ev.channel_name(e)), self._at(e)),
-            name="acd: agent phones",
-        )
-        bus.subscribe(
-            ami("Hangup"), lambda e: acd.caller_hung_up(ev.uniqueid(e)), name="acd: hangup"
-        )
+        bus.subscribe([ami("Newchannel"), ami("Hangup")], self._channel, name="acd: channels")
         bus.subscribe(
             ami("MusicOnHoldStart"), lambda e: acd.music_started(ev.uniqueid(e)), name="acd: moh"
         )
@@ -229,6 +222,15 @@ class Runtime:
             lambda e: acd.contact_status(*ev.contact_status(e), self._at(e)),
             name="acd: presence",
         )
+
+    def _channel(self, event: Mapping[str, Any]) -> None:
+        """A channel came or went: an agent's phone busy or free; a caller
+        gone cancels the Redirect deferred for it."""
+        if ev.event_name(event) == "Hangup":
+            self.acd.caller_hung_up(ev.uniqueid(event))
+        agent = ev.channel_endpoint(ev.channel_name(event))
+        if agent in self.acd.acd.agents:
+            self.acd.channel_changed(agent, self._at(event))
 
     def _fallback(self, event: Mapping[str, Any]) -> None:
         call = self.model.call_for_channel(ev.uniqueid(event))

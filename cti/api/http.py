@@ -230,6 +230,9 @@ class DesktopHub:
     def remove_console(self, socket: web.WebSocketResponse) -> None:
         self._consoles.discard(socket)
 
+    def has_consoles(self) -> bool:
+        return bool(self._consoles)
+
     def publish_console(self, snapshot: Mapping[str, Any]) -> None:
         """Push the live snapshot to every open supervisor console (a KPI
         listener: synchronous, so the sending is an owned task)."""

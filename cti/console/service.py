@@ -38,9 +38,16 @@ class ConsoleService:
             now=rt.clock(),
         )
 
+    def wanted(self) -> bool:
+        """Someone reads the snapshot: an open console, or the Redis store
+        (other replicas, dashboards). Building it costs: not for nobody."""
+        return self.runtime.snapshot_store is not None or self.runtime.hub.has_consoles()
+
     def push(self, _item: object = None) -> None:
         """Build the snapshot, store it, push it to the open consoles."""
         self._push_handle = None
+        if not self.wanted():
+            return
         try:
             snapshot = self.snapshot()
         except Exception:
@@ -54,7 +61,7 @@ class ConsoleService:
         """A caller queued, answered or left: dashboards see it at once (within
         PUSH_COALESCE_S, so that a burst of calls makes one push), not at the
         next KPI period."""
-        if self._push_handle is None:
+        if self._push_handle is None and self.wanted():
             loop = asyncio.get_running_loop()
             self._push_handle = loop.call_later(PUSH_COALESCE_S, self.push)
 

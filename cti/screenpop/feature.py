@@ -34,12 +34,14 @@ async def run(runtime: Runtime, section: Any) -> AsyncIterator[None]:
 
     async def ringing(change: AgentRinging | Gap) -> None:
         # A gap needs no resync: pops missed in a surge are stale by now.
-        if isinstance(change, AgentRinging) and service.wanted(change):
+        if isinstance(change, AgentRinging):
             # From the ring event (Asterisk's time): a pop waiting in the
             # queue counts as late.
             await service.on_ringing(change, seen_at=change.at)
 
-    runtime.bus.subscribe(AgentRinging, ringing, name="screen-pop", workers=POP_WORKERS)
+    runtime.bus.subscribe(
+        AgentRinging, ringing, name="screen-pop", workers=POP_WORKERS, when=service.wanted
+    )
     yield
 
 
