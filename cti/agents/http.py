@@ -142,9 +142,7 @@ def openapi() -> dict[str, Any]:
                 }
             },
             "/api/v1/agents/{agent}/login": _action_doc("Log the agent in"),
-            "/api/v1/agents/{agent}/logout": _action_doc(
-                "Log the agent out (forced if not self)"
-            ),
+            "/api/v1/agents/{agent}/logout": _action_doc("Log the agent out (forced if not self)"),
             "/api/v1/agents/{agent}/pause": _action_doc(
                 "Pause the agent (示忙) with a reason (forced if not self)",
                 body={
