@@ -85,22 +85,6 @@ async def cancel_and_wait(*tasks: asyncio.Task[object]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class AmiWatch:
-    """Awaits a condition on the engine's state, re-checked after every AMI
-    event the engine receives (the state changes only on events)."""
-
-    def __init__(self, engine: EngineView) -> None:
-        self.engine = engine
-        self._event = asyncio.Event()
-        engine.link.add_event_handler(lambda _event: self._event.set())
-
-    async def until(self, predicate: Callable[[], bool], *, timeout_s: float = 15.0) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not predicate():
-                self._event.clear()
-                await self._event.wait()
-
-
 class EngineView:
     """The tests' handle on a running :class:`cti.runtime.Runtime`: its parts
     under short names (``acd`` is the ACD itself, ``control`` call control's

@@ -29,7 +29,8 @@ from cti.stack.private import engine_config_for
 from softphone_bridge.sipp_citizen import CitizenCall
 from softphone_bridge.sipp_far_end import SippFarEnd
 
-from .conftest import AmiWatch, ChangeLog, EngineView, cancel_and_wait, running
+from .ami_watch import AmiWatch
+from .conftest import ChangeLog, EngineView, cancel_and_wait, running
 
 pytestmark = [pytest.mark.integration]
 
@@ -119,7 +120,7 @@ async def _answered_by_1001(eng, changes, citizens, hold_s: float = 60.0):
     legs bridged; returns the citizen's task, the call and an AmiWatch."""
     eng.logout("1002")
     eng.logout("1003")
-    watch = AmiWatch(eng)
+    watch = AmiWatch(eng.link)
     task = asyncio.create_task(citizens.call(CitizenCall("12345", "13800138000", "张三", hold_s)))
     await changes.wait_for(lambda c: isinstance(c, CallAnswered) and c.agent == "1001")
     call = _only_call(eng)
@@ -413,7 +414,7 @@ async def test_a_call_on_hold_survives_an_engine_restart(stack, robots, citizens
         async with first_runtime:
             await first.wait_resynced()
             first.login("1001")
-            watch = AmiWatch(first)
+            watch = AmiWatch(first.link)
             task = asyncio.create_task(
                 citizens.call(CitizenCall("12345", "13800138000", "张三", 60.0))
             )
@@ -427,7 +428,7 @@ async def test_a_call_on_hold_survives_an_engine_restart(stack, robots, citizens
             assert second.acd.agents["1001"].call_id == call.call_id
             state = second.control.state_of(call.call_id)
             assert state is not None and state.held and state.in_conference
-            watch = AmiWatch(second)
+            watch = AmiWatch(second.link)
             again = second.model.calls[call.call_id]
             second.control.resume("1001")
             await watch.until(lambda: _caller_bridge(second, again) == ["1001", "trunk"])

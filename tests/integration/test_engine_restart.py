@@ -19,12 +19,13 @@ import pytest
 from acd import log_events as E
 from acd.event_log import EventLogWriter
 from common.db import migrate
-from cti.ami import AMILink
 from cti.config import AcdConfig, AgentSpec, EngineConfig, KpiConfig
 from cti.stack.private import PrivateStack, StackInfo
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import CitizenCall, SippCitizens
 from tests.waiting import eventually
+
+from .ami_watch import AmiWatch
 
 pytestmark = pytest.mark.integration
 
@@ -56,37 +57,6 @@ heartbeat_s = {acd.heartbeat_s}
 announce_every_s = {acd.announce_every_s}
 
 {agents}"""
-
-
-class AmiWatch:
-    """Our own AMI session: counts the events we wait on."""
-
-    def __init__(self, info: StackInfo) -> None:
-        self.link = AMILink(
-            host="127.0.0.1",
-            port=info.ami.port,
-            username=info.ami.username,
-            secret=info.ami.secret,
-            name="watch",
-        )
-        self.events: list[dict[str, Any]] = []
-        self._changed = asyncio.Condition()
-        self.link.add_event_handler(self._on_event)
-
-    async def _on_event(self, event: Any) -> None:
-        async with self._changed:
-            self.events.append(dict(event))
-            self._changed.notify_all()
-
-    def count(self, predicate: Callable[[dict[str, Any]], bool]) -> int:
-        return sum(1 for e in self.events if predicate(e))
-
-    async def wait(
-        self, predicate: Callable[[dict[str, Any]], bool], count: int, timeout_s: float
-    ) -> None:
-        async with asyncio.timeout(timeout_s):
-            async with self._changed:
-                await self._changed.wait_for(lambda: self.count(predicate) >= count)
 
 
 def user_event(name: str) -> Callable[[dict[str, Any]], bool]:
@@ -136,7 +106,7 @@ async def test_engine_killed_with_callers_waiting_none_is_dropped(tmp_path: Path
     engine: asyncio.subprocess.Process | None = None
     robots: list[RobotAgent] = []
     citizens = SippCitizens(asterisk_sip=info.sip, work_dir=tmp_path / "sipp")
-    watch = AmiWatch(info)
+    watch = AmiWatch.session(info.ami)
     log_path = tmp_path / "engine.log"
     try:
         # Yesterday's engine logged these agents in; today's restores them.
