@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 POLL_S = 0.01
 
@@ -17,3 +18,15 @@ async def eventually(
     async with asyncio.timeout(timeout_s):
         while not predicate():
             await asyncio.sleep(poll_s)  # nothing to await: the condition is polled
+
+
+async def link_state(link: Any, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Until *predicate()* holds for an AMI link's state (``stats``,
+    ``retry_waits``, ``last_connect_error`` ...): re-checked on every change
+    the link reports (:meth:`cti.ami.AMILink.add_state_listener`)."""
+    changed = asyncio.Event()
+    link.add_state_listener(changed.set)
+    async with asyncio.timeout(timeout_s):
+        while not predicate():
+            changed.clear()
+            await changed.wait()

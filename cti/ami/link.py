@@ -113,7 +113,7 @@ class AMILink:
     connect or login attempt, an :class:`AMILoginFailed` when Asterisk
     refused the credentials; kept after a later success), ``retry_waits``
     (the waits of the current or latest outage, oldest first) and
-    ``last_handler_failure``. :meth:`wait_until` awaits a condition on them.
+    ``last_handler_failure``; :meth:`add_state_listener` is told when they change.
     Every fact is also logged.
     """
 
@@ -176,7 +176,7 @@ class AMILink:
         self.retry_waits: deque[RetryWait] = deque(maxlen=RETRY_WAITS_KEPT)
         self.last_handler_failure: HandlerFailure | None = None
         # Set, then replaced, on every change of the connection state.
-        self._state_changed = asyncio.Event()
+        self._state_listeners: list[Callable[[], None]] = []
         self._event_handlers: list[EventHandler] = []
         self._connect_handlers: list[ConnectHandler] = []
         self._disconnect_handlers: list[DisconnectHandler] = []
@@ -264,21 +264,13 @@ class AMILink:
         """Wait until logged in; raises ``TimeoutError`` after ``timeout_s``."""
         await asyncio.wait_for(self._logged_in.wait(), timeout_s)
 
-    async def wait_until(
-        self, predicate: Callable[[], bool], timeout_s: float | None = None
-    ) -> None:
-        """Wait until ``predicate()`` is true; ``TimeoutError`` after ``timeout_s``.
-
-        The predicate is checked at once, then again after every change of
-        the connection state: a login, a failed connect or login attempt, a
-        retry wait, a lost connection, a failed event handler, the end of
-        :meth:`close`. It is meant for conditions on :attr:`stats`,
-        :attr:`retry_waits`, :attr:`last_connect_error`,
-        :attr:`last_handler_failure` and :attr:`connected`.
-        """
-        async with asyncio.timeout(timeout_s):
-            while not predicate():
-                await self._state_changed.wait()
+    def add_state_listener(self, listener: Callable[[], None]) -> None:
+        """Called after every change of the connection state: a login, a
+        failed connect or login attempt, a retry wait, a lost connection, a
+        failed event handler, the end of :meth:`close`. The state is in
+        :attr:`stats`, :attr:`retry_waits`, :attr:`last_connect_error`,
+        :attr:`last_handler_failure` and :attr:`connected`."""
+        self._state_listeners.append(listener)
 
     async def wait_fully_booted(self, timeout_s: float) -> bool:
         """True once ``FullyBooted`` was received on the current connection.
@@ -506,9 +498,11 @@ class AMILink:
         self._state_change()
 
     def _state_change(self) -> None:
-        """Wake every :meth:`wait_until`; later waits block on a fresh event."""
-        changed, self._state_changed = self._state_changed, asyncio.Event()
-        changed.set()
+        for listener in self._state_listeners:
+            try:
+                listener()
+            except Exception:
+                self._log.exception("AMI %s: state listener failed", self.name)
 
     def _make_protocol(self) -> HardenedAMIProtocol:
         return HardenedAMIProtocol(

@@ -10,6 +10,7 @@ import pytest
 
 from cti.calls import CallAnswered, CallArrived, CallLost, CallQueued
 from softphone_bridge.sipp_citizen import CitizenCall
+from tests.waiting import link_state
 
 from .conftest import cancel_and_wait
 
@@ -39,7 +40,7 @@ async def test_asterisk_killed_mid_call_engine_reconnects_and_resyncs(
     await asyncio.wait_for(lost_link.wait(), 10)
     assert not link.connected
     # Two reconnect attempts fail against the dead port before Asterisk comes back.
-    await link.wait_until(lambda: stats.connect_failures >= failures_before + 2, timeout_s=15)
+    await link_state(link, lambda: stats.connect_failures >= failures_before + 2, 15)
     refused = [wait.cause for wait in link.retry_waits if wait.attempt > 1]
     assert len(refused) >= 2, link.retry_waits
     assert all(isinstance(cause, ConnectionRefusedError) for cause in refused), refused

@@ -4,8 +4,8 @@ For each of the five known panoramisk 1.4 defects there is a test proving the
 fix and a ``test_plain_panoramisk_*`` test running the same scenario against
 plain panoramisk and asserting the defect is present, so every check is shown
 able to fail. Synchronisation uses futures, events, the fake server's
-condition and the link's ``wait_until`` on its own state; the only bounded
-waits are in negative checks, as noted. Tests assert on the link's state
+condition and the link's own state changes (``tests.waiting.link_state``);
+the only bounded waits are in negative checks, as noted. Tests assert on the link's state
 (stats, ``retry_waits``, ``last_connect_error``...), never on the wording of
 its log lines.
 """
@@ -40,6 +40,7 @@ from cti.ami import (
     PendingAction,
     RetryWait,
 )
+from tests.waiting import link_state
 
 try:  # tests/unit may or may not be a package
     from .ami_fake_server import BANNER, FakeAMIServer, block
@@ -480,7 +481,7 @@ async def test_close_while_reconnecting_leaves_no_tasks(
     before = asyncio.all_tasks()
     link = make_link(port=free_port())
     await link.start()
-    await link.wait_until(lambda: len(link.retry_waits) >= 2, 5)
+    await link_state(link, lambda: len(link.retry_waits) >= 2, 5)
     await link.close()
     assert asyncio.all_tasks() <= before
 
@@ -735,12 +736,12 @@ async def test_retry_waits_start_again_with_each_outage(
     server.accept_logins = False
     link = make_link(server)
     await link.start()
-    await link.wait_until(lambda: link.stats.login_failures >= 2, 5)
+    await link_state(link, lambda: link.stats.login_failures >= 2, 5)
     server.accept_logins = True
     await link.wait_connected(5)
     assert delays(link)[:2] == [(2, 0.02), (3, 0.04)]  # still there once logged in
     server.current.drop()
-    await link.wait_until(lambda: delays(link) == [(1, 0.02)], 5)
+    await link_state(link, lambda: delays(link) == [(1, 0.02)], 5)
     assert link.stats.connections_lost == 1
 
 
@@ -759,7 +760,7 @@ async def test_refused_then_server_comes_back(
     port = free_port()
     link = make_link(port=port)
     await link.start()
-    await link.wait_until(lambda: len(link.retry_waits) >= 3, 5)
+    await link_state(link, lambda: len(link.retry_waits) >= 3, 5)
     assert link.stats.connect_failures >= 3 and link.stats.login_failures == 0
     assert link.endpoint == f"127.0.0.1:{port}"
     assert all(isinstance(wait.cause, ConnectionRefusedError) for wait in link.retry_waits)
@@ -818,7 +819,7 @@ async def test_no_banner_is_a_connect_failure(
     async with FakeAMIServer(banner=b"") as fake:
         link = make_link(fake, connect_timeout_s=0.1)
         await link.start()
-        await link.wait_until(lambda: link.stats.connect_failures >= 1, 5)
+        await link_state(link, lambda: link.stats.connect_failures >= 1, 5)
         # The TCP connection was accepted: what timed out is the banner.
         assert fake.connections
         assert isinstance(link.last_connect_error, TimeoutError)
