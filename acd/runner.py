@@ -241,9 +241,10 @@ class AcdRunner:
     ) -> None:
         """Agent states and repeat callers read from the event log at start."""
         self.repeat_callers.restore(repeat_callers)
-        for agent, (state, at, reason) in states.items():
-            if agent in self.acd.agents and state in ("AVAILABLE", "PAUSED"):
-                self.acd.restore_agent(agent, AgentState[state], at=at, pause_reason=reason)
+        for agent, (name, at, reason) in states.items():
+            state = AgentState.__members__.get(name)
+            if agent in self.acd.agents and state in (AgentState.AVAILABLE, AgentState.PAUSED):
+                self.acd.restore_agent(agent, state, at=at, pause_reason=reason)
         log.info(
             "restored %d agent states and %d repeat callers from the event log",
             len(states),

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from acd.agents import AgentState
 from cti.api.http import (
     AUDIT,
     SESSION_OF,
@@ -37,11 +38,11 @@ async def monitor(request: web.Request) -> web.StreamResponse:
     agent = request.match_info["agent"]
     mode = MonitorRequest.parse(await read_json(request)).mode
     console = request.app[CONSOLE]
-    state = console.runtime.agent_states().get(agent)
-    if state is None:
+    found = console.runtime.acd.acd.agents.get(agent)
+    if found is None:
         return error_response(404, f"no agent {agent}")
-    if state["state"] != "ON_CALL":
-        return error_response(409, f"agent {agent} is not on a call ({state['state']})")
+    if found.state is not AgentState.ON_CALL:
+        return error_response(409, f"agent {agent} is not on a call ({found.state.name})")
     if not session.phone:
         return error_response(
             409, f"account {session.username} has no phone to ring for monitoring"
@@ -52,7 +53,7 @@ async def monitor(request: web.Request) -> web.StreamResponse:
         f"monitor_{mode}",
         subject=agent,
         remote=remote_of(request),
-        detail={"call_id": state.get("call_id"), "phone": session.phone},
+        detail={"call_id": found.call_id, "phone": session.phone},
     )
     return json_response({"agent": agent, "mode": mode, "phone": session.phone}, status=202)
 

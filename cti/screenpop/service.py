@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -19,6 +20,8 @@ from .core import PastCall, PastOrder, screen_pop
 __all__ = ["Pusher", "ScreenPopService"]
 
 log = logging.getLogger(__name__)
+
+SENT_KEPT = 1_000
 
 
 class Pusher(Protocol):
@@ -81,8 +84,9 @@ class ScreenPopService:
         self._history_limit = history_limit
         self._history_timeout_s = history_timeout_s
         self._clock = clock
-        self.sent: list[tuple[str, str, float]] = []
-        """(call_id, agent, seconds from the ring event to the frame sent)."""
+        self.sent: deque[tuple[str, str, float]] = deque(maxlen=SENT_KEPT)
+        """The latest pops: (call_id, agent, seconds from the ring event to the
+        frame sent)."""
 
     def wanted(self, change: AgentRinging) -> bool:
         """Only rings of agents with a desktop open are popped."""
