@@ -261,8 +261,15 @@ class Bus:
                     log.exception("bus subscriber %s failed on %r", sub.name, item)
                 else:
                     sub.delivered += 1
-            elif sub.when is None or sub.when(item):
-                self._enqueue(sub, item)
+            else:
+                try:
+                    wanted = sub.when is None or sub.when(item)
+                except Exception:
+                    sub.failures += 1
+                    log.exception("bus subscriber %s: its filter failed on %r", sub.name, item)
+                    continue
+                if wanted:
+                    self._enqueue(sub, item)
 
     def _enqueue(self, sub: Subscription, item: object) -> None:
         queue = sub._queue
@@ -335,10 +342,17 @@ class Bus:
                 if sub._queue is not None and sub._tasks:
                     await sub._queue.join()
 
-    async def close(self) -> None:
-        """Stop the asynchronous subscribers' tasks (what is still queued is
-        not handled: a feature that must not lose it reads its durable source
-        at its next start)."""
+    async def close(self, *, drain_timeout_s: float = 0.0) -> None:
+        """Stop the asynchronous subscribers' tasks, after letting them handle
+        what is queued for up to *drain_timeout_s* (what is left then is not
+        handled: a feature that must not lose it reads its durable source at
+        its next start)."""
+        if drain_timeout_s > 0:
+            try:
+                await self.drain(drain_timeout_s)
+            except TimeoutError:
+                left = sum(s._queue.qsize() for s in self._subscriptions if s._queue is not None)
+                log.warning("bus: %d items not handled at stop", left)
         self._running = False
         tasks = [task for sub in self._subscriptions for task in sub._tasks]
         for task in tasks:

@@ -481,6 +481,15 @@ def check_features(config: EngineConfig, known: Mapping[str, Any]) -> None:
         spec.validate(config.section(name, spec.type))
 
 
+def _enabled_names(data: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The ``features`` list the layers will end with (to know their sections first)."""
+    if overrides and "features" in overrides:
+        return tuple(_coerce("features", overrides["features"], tuple[str, ...]))
+    if "features" in data:
+        return tuple(_coerce("features", data["features"], tuple[str, ...]))
+    return DEFAULT_FEATURES
+
+
 def load_config(
     path: Path | None = None,
     *,
@@ -490,12 +499,10 @@ def load_config(
 ) -> EngineConfig:
     """Build the configuration from its layers; raise ConfigError on a bad value.
     ``sections``: name -> ConfigSection of the features whose tables may
-    appear (default: every built-in feature's)."""
-    if sections is None:
-        from cti.features import known_sections
-
-        sections = known_sections()
-    config = EngineConfig()
+    appear (default: every built-in feature's and those of the features the
+    configuration enables as ``module:attribute``). A section may name
+    environment variables of its own (``ConfigSection.env``)."""
+    data: dict[str, Any] = {}
     if path is not None:
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -503,10 +510,20 @@ def load_config(
             raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
-        config, data = _take_sections(config, data, sections)
-        config = _apply(config, data, "")
+    if sections is None:
+        from cti.features import known_sections, load_feature
+
+        named = [n for n in _enabled_names(data, overrides) if ":" in n]
+        sections = known_sections([load_feature(n) for n in named])
+    config = EngineConfig()
+    if data:
+        config, rest = _take_sections(config, data, sections)
+        config = _apply(config, rest, "")
     if env:
-        for name, dotted in ENV_KEYS.items():
+        env_keys = dict(ENV_KEYS)
+        for spec in sections.values():
+            env_keys.update({var: f"{spec.name}.{key}" for var, key in spec.env.items()})
+        for name, dotted in env_keys.items():
             if name in env and env[name] != "":
                 try:
                     config, rest = _take_sections(config, _unflatten({dotted: env[name]}), sections)

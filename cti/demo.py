@@ -105,7 +105,7 @@ async def run_demo(
     print("hotline demo: starting private Asterisk, PostgreSQL and Redis ...", file=out, flush=True)
     async with PrivateStack(config) as info:
         engine_config = engine_config_for(config, info)
-        runtime = await _start_runtime(engine_config, out)
+        runtime = _runtime(engine_config)
         runtime.bus.subscribe(CallChange, printer, name="call printer")
         async with runtime:
             await runtime.engine.wait_resynced()
@@ -178,16 +178,9 @@ async def run_demo(
 DEMO_API_PORT = 8080
 
 
-async def _start_runtime(config: EngineConfig, out: TextIO) -> Runtime:
-    """The runtime with the web pages on port 8080 if it is free, else on any."""
-    for port in (DEMO_API_PORT, 0):
-        with contextlib.suppress(OSError):
-            _probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", port)
-            _probe.close()
-            await _probe.wait_closed()
-            return build_runtime(replace(config, api=ApiConfig(port=port)))
-        log.info("port %s not free for the demo's web pages", port)
-    return build_runtime(replace(config, api=ApiConfig(port=0)))
+def _runtime(config: EngineConfig) -> Runtime:
+    """The runtime with the web pages on port 8080, or any free port if taken."""
+    return build_runtime(replace(config, api=ApiConfig(port=DEMO_API_PORT)), any_port_if_taken=True)
 
 
 async def _start_desktop(

@@ -44,11 +44,15 @@ __all__ = ["AgentDetailsChanged", "ConfigSection", "Feature"]
 class ConfigSection:
     """A feature's configuration table ``[name]``: parsed into ``type``
     (a frozen dataclass whose every field has a default) and checked by
-    ``validate`` (raise ConfigError naming the key)."""
+    ``validate`` (raise ConfigError naming the key). ``load_config`` parses
+    it from the file, the section's environment variables and overrides;
+    ``build_runtime`` validates it again for features handed to it directly."""
 
     name: str
     type: type
     validate: Callable[[Any], None] = lambda section: None
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Environment variables of the section: ``{"HOTLINE_CITY_APP_KEY": "app_key"}``."""
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,13 @@ log = logging.getLogger(__name__)
 # (bench/bench_ingest.py: ~5 % more events/s, docs/benchmarks.md).
 GC_YOUNG_THRESHOLD = 50_000
 GC_OLDER_THRESHOLDS = (50, 100)
-POOL_MAX_SIZE = 8
+POOL_MAX_SIZE = 24
+"""The one pool: screen-pop workers (two queries each), the event-log
+writer, the HTTP routes, the features' services."""
+BUS_DRAIN_S = 2.0
+"""At stop, how long the asynchronous subscribers may take to finish what
+they were given before they are cancelled."""
+REDIS_TIMEOUT_S = 2.0
 RESTORE_TIMEOUT_S = 5.0
 # What the snapshot store fans out to dashboards and other replicas (Redis pub/sub).
 PUBLISHED = (
@@ -140,6 +146,7 @@ class Runtime:
         clock: Callable[[], float] = time.time,
         spill_dir: Path | None = None,
         serve_http: bool | None = None,
+        any_port_if_taken: bool = False,
         pool: Any = None,
         redis: Any = None,
     ) -> None:
@@ -148,6 +155,8 @@ class Runtime:
         self.features = features
         self.spill_dir = spill_dir
         self.serve_http = config.api.enabled if serve_http is None else serve_http
+        self.any_port_if_taken = any_port_if_taken
+        """``api.port`` taken: serve on any free port instead of failing (the demo)."""
         self.pool = pool
         self.redis = redis
         self._owns_pool = pool is None
@@ -201,9 +210,15 @@ class Runtime:
     # -- the ACD on the bus -------------------------------------------------------------
 
     def _subscribe_acd(self) -> None:
+        """The ACD hears every call change and every resync first."""
+        self.bus.subscribe(CallChange, self.acd.on_change, name="acd")
+        self.bus.subscribe(Resynced, lambda _: self.acd.resynced(), name="acd: resync")
+
+    def _subscribe_acd_to_switch(self) -> None:
+        """The raw events the ACD reads, after the features' (call control
+        sees a Hangup or a UserEvent before the ACD acts on it, as it did
+        when the engine dispatched them by hand)."""
         acd, bus = self.acd, self.bus
-        bus.subscribe(CallChange, acd.on_change, name="acd")
-        bus.subscribe(Resynced, lambda _: acd.resynced(), name="acd: resync")
         bus.subscribe(
             [ami(f"UserEvent:{code}") for code in sorted(AGENT_FEATURE_CODES)],
             lambda e: acd.feature_code(*ev.feature_code(e), self._at(e)),
@@ -297,13 +312,16 @@ class Runtime:
         for feature in self.features:
             if feature.run is not None:
                 await stack.enter_async_context(feature.run(self, section_of(self.config, feature)))
+        self._subscribe_acd_to_switch()
         self.bus.start()
-        stack.push_async_callback(self.bus.close)
+        stack.push_async_callback(self.bus.close, drain_timeout_s=BUS_DRAIN_S)
         await self._restore()
-        await self.engine.start()
-        stack.push_async_callback(self._stop_engine)
+        # Stopped in reverse: the link first (nothing more comes in), then
+        # the ACD's timers and loops, then the bus (drained, bounded).
         self.acd.start()
         stack.push_async_callback(self.acd.stop)
+        await self.engine.start()
+        stack.push_async_callback(self._stop_engine)
         if self.serve_http:
             await stack.enter_async_context(self._http())
 
@@ -365,11 +383,20 @@ class Runtime:
             yield
             return
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         from acd.snapshot_store import SnapshotStore
 
         if self.redis is None:
-            self.redis = aioredis.from_url(self.config.redis_url)
+            # No retries of its own and socket timeouts: the snapshot store
+            # retries, and notices an outage and its end soonest this way.
+            self.redis = aioredis.from_url(
+                self.config.redis_url,
+                socket_timeout=REDIS_TIMEOUT_S,
+                socket_connect_timeout=REDIS_TIMEOUT_S,
+                retry=Retry(NoBackoff(), 0),
+            )
         try:
             self.snapshot_store = SnapshotStore(client=self.redis)
             await self.snapshot_store.start()
@@ -414,12 +441,21 @@ class Runtime:
         await runner.setup()
         try:
             site = web.TCPSite(runner, api.host, api.port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                if not self.any_port_if_taken or api.port == 0:
+                    raise
+                log.info("port %s not free (%s): the HTTP API takes any free port", api.port, exc)
+                site = web.TCPSite(runner, api.host, 0)
+                await site.start()
             port = runner.addresses[0][1] if runner.addresses else api.port
             self.url = f"http://{api.host}:{port}"
             log.info("HTTP API on %s (OpenAPI at %s/api/v1/openapi.json)", self.url, self.url)
             yield
         finally:
+            # Open WebSockets first: aiohttp's cleanup waits for their handlers.
+            await self.hub.close()
             await runner.cleanup()
 
 
@@ -431,9 +467,15 @@ def build_runtime(
     extra_features: Iterable[Feature] = (),
     spill_dir: Path | None = None,
     serve_http: bool | None = None,
+    any_port_if_taken: bool = False,
 ) -> Runtime:
     """Everything wired, nothing started: ``async with`` the result to run it.
-    ``extra_features``: features beyond the configured ones (tests, embedders)."""
+    ``extra_features``: features beyond the configured ones (tests, embedders);
+    their sections are validated here (ConfigError naming the key)."""
+    extra_features = list(extra_features)
+    for feature in extra_features:
+        if feature.config is not None:
+            feature.config.validate(section_of(config, feature))
     return Runtime(
         config,
         features=enabled_features(config, extra_features),
@@ -441,4 +483,5 @@ def build_runtime(
         clock=clock,
         spill_dir=spill_dir,
         serve_http=serve_http,
+        any_port_if_taken=any_port_if_taken,
     )

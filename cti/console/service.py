@@ -63,7 +63,16 @@ class ConsoleService:
         next KPI period."""
         if self._push_handle is None and self.wanted():
             loop = asyncio.get_running_loop()
-            self._push_handle = loop.call_later(PUSH_COALESCE_S, self.push)
+            self._push_handle = loop.call_later(PUSH_COALESCE_S, self._push_after_calls)
+
+    def _push_after_calls(self) -> None:
+        # The alarms first, as on the KPI period: a forecast depends on who
+        # is waiting and who is free now.
+        try:
+            self.runtime.acd.evaluate_alarms()
+        except Exception:
+            log.exception("evaluating the alarms failed")
+        self.push()
 
     def close(self) -> None:
         if self._push_handle is not None:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from cti.config import ConfigError, config_warnings, load_config
 from cti.control.config import ControlConfig
+from cti.feature import ConfigSection, Feature
 
 
 def test_defaults_have_both_lines_and_four_agents():
@@ -229,3 +231,53 @@ def test_private_stack_rtp_range_is_sized_for_the_agents():
     many = replace(config, agents=tuple(AgentSpec(str(2000 + n), "x") for n in range(200)))
     assert many.private_rtp_ports == 200 * 2 * 4
     assert load_config(overrides={"rtp.private_ports": 24}).private_rtp_ports == 24
+
+
+@dataclass(frozen=True)
+class SurveyConfig:
+    question: str = "满意吗?"
+    max_score: int = 5
+
+
+def _check_survey(section: SurveyConfig) -> None:
+    if not 1 <= section.max_score <= 10:
+        raise ConfigError("survey.max_score", f"expected 1..10, got {section.max_score}")
+
+
+SURVEY = Feature(
+    name="survey",
+    summary="a feature outside cti/, enabled by module:attribute",
+    config=ConfigSection(
+        "survey", SurveyConfig, _check_survey, env={"HOTLINE_SURVEY_MAX": "max_score"}
+    ),
+)
+
+
+def test_a_feature_enabled_by_module_path_brings_its_section_and_env(tmp_path: Path) -> None:
+    path = tmp_path / "engine.toml"
+    path.write_text(
+        'features = ["agents", "tests.unit.test_config:SURVEY"]\n'
+        '[survey]\nquestion = "您对本次服务满意吗?"\nmax_score = 3\n',
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.features == ("agents", "tests.unit.test_config:SURVEY")
+    assert config.section("survey", SurveyConfig) == SurveyConfig("您对本次服务满意吗?", 3)
+    from_env = load_config(path, env={"HOTLINE_SURVEY_MAX": "4"})
+    assert from_env.section("survey", SurveyConfig).max_score == 4
+    with pytest.raises(ConfigError, match="survey.max_score"):
+        load_config(path, env={"HOTLINE_SURVEY_MAX": "11"})
+    with pytest.raises(ConfigError, match="survey.colour"):
+        load_config(path, overrides={"survey.colour": "red"})
+
+
+def test_a_section_of_a_feature_not_enabled_is_an_unknown_key(tmp_path: Path) -> None:
+    path = tmp_path / "engine.toml"
+    path.write_text("[survey]\nmax_score = 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="'survey': unknown key"):
+        load_config(path)
+
+
+def test_an_unknown_feature_name_is_refused_naming_the_list_entry() -> None:
+    with pytest.raises(ConfigError, match=r"features\[1\].*no feature 'recordings'"):
+        load_config(overrides={"features": ["agents", "recordings"]})
