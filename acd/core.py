@@ -726,6 +726,13 @@ class Acd:
             keys = sorted(itertools.chain(*self._general.values(), *self._preferred.values()))
         return [self._calls[key[3]] for key in keys]
 
+    def agent_on_call(self, call_id: str) -> str | None:
+        """The agent talking on *call_id* (the one whose desktop controls it)."""
+        for agent_id, agent in self.agents.items():
+            if agent.call_id == call_id and agent.state is AgentState.ON_CALL:
+                return agent_id
+        return None
+
     def position(self, call_id: str) -> int | None:
         """1-based place of a waiting call in its queue; None if not waiting
         (unknown, or offered to an agent).

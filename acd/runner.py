@@ -31,7 +31,8 @@ from acd.queues import AcdSettings, QueueSpec
 from acd.repeat_callers import RepeatCallers
 from acd.service import AcdService, CallView, agent_specs, dial_policies
 from acd.sla import KpiSettings, ServiceLevelTracker
-from acd.switch_effects import ActionSender, SwitchEffects
+from acd.switch_effects import SwitchEffects
+from common.ami_actions import ActionSender
 from common.call_changes import CallChange
 
 __all__ = ["AcdRunner", "KpiPeriod"]
@@ -178,13 +179,6 @@ class AcdRunner:
     def last_agent_for(self, number: str) -> str | None:
         """The agent who last answered *number* within the repeat-caller window."""
         return self.repeat_callers.last_agent_for(number, self.clock())
-
-    def agent_on_call(self, call_id: str) -> str | None:
-        """The agent talking on *call_id*."""
-        for agent_id, agent in self.acd.agents.items():
-            if agent.call_id == call_id and agent.state is AgentState.ON_CALL:
-                return agent_id
-        return None
 
     # -- what the switch reports ------------------------------------------------------
 

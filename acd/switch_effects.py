@@ -9,8 +9,8 @@ lease, renewed on the heartbeat, and its position announcement.
 It sends without waiting through an injected ``send`` (the runtime posts on
 the AMI link and checks the reply) and reads the call model through
 :class:`acd.service.CallView`; timers come from an injected ``call_later``.
-The engine feeds it the switch's hold events (:meth:`SwitchEffects.entered_hold`,
-:meth:`SwitchEffects.left_hold`).
+The ACD runner (:mod:`acd.runner`) feeds it the switch's hold events
+(:meth:`SwitchEffects.entered_hold`, :meth:`SwitchEffects.left_hold`).
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from acd.agents import AgentState
 from acd.core import Acd
 from acd.service import CallView
 from common import ami_actions as ami
-from common.ami_actions import Action
+from common import channel_vars as var
+from common.ami_actions import ActionSender
 from common.call_changes import CallPhase
 from common.contexts import CALLBACK, CONNECT
 
 __all__ = [
     "DEFER_CAP_S",
-    "ActionSender",
     "CallLater",
     "SwitchEffects",
     "TimerHandle",
@@ -42,20 +42,8 @@ log = logging.getLogger(__name__)
 
 DEFER_CAP_S = 1.5
 """Longest wait for the caller's hold music before a deferred Redirect is sent anyway."""
-LEASE_VARIABLE = "HOTLINE_LEASE_UNTIL"
-POSITION_VARIABLE = "HOTLINE_POSITION"
-QUEUE_VARIABLE = "HOTLINE_QUEUE"
-# The call model's CallPhase lives in cti/, which acd/ does not import: the
-# phase of a waiting caller is matched by its member name.
 _APP_QUEUE = "app_queue"
-
-
-class ActionSender(Protocol):
-    """Posts an action without waiting; ``what`` names it in the log when it
-    fails; ``refusal_ok``: Asterisk saying no is expected (a QueueAdd of a
-    member already there) and is no warning."""
-
-    def __call__(self, action: Action, *, what: str, refusal_ok: bool) -> None: ...
+"""``Call.routed_by`` of a caller Asterisk's app_queue serves (no lease)."""
 
 
 class TimerHandle(Protocol):
@@ -144,7 +132,7 @@ class SwitchEffects:
         channel = self._caller_channel(call_id)
         if channel is not None:
             self._send(
-                ami.setvar(channel, QUEUE_VARIABLE, queue),
+                ami.setvar(channel, var.QUEUE, queue),
                 what=f"call {call_id}: overflow to {queue}",
                 refusal_ok=False,
             )
@@ -216,14 +204,12 @@ class SwitchEffects:
             channel = self._caller_channel(call.call_id)
             if channel is None:
                 continue
-            self._setvar(channel, LEASE_VARIABLE, lease_until, call.call_id)
+            self._setvar(channel, var.LEASE_UNTIL, lease_until, call.call_id)
             announced = self._announcement(call.call_id)
             if announced is not None and self._positions.get(call.call_id) != announced:
                 self._positions[call.call_id] = announced
                 # One variable, "position,minutes": the dialplan CUTs it apart.
-                self._setvar(
-                    channel, POSITION_VARIABLE, f"{announced[0]},{announced[1]}", call.call_id
-                )
+                self._setvar(channel, var.POSITION, f"{announced[0]},{announced[1]}", call.call_id)
         for call_id in list(self._positions):
             if call_id not in self._calls.calls:
                 del self._positions[call_id]

@@ -568,8 +568,7 @@ async def _run_engine(
                 finished.set()
 
     link.add_event_handler(on_marker)  # after the engine's: it has applied the event
-    await runtime.__aenter__()
-    try:
+    async with runtime:
         await runtime.engine.wait_resynced(timeout_s=10)
         for agent in stream.agents:
             runtime.acd.login(agent)
@@ -605,8 +604,6 @@ async def _run_engine(
             reading_pauses=protocol.pause_count if protocol is not None else -1,
             profile=_profile_table(profiler) if profiler is not None else "",
         )
-    finally:
-        await runtime.__aexit__(None, None, None)
 
 
 def run_engine(stream: Stream, args: argparse.Namespace, *, profile: bool) -> EngineRun:

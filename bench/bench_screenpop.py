@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
 import aiohttp  # noqa: E402
-import asyncpg  # noqa: E402
 
 from bench.provenance import code_version, cpu_model  # noqa: E402
 from cti.api.accounts import AccountStore  # noqa: E402
@@ -90,17 +89,13 @@ async def run(args: argparse.Namespace) -> int:
                 await runtime.engine.wait_resynced()
                 url = runtime.url
                 assert url is not None, "the HTTP API did not start"
-                pool = await asyncpg.create_pool(info.database_dsn, min_size=1, max_size=2)
-                try:
-                    accounts = AccountStore(pool)
-                    await asyncio.gather(*(r.start() for r in robots))
-                    for seat in info.agents:
-                        runtime.acd.login(seat.extension)
-                        await accounts.add(
-                            f"a{seat.extension}", Role.AGENT, PASSWORD, agent=seat.extension
-                        )
-                finally:
-                    await pool.close()
+                accounts = AccountStore(runtime.pool)
+                await asyncio.gather(*(r.start() for r in robots))
+                for seat in info.agents:
+                    runtime.acd.login(seat.extension)
+                    await accounts.add(
+                        f"a{seat.extension}", Role.AGENT, PASSWORD, agent=seat.extension
+                    )
                 desktops = [
                     asyncio.create_task(_desktop(http, url, seat.extension, delays))
                     for seat in info.agents

@@ -9,10 +9,12 @@ keeps its own session actions (Login, Ping...).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 __all__ = [
     "NORMAL_CLEARING",
     "Action",
+    "ActionSender",
     "core_show_channels",
     "device_state_list",
     "hangup",
@@ -27,6 +29,15 @@ __all__ = [
 ]
 
 Action = dict[str, str]
+
+
+class ActionSender(Protocol):
+    """Posts an action without waiting; ``what`` names it in the log when it
+    fails; ``refusal_ok``: Asterisk saying no is expected (a QueueAdd of a
+    member already there) and is no warning."""
+
+    def __call__(self, action: Action, *, what: str, refusal_ok: bool = False) -> None: ...
+
 
 NORMAL_CLEARING = 16
 """Q.850 cause of an ordinary hangup."""

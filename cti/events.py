@@ -788,6 +788,21 @@ def originate_succeeded(message: Mapping[str, Any]) -> bool:
     return message.get("Response") == "Success"
 
 
+def consult_target(message: Mapping[str, Any]) -> str:
+    """Whom a consultation called (``HotlineConsult*`` UserEvents)."""
+    return str(message.get("Target", ""))
+
+
+def dial_status(message: Mapping[str, Any]) -> str:
+    """``DialStatus`` of a UserEvent the dialplan raises after a Dial."""
+    return str(message.get("DialStatus", ""))
+
+
+def originate_reason(message: Mapping[str, Any]) -> str:
+    """Why an ``OriginateResponse`` failed (Asterisk's reason code)."""
+    return str(message.get("Reason", ""))
+
+
 def reply_message(reply: Mapping[str, Any]) -> str:
     """The ``Message`` of an action's reply (why Asterisk refused)."""
     return str(reply.get("Message", ""))

@@ -15,6 +15,7 @@ from typing import Any
 
 from acd.presence import Presence
 from common import ami_actions as ami
+from common import channel_vars as var
 from cti import events as ev
 from cti.ami import AMILink
 from cti.calls import CallChange, CallLost, CallModel
@@ -22,11 +23,11 @@ from cti.calls import CallChange, CallLost, CallModel
 log = logging.getLogger(__name__)
 
 STATUS_VARIABLES = (
-    "HOTLINE_LINE",
-    "HOTLINE_QUEUE",
-    "HOTLINE_CALL_ID",
-    "HOTLINE_AGENT",
-    "HOTLINE_ENQUEUED_AT",
+    var.LINE,
+    var.QUEUE,
+    var.CALL_ID,
+    var.AGENT,
+    var.ENQUEUED_AT,
 )
 
 
@@ -70,20 +71,20 @@ async def resync(
         call = model.call_for_channel(ev.uniqueid(row))
         if call is None:
             continue
-        if variables.get("HOTLINE_LINE") and not call.line:
-            call.line = variables["HOTLINE_LINE"]
-        if variables.get("HOTLINE_QUEUE") and not call.queue:
-            call.queue = variables["HOTLINE_QUEUE"]
-        if call.adopted and variables.get("HOTLINE_ENQUEUED_AT"):
+        if variables.get(var.LINE) and not call.line:
+            call.line = variables[var.LINE]
+        if variables.get(var.QUEUE) and not call.queue:
+            call.queue = variables[var.QUEUE]
+        if call.adopted and variables.get(var.ENQUEUED_AT):
             # The 15 s clock started at the first queue entry, which the
             # dialplan recorded; the channel's age would include the greeting.
             try:
-                call.queued_at = float(variables["HOTLINE_ENQUEUED_AT"])
+                call.queued_at = float(variables[var.ENQUEUED_AT])
             except ValueError:
                 log.warning(
                     "call %s: bad HOTLINE_ENQUEUED_AT %r",
                     call.call_id,
-                    variables["HOTLINE_ENQUEUED_AT"],
+                    variables[var.ENQUEUED_AT],
                 )
     presence.resync(
         ev.device_state(row)

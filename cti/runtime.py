@@ -244,7 +244,7 @@ class Runtime:
         if ev.event_name(event) == "Hangup":
             self.acd.caller_hung_up(ev.uniqueid(event))
         agent = ev.channel_endpoint(ev.channel_name(event))
-        if agent in self.acd.acd.agents:
+        if agent in self.acd.acd.agents:  # most channels are callers': no clock read
             self.acd.channel_changed(agent, self._at(event))
 
     def _fallback(self, event: Mapping[str, Any]) -> None:

@@ -135,9 +135,15 @@ def openapi_document(features: Iterable[Feature] = ()) -> dict[str, Any]:
         if feature.openapi is None:
             continue
         part = feature.openapi()
-        for path in part.get("paths", {}):
-            if path in document["paths"]:
-                raise ValueError(f"feature {feature.name}: path {path} is documented twice")
-        document["paths"].update(part.get("paths", {}))
-        document["components"]["schemas"].update(part.get("schemas", {}))
+        paths, schemas = document["paths"], document["components"]["schemas"]
+        for path, operations in part.get("paths", {}).items():
+            merged = paths.setdefault(path, {})
+            for method, operation in operations.items():
+                if method in merged:
+                    raise ValueError(f"feature {feature.name}: {method.upper()} {path} twice")
+                merged[method] = operation
+        for name, schema in part.get("schemas", {}).items():
+            if name in schemas and schemas[name] != schema:
+                raise ValueError(f"feature {feature.name}: schema {name} differs from another's")
+            schemas[name] = schema
     return document

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from common import ami_actions as ami
+from common import channel_vars as var
 from common.ami_actions import Action
 from common.contexts import AGENT_HOLD, CONFERENCE, CONSULT, RELEASE, REQUEUE, TRANSFER_OUT
 
@@ -210,7 +211,7 @@ class CallControl:
             actions.append(ami.redirect(caller, TRANSFER_OUT, dest.label))
         else:
             if dest.kind is TargetKind.QUEUE:
-                actions.append(ami.setvar(caller, "HOTLINE_QUEUE", dest.label))
+                actions.append(ami.setvar(caller, var.QUEUE, dest.label))
             actions.append(ami.redirect(caller, REQUEUE, "s"))
         if st.held:
             actions.append(ami.hangup(agent))
@@ -224,8 +225,8 @@ class CallControl:
         if dest.kind is TargetKind.QUEUE:
             raise ControlError("a queue cannot be consulted; transfer to it", field="target.kind")
         actions = [
-            ami.setvar(agent, "HOTLINE_CONSULT_DIAL", dest.dial),
-            ami.setvar(agent, "HOTLINE_CONSULT_TARGET", dest.label),
+            ami.setvar(agent, var.CONSULT_DIAL, dest.dial),
+            ami.setvar(agent, var.CONSULT_TARGET, dest.label),
         ]
         if st.in_conference:
             actions.append(ami.redirect(agent, CONSULT, "s"))
@@ -285,7 +286,7 @@ class CallControl:
                 "party",
                 timeout_s=self.transfer_ring_s,
                 channel_id=channel_id,
-                variables={"HOTLINE_CALL_ID": call_id},
+                variables={var.CALL_ID: call_id},
             )
         )
         st.parties.append(dest)

@@ -17,7 +17,7 @@ from cti.stack.render import render
 from . import http
 from .config import ControlConfig, validate_control
 from .core import CallControl
-from .service import CallControlService
+from .service import CONSULT_RESULT, CallControlService
 
 if TYPE_CHECKING:
     from cti.config import EngineConfig
@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 __all__ = ["FEATURE"]
 
 # The events that can end a control step (see cti.control.service).
-CONTROL_EVENTS = ("UserEvent", "BridgeEnter", "BridgeLeave", "Hangup", "OriginateResponse")
+CONTROL_EVENTS = (
+    f"UserEvent:{CONSULT_RESULT}",
+    "BridgeEnter",
+    "BridgeLeave",
+    "Hangup",
+    "OriginateResponse",
+)
 
 
 @contextlib.asynccontextmanager

@@ -13,12 +13,13 @@ import itertools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from acd.agents import AgentState
 from acd.core import Acd
 from acd.service import AcdService
 from common import ami_actions as ami
+from common.ami_actions import ActionSender
 from common.contexts import AFTER_CALL
 from cti import events as ev
 from cti.calls import AgentLeft, CallChange, CallEnded, CallLost, CallModel, Channel
@@ -38,10 +39,6 @@ CONSULT_RESULT = "HotlineConsultResult"
 """The UserEvent the dialplan raises when a consultation's Dial is over."""
 
 
-class ActionSender(Protocol):
-    def __call__(self, action: dict[str, str], *, what: str, refusal_ok: bool = False) -> None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class ControlResult:
     """What a command did: the call, the command and the control state after it."""
@@ -59,11 +56,12 @@ class CallControlService:
     service: AcdService
     send: ActionSender
     report: Callable[[list[CallChange]], None]
-    """Hands changes the control made itself (a transfer started) to the engine."""
+    """Publishes changes the control made itself (a transfer started) on the
+    bus, as the call model's own."""
     clock: Callable[[], float]
     changed: Callable[[str], None] = lambda call_id: None
-    """Told the call id whenever a call's control state changed (the engine
-    pushes the agent's new state to its desktop)."""
+    """Told the call id whenever a call's control state changed (the feature
+    publishes ``AgentDetailsChanged``: the agent's desktop gets its new state)."""
     _party_seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- commands ---------------------------------------------------------------------
@@ -87,10 +85,7 @@ class CallControlService:
 
     def agent_on_call(self, call_id: str) -> str | None:
         """The agent talking on *call_id* (the one whose desktop controls it)."""
-        for agent_id, agent in self.acd.agents.items():
-            if agent.call_id == call_id and agent.state is AgentState.ON_CALL:
-                return agent_id
-        return None
+        return self.acd.agent_on_call(call_id)
 
     def agent_detail(self, agent_id: str) -> dict[str, Any]:
         """What call control adds to an agent's state: its call's control
@@ -228,8 +223,8 @@ class CallControlService:
                 log.info(
                     "call %s: consultation with %s over (%s)",
                     call.call_id,
-                    ev.header(event, "Target"),
-                    ev.header(event, "DialStatus"),
+                    ev.consult_target(event),
+                    ev.dial_status(event),
                 )
                 self.core.consult_ended(call.call_id)
                 self.changed(call.call_id)
@@ -247,7 +242,7 @@ class CallControlService:
                     "with the agent",
                     failed[0],
                     failed[1].label,
-                    ev.header(event, "Reason"),
+                    ev.originate_reason(event),
                 )
         elif name == "BridgeEnter":
             uniqueid = ev.uniqueid(event)

@@ -14,11 +14,12 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cti.config import AmiConfig, EngineConfig
+from cti.feature import Feature
 from cti.features import dialplan_fragments
 
 from .asterisk import AgentSeat, AsteriskSettings, LineConfig, PrivateAsterisk
@@ -57,8 +58,12 @@ class PrivateStack:
         run_dir: Path | None = None,
         env: Mapping[str, str] | None = None,
         keep_run_dir: bool = False,
+        extra_features: Iterable[Feature] = (),
     ) -> None:
+        """``extra_features``: features beyond the configured ones whose
+        dialplan fragments the Asterisk needs (as given to ``build_runtime``)."""
         self.config = config
+        self.extra_features = list(extra_features)
         self.env = os.environ if env is None else env
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix="hotline-stack-"))
         # PostgreSQL runs as its own OS user when we are root: it must reach its data dir.
@@ -105,7 +110,7 @@ class PrivateStack:
                     engine_grace_s=int(cfg.acd.engine_grace_s),
                     announce_every_s=int(cfg.acd.announce_every_s),
                     fallback_wait_s=int(cfg.acd.fallback_wait_s),
-                    dialplan_fragments=tuple(dialplan_fragments(cfg).values()),
+                    dialplan_fragments=tuple(dialplan_fragments(cfg, self.extra_features).values()),
                     trunk_peer_port=free_udp_port(TRUNK_PEER_HOST),
                     trunk_peer_host=TRUNK_PEER_HOST,
                     rtp_ports=free_udp_range(cfg.private_rtp_ports),

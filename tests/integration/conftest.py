@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from acd.agents import AgentState
 from acd.commands import AgentStateChanged
 from cti.calls import CallChange
 from cti.config import AcdConfig, AgentSpec, EngineConfig
@@ -121,15 +122,17 @@ class EngineView:
         return self.tracker.rate_chart(now=self.clock())
 
     def agent_on_call(self, call_id: str) -> str | None:
-        return self.runtime.acd.agent_on_call(call_id)
+        return self.runtime.acd.acd.agent_on_call(call_id)
 
     def add_listener(self, listener: Callable[[CallChange], None]) -> None:
         self.runtime.bus.subscribe(CallChange, listener, name="test: listener")
 
-    async def wait_agent_state(self, agent: str, state: str, timeout_s: float = 10.0) -> None:
-        """Until the ACD has *agent* in *state* (an AgentState name)."""
+    async def wait_agent_state(
+        self, agent: str, state: AgentState, timeout_s: float = 10.0
+    ) -> None:
+        """Until the ACD has *agent* in *state*."""
         async with asyncio.timeout(timeout_s):
-            while self.acd.agents[agent].state.name != state:
+            while self.acd.agents[agent].state is not state:
                 self._agents_changed.clear()
                 await self._agents_changed.wait()
 

@@ -278,7 +278,7 @@ async def test_softphone_feature_codes_log_in_pause_resume_and_log_out(rig: Rig)
 
     async def feature(code: str, expected: AgentState) -> None:
         assert await phone.dial(code) == "ended"  # Asterisk plays the prompt and hangs up
-        await eng.wait_agent_state("1001", expected.name)
+        await eng.wait_agent_state("1001", expected)
 
     await feature("*21", AgentState.AVAILABLE)
     await feature("*23", AgentState.PAUSED)
