@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +22,7 @@ from acd.commands import AgentStateChanged
 from cti.calls import CallChange
 from cti.config import AcdConfig, AgentSpec, EngineConfig
 from cti.runtime import Runtime, build_runtime
+from cti.stack.postgres import PrivatePostgres
 from cti.stack.private import PrivateStack, StackInfo, engine_config_for
 from softphone_bridge.robot_agent import AgentBehaviour, RobotAgent
 from softphone_bridge.sipp_citizen import SippCitizens
@@ -77,6 +80,20 @@ async def stack(request: pytest.FixtureRequest) -> AsyncIterator[tuple[PrivateSt
         yield private, info
     finally:
         await private.stop()
+
+
+@pytest_asyncio.fixture
+async def private_postgres() -> AsyncIterator[PrivatePostgres]:
+    """A PostgreSQL of the test's own (no Asterisk, no Redis), empty."""
+    run_dir = Path(tempfile.mkdtemp(prefix="hotline-pg-"))
+    run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    server = PrivatePostgres(run_dir / "pg")
+    try:
+        await server.start()
+        yield server
+    finally:
+        await server.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[object]) -> None:

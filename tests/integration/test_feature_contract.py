@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +16,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from aiohttp import web
 
 from cti import events as ev
@@ -110,18 +107,6 @@ def tiny_feature(migrations: Path) -> tuple[Feature, list[TinyService]]:
     return feature, started
 
 
-@pytest_asyncio.fixture
-async def postgres() -> AsyncIterator[PrivatePostgres]:
-    run_dir = Path(tempfile.mkdtemp(prefix="hotline-contract-"))
-    server = PrivatePostgres(run_dir)
-    try:
-        await server.start()
-        yield server
-    finally:
-        await server.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
 def test_a_feature_section_is_parsed_and_checked_naming_the_key(tmp_path: Path) -> None:
     feature, _ = tiny_feature(tmp_path)
     sections = known_sections([feature])
@@ -134,8 +119,9 @@ def test_a_feature_section_is_parsed_and_checked_naming_the_key(tmp_path: Path) 
 
 
 async def test_a_tiny_feature_works_end_to_end_through_the_runtime(
-    postgres: PrivatePostgres, tmp_path: Path
+    private_postgres: PrivatePostgres, tmp_path: Path
 ) -> None:
+    postgres = private_postgres
     migrations = tmp_path / "migrations"
     migrations.mkdir()
     (migrations / "001_tiny_score.sql").write_text(

@@ -6,11 +6,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -124,26 +121,20 @@ def call_rows() -> list[LogEvent]:
 
 
 @pytest_asyncio.fixture
-async def pg() -> AsyncIterator[PrivatePostgres]:
-    run_dir = Path(tempfile.mkdtemp(prefix="hotline-kpi-"))
-    run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
-    server = PrivatePostgres(run_dir / "pg")
-    try:
-        await server.start()
-        await migrate(server.dsn)
-        async with asyncpg.create_pool(server.dsn, min_size=0, max_size=1) as pool:
-            writer = EventLogWriter(pool=pool, engine_id="test", backoff=Backoff(base_s=0.05))
-            await writer.start()
-            try:
-                for row in call_rows():
-                    writer.append(row)
-                await writer.wait_flushed()
-            finally:
-                await writer.close()
-        yield server
-    finally:
-        await server.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
+async def pg(private_postgres: PrivatePostgres) -> AsyncIterator[PrivatePostgres]:
+    """The private PostgreSQL, migrated and holding :func:`call_rows`."""
+    server = private_postgres
+    await migrate(server.dsn)
+    async with asyncpg.create_pool(server.dsn, min_size=0, max_size=1) as pool:
+        writer = EventLogWriter(pool=pool, engine_id="test", backoff=Backoff(base_s=0.05))
+        await writer.start()
+        try:
+            for row in call_rows():
+                writer.append(row)
+            await writer.wait_flushed()
+        finally:
+            await writer.close()
+    yield server
 
 
 def approx_row(**expected: object) -> dict[str, object]:
