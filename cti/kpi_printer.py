@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from acd.runner import AcdRunner
 
 
 def _pct(value: float | None) -> str:
@@ -13,12 +16,12 @@ def _secs(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} s"
 
 
-def kpi_line(engine: Any, *, window: str = "15m") -> str:
+def kpi_line(acd: AcdRunner, *, window: str = "15m") -> str:
     """15 s rate both ways, answer/abandon rates, ASA, waiting now, agents by state."""
-    now = engine.clock()
-    w = engine.tracker.window(window, now=now)
-    waiting, longest = engine.tracker.waiting_now(now=now)
-    states = engine.acd.agents_by_state()
+    now = acd.clock()
+    w = acd.tracker.window(window, now=now)
+    waiting, longest = acd.tracker.waiting_now(now=now)
+    states = acd.acd.agents_by_state()
     agents = ", ".join(f"{state.name.lower()} {count}" for state, count in states.items() if count)
     return (
         f"KPI {window}: offered {w.offered}, answered {w.answered}, "

@@ -20,13 +20,17 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import redis.asyncio as aioredis
 from aiohttp import web
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from acd.alarms import Alarm
 from acd.commands import (
@@ -36,11 +40,15 @@ from acd.commands import (
     OfferCallback,
     ReservationExpired,
 )
+from acd.event_log import EventLogWriter
 from acd.log_events import LogEvent
 from acd.presence import Presence
+from acd.restore import restore_from_log
 from acd.runner import AGENT_FEATURE_CODES, AcdRunner
 from acd.service import payload
+from acd.snapshot_store import SnapshotStore
 from common.call_changes import CallChange
+from common.db import migrate_all, redact_dsn
 from cti import events as ev
 from cti.ami import AMIError, AMILink, AmiMessage
 from cti.api.accounts import AccountStore, AuditLog, SessionStore
@@ -147,8 +155,6 @@ class Runtime:
         spill_dir: Path | None = None,
         serve_http: bool | None = None,
         any_port_if_taken: bool = False,
-        pool: Any = None,
-        redis: Any = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -157,12 +163,10 @@ class Runtime:
         self.serve_http = config.api.enabled if serve_http is None else serve_http
         self.any_port_if_taken = any_port_if_taken
         """``api.port`` taken: serve on any free port instead of failing (the demo)."""
-        self.pool = pool
-        self.redis = redis
-        self._owns_pool = pool is None
-        self._owns_redis = redis is None
-        self.event_log: Any = None
-        self.snapshot_store: Any = None
+        self.pool: asyncpg.Pool | None = None
+        self.redis: aioredis.Redis | None = None
+        self.event_log: EventLogWriter | None = None
+        self.snapshot_store: SnapshotStore | None = None
         self.url: str | None = None
         self.services: dict[str, Any] = {}
         """A feature's service by feature name (what others may call)."""
@@ -330,24 +334,18 @@ class Runtime:
         await self.engine.stop()
 
     @contextlib.asynccontextmanager
-    async def _database(self) -> Any:
+    async def _database(self) -> AsyncIterator[None]:
         """The pool (created while PostgreSQL may be down: it connects on
         demand), the migrations, the event log, the audit log."""
         dsn = self.config.database_dsn
-        if not dsn and self.pool is None:
+        if not dsn:
             log.warning("no database_dsn: the ACD event log is not kept (KPIs live only)")
             yield
             return
-        import asyncpg
-
-        from acd.event_log import EventLogWriter
-        from common.db import migrate_all, redact_dsn
-
-        if self.pool is None:
-            self.pool = await asyncpg.create_pool(dsn, min_size=0, max_size=POOL_MAX_SIZE)
+        pool = self.pool = await asyncpg.create_pool(dsn, min_size=0, max_size=POOL_MAX_SIZE)
         try:
             try:
-                applied = await migrate_all(self.pool, self._feature_migrations())
+                applied = await migrate_all(pool, self._feature_migrations())
                 if applied:
                     log.info("database migrations applied: %s", ", ".join(applied))
             except Exception as exc:  # the writer retries; routing goes on without the DB
@@ -357,50 +355,41 @@ class Runtime:
                     exc,
                 )
             spill = self.spill_dir
-            self.event_log = EventLogWriter(
-                pool=self.pool,
+            writer = self.event_log = EventLogWriter(
+                pool=pool,
                 engine_id=self.config.engine_id,
-                where=redact_dsn(dsn) if dsn else "the shared pool's database",
+                where=redact_dsn(dsn),
                 spill_path=(spill / f"{self.config.engine_id}-event-log.jsonl") if spill else None,
             )
-            await self.event_log.start()
-            self.bus.subscribe(LogEvent, self.event_log.append, name="event log")
-            self.audit = AuditLog(self.pool)
+            await writer.start()
+            self.bus.subscribe(LogEvent, writer.append, name="event log")
+            self.audit = AuditLog(pool)
             try:
                 yield
             finally:
-                await self.event_log.close()
+                await writer.close()
         finally:
-            if self._owns_pool:
-                await self.pool.close()
+            await pool.close()
 
     def _feature_migrations(self) -> list[tuple[str, Path]]:
         return [(f.name, f.migrations) for f in self.features if f.migrations is not None]
 
     @contextlib.asynccontextmanager
-    async def _redis(self) -> Any:
-        if not self.config.redis_url and self.redis is None:
+    async def _redis(self) -> AsyncIterator[None]:
+        if not self.config.redis_url:
             yield
             return
-        import redis.asyncio as aioredis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        from acd.snapshot_store import SnapshotStore
-
-        if self.redis is None:
-            # No retries of its own and socket timeouts: the snapshot store
-            # retries, and notices an outage and its end soonest this way.
-            self.redis = aioredis.from_url(
-                self.config.redis_url,
-                socket_timeout=REDIS_TIMEOUT_S,
-                socket_connect_timeout=REDIS_TIMEOUT_S,
-                retry=Retry(NoBackoff(), 0),
-            )
+        # No retries of its own and socket timeouts: the snapshot store
+        # retries, and notices an outage and its end soonest this way.
+        client = self.redis = aioredis.from_url(
+            self.config.redis_url,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+        )
         try:
-            self.snapshot_store = SnapshotStore(client=self.redis)
-            await self.snapshot_store.start()
-            store = self.snapshot_store
+            store = self.snapshot_store = SnapshotStore(client=client)
+            await store.start()
             self.bus.subscribe(
                 PUBLISHED,
                 lambda item: store.publish(type(item).__name__, payload(item)),
@@ -409,18 +398,15 @@ class Runtime:
             try:
                 yield
             finally:
-                await self.snapshot_store.close()
+                await store.close()
         finally:
-            if self._owns_redis:
-                await self.redis.aclose()
+            await client.aclose()
 
     async def _restore(self) -> None:
         """Agent states and repeat callers from the event log, after a restart.
         Bounded in time: routing must not wait on the database."""
         if self.pool is None:
             return
-        from acd.restore import restore_from_log
-
         since = self.clock() - self.config.acd.repeat_caller_days * 86400
         found = await restore_from_log(self.pool, since=since, timeout_s=RESTORE_TIMEOUT_S)
         if found is not None:
