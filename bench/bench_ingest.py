@@ -22,8 +22,9 @@ Three figures, all over the same bytes:
 * **(c) link + model + ACD**: a real runtime (``cti.runtime.build_runtime``,
   every feature of ``hotline serve``; no PostgreSQL, no
   Redis: ``event_log=None``) connected over TCP to a local asyncio AMI server
-  that answers Login and the resync actions (CoreShowChannels, Status,
-  DeviceStateList) with empty lists, then pushes the stream as fast as the
+  that answers Login and the resync actions (CoreShowChannels and Status
+  with empty lists, DeviceStateList with every agent's phone registered: an
+  unregistered phone is out of routing), then pushes the stream as fast as the
   socket takes it. ``--agents`` agents are logged in with ``runtime.acd.login`` so
   the ACD routes every queued call (its Redirects are answered "Success"). The
   clock is measured from the first to the last marker ``UserEvent``, seen by
@@ -62,7 +63,7 @@ import shlex
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -365,6 +366,26 @@ def _empty_list(action_id: str, message: str, complete: str) -> bytes:
     )
 
 
+def _registered_phones(action_id: str, agents: Sequence[str]) -> bytes:
+    """A DeviceStateList reply with every agent's phone registered and idle:
+    presence takes agents whose phone is not registered out of routing."""
+    rows = b"".join(
+        (
+            f"Event: DeviceStateChange\r\nActionID: {action_id}\r\n"
+            f"Device: PJSIP/{agent}\r\nState: NOT_INUSE\r\n\r\n"
+        ).encode()
+        for agent in agents
+    )
+    return (
+        _reply(action_id, "EventList: start", "Message: Device State Changes will follow")
+        + rows
+        + (
+            f"Event: DeviceStateListComplete\r\nActionID: {action_id}\r\n"
+            f"EventList: Complete\r\nListItems: {len(agents)}\r\n\r\n"
+        ).encode()
+    )
+
+
 def _action_headers(raw: bytes) -> dict[str, str]:
     headers = {}
     for line in raw.decode("utf-8", "replace").split("\r\n"):
@@ -386,7 +407,7 @@ def _message_chunks(data: bytes) -> list[bytes]:
     return out
 
 
-async def _serve_one(data: bytes, conn: Any) -> None:
+async def _serve_one(data: bytes, agents: Sequence[str], conn: Any) -> None:
     chunks = _message_chunks(data)
     actions: Counter[str] = Counter()
     done = asyncio.Event()
@@ -425,13 +446,7 @@ async def _serve_one(data: bytes, conn: Any) -> None:
                             _empty_list(action_id, "Channel status will follow", "StatusComplete")
                         )
                     elif lower == "devicestatelist":
-                        writer.write(
-                            _empty_list(
-                                action_id,
-                                "Device State Changes will follow",
-                                "DeviceStateListComplete",
-                            )
-                        )
+                        writer.write(_registered_phones(action_id, agents))
                     elif lower == "ping":
                         writer.write(
                             _reply(action_id, "Ping: Pong", f"Timestamp: {time.time():.6f}")
@@ -458,17 +473,17 @@ async def _serve_one(data: bytes, conn: Any) -> None:
     conn.send(dict(actions))
 
 
-def server_main(data: bytes, conn: Any) -> None:
+def server_main(data: bytes, agents: Sequence[str], conn: Any) -> None:
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {SERVER_CPU})
-    asyncio.run(_serve_one(data, conn))
+    asyncio.run(_serve_one(data, agents, conn))
 
 
 @contextlib.contextmanager
-def ami_server(data: bytes) -> Iterator[tuple[int, Any]]:
+def ami_server(data: bytes, agents: Sequence[str]) -> Iterator[tuple[int, Any]]:
     parent, child = multiprocessing.Pipe()
     proc = multiprocessing.get_context("fork").Process(
-        target=server_main, args=(data, child), daemon=True
+        target=server_main, args=(data, agents, child), daemon=True
     )
     proc.start()
     try:
@@ -607,7 +622,7 @@ async def _run_engine(
 
 
 def run_engine(stream: Stream, args: argparse.Namespace, *, profile: bool) -> EngineRun:
-    with ami_server(stream.data) as (port, conn):
+    with ami_server(stream.data, stream.agents) as (port, conn):
         result = asyncio.run(_run_engine(stream, args, port, profile))
         if conn.poll(10):
             result.actions = conn.recv()
