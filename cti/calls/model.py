@@ -249,6 +249,8 @@ class CallModel:
         # Fallback time for a message without Timestamp: the last event's, so
         # that a replay stays deterministic.
         self._last_at = 0.0
+        self.skipped = 0
+        """Messages skipped as malformed or unreadable (each is logged)."""
         self._handlers: dict[type[ev.AmiEvent], Handler] = {
             ev.Newchannel: self._on_newchannel,
             ev.Newstate: self._on_newstate,
@@ -289,9 +291,11 @@ class CallModel:
                 event, received_at=self._last_at if received_at is None else received_at
             )
         except ev.MalformedEvent as exc:
+            self.skipped += 1
             log.warning("call model: skipping malformed AMI event: %s", exc)
             return []
         except Exception:  # not even header-shaped: the caller's bug, still not fatal
+            self.skipped += 1
             log.warning("call model: cannot read AMI message %r", event, exc_info=True)
             return []
         if normalized is None:
