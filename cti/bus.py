@@ -215,8 +215,8 @@ class Bus:
     def publish_ami(self, event: Mapping[str, Any]) -> None:
         """A raw AMI event, to the subscribers of its name (and of its
         UserEvent name), each once, in subscription order."""
-        name = event.get(EVENT_HEADER)
-        subs = self._by_ami.get(name)  # type: ignore[arg-type]
+        name = event.get(EVENT_HEADER, "")
+        subs = self._by_ami.get(name)
         if name == USER_EVENT:
             subs = self._by_user_event.get(user_event_name(event), subs)
         if subs:
