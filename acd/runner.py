@@ -40,9 +40,6 @@ __all__ = ["AcdRunner", "KpiPeriod"]
 log = logging.getLogger(__name__)
 
 RECENT_LOG_ROWS = 10_000
-AGENT_FEATURE_CODES = frozenset(
-    {"HotlineAgentLogin", "HotlineAgentLogout", "HotlineAgentPause", "HotlineAgentResume"}
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,15 +161,11 @@ class AcdService:
 
     def agent_action_from_dialplan(self, code: str, agent: str, reason: str, at: float) -> None:
         """Feature codes (*21..*24) arrive as UserEvents naming the agent."""
+        action = AGENT_FEATURE_CODES.get(code)
+        if action is None:
+            return
         try:
-            if code == "HotlineAgentLogin":
-                self.login(agent, at)
-            elif code == "HotlineAgentLogout":
-                self.logout(agent, at)
-            elif code == "HotlineAgentPause":
-                self.pause(agent, reason or "feature code", at)
-            elif code == "HotlineAgentResume":
-                self.resume(agent, at)
+            action(self, agent, reason, at)
         except AcdError as exc:
             log.warning("agent %s feature code %s refused: %s", agent, code, exc)
 
@@ -698,6 +694,16 @@ def payload(obj: Any) -> dict[str, Any]:
         out[f.name] = value.name if isinstance(value, Enum) else value
     return out
 
+
+AGENT_FEATURE_CODES: Mapping[str, Callable[[AcdService, str, str, float], None]] = {
+    "HotlineAgentLogin": lambda svc, agent, reason, at: svc.login(agent, at),
+    "HotlineAgentLogout": lambda svc, agent, reason, at: svc.logout(agent, at),
+    "HotlineAgentPause": lambda svc, agent, reason, at: svc.pause(
+        agent, reason or "feature code", at
+    ),
+    "HotlineAgentResume": lambda svc, agent, reason, at: svc.resume(agent, at),
+}
+"""The UserEvents of the agents' feature codes (*21..*24) and what each does."""
 
 _HANDLERS: dict[type, Callable[[AcdService, Any], None]] = {
     CallArrived: AcdService._arrived,

@@ -44,8 +44,8 @@ from acd.event_log import EventLogWriter
 from acd.log_events import LogEvent
 from acd.presence import Presence
 from acd.restore import restore_from_log
-from acd.runner import AGENT_FEATURE_CODES, AcdRunner
-from acd.service import payload
+from acd.runner import AcdRunner
+from acd.service import AGENT_FEATURE_CODES, payload
 from acd.snapshot_store import SnapshotStore
 from common.call_changes import CallChange
 from common.db import migrate_all, redact_dsn

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
@@ -82,18 +82,29 @@ async def stack(request: pytest.FixtureRequest) -> AsyncIterator[tuple[PrivateSt
         await private.stop()
 
 
-@pytest_asyncio.fixture
-async def private_postgres() -> AsyncIterator[PrivatePostgres]:
-    """A PostgreSQL of the test's own (no Asterisk, no Redis), empty."""
+PG = TypeVar("PG", bound=PrivatePostgres)
+
+
+@contextlib.asynccontextmanager
+async def started_postgres(kind: type[PG]) -> AsyncIterator[PG]:
+    """A PostgreSQL of *kind* in a run directory of its own, started; stopped
+    and removed at the end."""
     run_dir = Path(tempfile.mkdtemp(prefix="hotline-pg-"))
     run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
-    server = PrivatePostgres(run_dir / "pg")
+    server = kind(run_dir / "pg")
     try:
         await server.start()
         yield server
     finally:
         await server.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest_asyncio.fixture
+async def private_postgres() -> AsyncIterator[PrivatePostgres]:
+    """A PostgreSQL of the test's own (no Asterisk, no Redis), empty."""
+    async with started_postgres(PrivatePostgres) as server:
+        yield server
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[object]) -> None:

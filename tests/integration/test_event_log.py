@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,6 +30,8 @@ from common.db import (
 )
 from cti.stack.postgres import PostgresNotAvailable, PrivatePostgres
 from tests.waiting import eventually
+
+from .conftest import started_postgres
 
 pytestmark = pytest.mark.integration
 
@@ -56,15 +57,8 @@ class RestartablePostgres(PrivatePostgres):
 
 @pytest_asyncio.fixture
 async def pg() -> AsyncIterator[RestartablePostgres]:
-    run_dir = Path(tempfile.mkdtemp(prefix="hotline-evlog-"))
-    run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
-    server = RestartablePostgres(run_dir / "pg")
-    try:
-        await server.start()
+    async with started_postgres(RestartablePostgres) as server:
         yield server
-    finally:
-        await server.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def runtime_pool(dsn: str, *, max_size: int = 2) -> asyncpg.Pool:
