@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     from cti.api.account_cli import add_account_arguments
 
     add_account_arguments(sub)
+
+    from cti.features import known_features, load_feature
+
+    for name in known_features():
+        feature = load_feature(name)
+        if feature.commands is not None:
+            feature.commands(sub)
     return parser
 
 
@@ -130,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             from cti.api.account_cli import run_account
 
             return asyncio.run(run_account(args))
+        elif callable(getattr(args, "func", None)):
+            return int(args.func(args))
     except ConfigError as exc:
         print(f"hotline: {exc}", file=sys.stderr)
         return 2

@@ -162,7 +162,7 @@ def rtp_ports_needed(agents: int) -> int:
     return agents * CALLS_PER_AGENT * RTP_PORTS_PER_CALL
 
 
-DEFAULT_FEATURES = ("agents", "control", "screenpop", "console")
+DEFAULT_FEATURES = ("agents", "control", "screenpop", "console", "recording")
 
 
 def _default_lines() -> tuple[LineSpec, ...]:
@@ -194,6 +194,10 @@ class EngineConfig:
     hold_timeout_s: int = 900
     """Hard cap on waiting in the engine's hold before the fallback, engine alive or not."""
     resync_fully_booted_timeout_s: float = 10.0
+    data_dir: str = "/var/lib/hotline"
+    """Where the engine keeps files of its own (a feature's default place for
+    its files, e.g. the recordings' local store). The private stack sets it
+    inside its run directory."""
     features: tuple[str, ...] = DEFAULT_FEATURES
     """The features the runtime runs, in order (see cti/features.py)."""
     sections: Mapping[str, Any] = field(default_factory=dict)
@@ -239,6 +243,7 @@ ENV_KEYS = {
     "HOTLINE_PG_DSN": "database_dsn",
     "HOTLINE_REDIS_URL": "redis_url",
     "HOTLINE_ENGINE_ID": "engine_id",
+    "HOTLINE_DATA_DIR": "data_dir",
     "HOTLINE_API_HOST": "api.host",
     "HOTLINE_API_PORT": "api.port",
 }
@@ -255,6 +260,7 @@ _NON_NEGATIVE = (
     "repeat_caller_wait_s",
     "priority",
     "min_outcomes",
+    "workers",
 )
 
 

@@ -14,6 +14,8 @@ commands, ``http`` (its routes) and ``schemas`` (its payloads), and a
 * ``dialplan``: its fragment of ``extensions.conf`` (contexts it owns);
 * ``routes`` + ``openapi``: adds its HTTP routes to the application and
   returns its part of the OpenAPI document (merged into the one document);
+* ``commands``: adds its operator commands to ``hotline`` (an argparse
+  sub-command whose ``func(args) -> exit code`` the CLI calls);
 * ``run``: an async context manager (aiohttp ``cleanup_ctx`` style) entered
   at start in feature order: it subscribes to the bus, builds its service,
   hands it to its routes (``app[KEY] = service``), starts its long-lived
@@ -68,6 +70,9 @@ class Feature:
     """{"paths": {...}, "schemas": {...}}: merged into the one document."""
     run: Callable[[Runtime, Any], AbstractAsyncContextManager[None]] | None = None
     """(the runtime, its config section) -> entered at start, left at stop."""
+    commands: Callable[[Any], None] | None = None
+    """(the ``hotline`` argparse sub-parsers) -> adds its sub-command(s); each
+    sets ``func`` (``args -> exit code``) with ``set_defaults``."""
     requires: tuple[str, ...] = field(default=())
     """Features that must be enabled (and run) before this one."""
 

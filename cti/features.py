@@ -28,6 +28,7 @@ _BUILTIN = {
     "control": "cti.control.feature:FEATURE",
     "screenpop": "cti.screenpop.feature:FEATURE",
     "console": "cti.console.feature:FEATURE",
+    "recording": "recording.feature:FEATURE",
 }
 
 

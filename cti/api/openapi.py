@@ -38,6 +38,8 @@ def error_responses(*codes: int) -> dict[str, Any]:
         403: "the role may not do this (an agent acts only on itself)",
         404: "no such agent",
         409: "the ACD refused (e.g. resume an agent who is not paused)",
+        410: "the resource existed but its data is gone (the message says what to run)",
+        503: "a service behind the route (a store, the database) is unavailable: retry later",
     }
     return {
         str(code): {

@@ -43,6 +43,8 @@ class StackInfo:
     sip: tuple[str, int] | None
     agents: list[AgentSeat] = field(default_factory=list)
     recording_dir: Path | None = None
+    data_dir: Path | None = None
+    """The engine's own files (``EngineConfig.data_dir``) for this stack."""
     trunk_peer: tuple[str, int] | None = None
     """Where Asterisk sends the calls it places through the trunk (mobiles,
     the city centre): a test or the demo puts a SIP far end there."""
@@ -153,6 +155,7 @@ class PrivateStack:
             sip=sip,
             agents=seats,
             recording_dir=recording_dir,
+            data_dir=self.run_dir / "data",
             trunk_peer=trunk_peer,
         )
         log.info(
@@ -184,4 +187,11 @@ class PrivateStack:
 
 def engine_config_for(config: EngineConfig, info: StackInfo) -> EngineConfig:
     """The engine's configuration pointed at the running stack."""
-    return replace(config, ami=info.ami, database_dsn=info.database_dsn, redis_url=info.redis_url)
+    data_dir = str(info.data_dir) if info.data_dir is not None else config.data_dir
+    return replace(
+        config,
+        ami=info.ami,
+        database_dsn=info.database_dsn,
+        redis_url=info.redis_url,
+        data_dir=data_dir,
+    )

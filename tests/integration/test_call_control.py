@@ -85,7 +85,11 @@ def _has_channel(eng, endpoint: str) -> bool:
 
 
 def _recording(info, call_id: str) -> Path:
-    files = sorted(info.recording_dir.glob("*.wav"))
+    files = sorted(
+        f
+        for f in info.recording_dir.glob("*.wav")
+        if not f.name.endswith(("-caller.wav", "-agents.wav"))  # the two directions
+    )
     assert [f.name for f in files] == [f"{call_id}.wav"], "one recording per call"
     return files[0]
 

@@ -1,0 +1,122 @@
+"""Recording on the feature contract: every answered call recorded,
+catalogued, post-processed off the event loop, stored, kept, checked,
+searched and played."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from common.call_changes import CallChange
+from cti.bus import ami
+from cti.feature import ConfigSection, Feature
+from cti.stack.render import render
+
+from . import http
+from .catalog import Catalog
+from .cli import add_commands
+from .config import RecordingConfig, validate_recording
+from .pipeline import open_store
+from .retention import run_retention
+from .service import RECORDING_EVENT, RecordingService, WorkerPool, settings_for
+
+if TYPE_CHECKING:
+    from cti.config import EngineConfig
+    from cti.runtime import Runtime
+
+__all__ = ["FEATURE"]
+
+
+@contextlib.asynccontextmanager
+async def run(runtime: Runtime, section: RecordingConfig) -> AsyncIterator[None]:
+    config = runtime.config
+    catalog = Catalog(runtime.pool, retention_days=section.retention_days)
+    store = await asyncio.to_thread(open_store, section, config.data_dir)
+    workers = WorkerPool(
+        settings_for(config.database_dsn, config.data_dir, section), section.workers
+    )
+    service = RecordingService(
+        section=section,
+        catalog=catalog,
+        pool=runtime.pool,
+        workers=workers,
+        publish=runtime.bus.publish,
+        clock=runtime.clock,
+    )
+    runtime.app[http.RECORDINGS] = http.RecordingAccess(catalog=catalog, store=store)
+    runtime.services["recording"] = service
+    runtime.bus.subscribe(CallChange, service.on_change, name="recording")
+    runtime.bus.subscribe(
+        ami(f"UserEvent:{RECORDING_EVENT}"), service.on_recording_event, name="recording: armed"
+    )
+
+    async def retention_forever() -> None:
+        while True:
+            await asyncio.sleep(section.retention_every_s)
+            with contextlib.suppress(Exception):
+                await run_retention(
+                    runtime.pool,
+                    store,
+                    now=_now(runtime),
+                    audit=lambda action, subject, detail: runtime.audit.record(
+                        "system", action, subject=subject, detail=detail
+                    ),
+                    batch=section.retention_batch,
+                )
+
+    tasks = [
+        asyncio.create_task(service.perform_forever(), name="recording: catalog"),
+        asyncio.create_task(service.watch_forever(), name="recording: alarms"),
+    ]
+    if section.retention_every_s:
+        tasks.append(asyncio.create_task(retention_forever(), name="recording: retention"))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await service.idle()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await workers.stop()
+
+
+def _now(runtime: Runtime):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(runtime.clock(), UTC)
+
+
+def dialplan(section: RecordingConfig, config: EngineConfig) -> str:
+    template = (Path(__file__).parent / "dialplan.conf.tmpl").read_text(encoding="utf-8")
+    return render(
+        template,
+        {"recording_dir": section.asterisk_dir or "${HOTLINE_RECORDING_DIR}"},
+        name="recording/dialplan.conf.tmpl",
+    )
+
+
+FEATURE = Feature(
+    name="recording",
+    summary="every answered call recorded, catalogued, stored for at least a year, checked, "
+    "searchable and played back",
+    config=ConfigSection(
+        "recording",
+        RecordingConfig,
+        validate_recording,
+        env={
+            "HOTLINE_S3_ACCESS_KEY": "s3_access_key",
+            "HOTLINE_S3_SECRET_KEY": "s3_secret_key",
+        },
+    ),
+    migrations=Path(__file__).parent / "migrations",
+    dialplan=dialplan,
+    routes=http.add_routes,
+    openapi=http.openapi,
+    run=run,
+    commands=add_commands,
+)

@@ -1,0 +1,204 @@
+"""One recording's post-processing, synchronous (run in a worker process,
+never on the engine's event loop): repair, transcode, check, hash, store,
+verify. The raw files are removed by the caller only after the catalog
+holds the verified result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import tempfile
+import time
+import wave
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .checks import analyse
+from .config import RecordingConfig
+from .store import ObjectMissing, Store, StoreError
+from .transcode import merge_legs, transcode
+from .wav import WavError, repair_wav_header, wav_info
+
+__all__ = [
+    "NotReady",
+    "Processed",
+    "RawMissing",
+    "open_store",
+    "process_recording",
+    "sha256_file",
+    "storage_keys",
+]
+
+HASH_CHUNK = 1 << 20
+
+
+class NotReady(Exception):
+    """The raw file is still being written (its header not yet closed)."""
+
+
+class RawMissing(Exception):
+    """Neither the raw file nor a stored copy exists: the audio is lost."""
+
+
+@dataclass(frozen=True)
+class Processed:
+    storage_key: str
+    legs_key: str | None
+    codec: str
+    size_bytes: int
+    sha256: str
+    legs_sha256: str | None
+    duration_s: float
+    repaired: bool
+    checks: dict[str, Any] | None
+    raw_files: tuple[Path, ...]
+
+
+def open_store(section: RecordingConfig, data_dir: str) -> Store:
+    """The configured store (``[recording] store``)."""
+    if section.store == "s3":
+        from .store_s3 import S3Store
+
+        store = S3Store(
+            endpoint_url=section.s3_endpoint,
+            bucket=section.s3_bucket,
+            access_key=section.s3_access_key,
+            secret_key=section.s3_secret_key,
+            region=section.s3_region,
+        )
+        store.ensure_bucket()
+        return store
+    from .store_local import LocalStore
+
+    if section.store_dir:
+        # Not created here: a missing configured root is an unmounted volume,
+        # which the store reports instead of filling the disk beneath it.
+        root = Path(section.store_dir)
+    else:
+        root = Path(data_dir) / "recordings"
+        root.mkdir(parents=True, exist_ok=True)
+    return LocalStore(root, min_free_bytes=section.min_free_mb * 1024 * 1024)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def storage_keys(call_id: str, started_at: datetime, codec: str) -> tuple[str, str]:
+    ext = "opus" if codec == "opus" else "mp3"
+    day = started_at.astimezone(UTC).strftime("%Y/%m/%d")
+    safe = call_id.replace("/", "_")
+    return f"{day}/{safe}.{ext}", f"{day}/{safe}.legs.{ext}"
+
+
+def _pcm(path: Path) -> tuple[bytes, int]:
+    with wave.open(str(path), "rb") as w:
+        return w.readframes(w.getnframes()), w.getframerate()
+
+
+def _store_verified(
+    store: Store, key: str, source: Path, retain_until: datetime, legal_hold: bool
+) -> tuple[str, int]:
+    """Put *source* under *key* and read it back: (sha256, size)."""
+    digest = sha256_file(source)
+    try:
+        existing = store.stat(key)
+    except ObjectMissing:
+        existing = None
+    if existing is None or existing.sha256 != digest:
+        # An earlier attempt may have stored this very file before dying:
+        # the same bytes are fine, different ones are refused by the store.
+        store.put(key, source, sha256=digest, retain_until=retain_until, legal_hold=legal_hold)
+    stored = store.hash(key)
+    if stored != digest:
+        raise StoreError(f"{key}: stored copy reads back as {stored}, expected {digest}")
+    return digest, source.stat().st_size
+
+
+def process_recording(
+    record: dict[str, Any], section: RecordingConfig, store: Store, *, now: float | None = None
+) -> Processed:
+    """Raise NotReady (try again soon), RawMissing (lost), StoreError
+    subclasses (retry later, raw kept), WavError or TranscodeError (failed)."""
+    now = time.time() if now is None else now
+    mix = section.local_path(record["raw_path"])
+    legs = [section.local_path(p) for p in record["legs_paths"]]
+    ended = record["ended_at"].timestamp() if record["ended_at"] else now
+    settled = now - ended >= section.settle_s
+    key, legs_key = storage_keys(record["call_id"], record["started_at"], section.codec)
+    if not mix.exists():
+        with contextlib.suppress(ObjectMissing):
+            found = store.stat(key)
+            raise RawMissing(
+                f"{mix}: raw file gone but {key} is stored ({found.size} bytes): "
+                "compare it with the catalog (hotline recordings audit)"
+            )
+        if not settled:
+            raise NotReady(f"{mix} not there yet")
+        raise RawMissing(f"{mix}: no raw recording on disk and nothing stored under {key}")
+    repaired = False
+    for path in [mix, *[p for p in legs if p.exists()]]:
+        info = wav_info(path)
+        if not info.header_ok:
+            if not settled:
+                raise NotReady(f"{path}: WAV header not closed yet")
+            repaired = repair_wav_header(path).repaired or repaired
+    info = wav_info(mix)
+    if info.data_bytes == 0:
+        raise WavError(f"{mix}: no audio at all (the call was answered but nothing was bridged)")
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=mix.parent))
+    try:
+        ext = "opus" if section.codec == "opus" else "mp3"
+        encoded = transcode(
+            mix, work / f"mix.{ext}", codec=section.codec, bitrate_kbps=section.bitrate_kbps
+        )
+        checks = None
+        legs_file = None
+        if len(legs) == 2 and all(p.exists() for p in legs):
+            caller_pcm, rate = _pcm(legs[0])
+            agents_pcm, _ = _pcm(legs[1])
+            checks = analyse(
+                caller_pcm, agents_pcm, sample_rate=rate, target_s=section.duration_target_s
+            ).as_dict()
+            legs_file = merge_legs(
+                legs[0],
+                legs[1],
+                work / f"legs.{ext}",
+                codec=section.codec,
+                bitrate_kbps=section.bitrate_kbps * 2,
+            )
+        retain_until = record["retain_until"]
+        hold = bool(record["legal_hold"])
+        store.check()
+        digest, size = _store_verified(store, key, encoded.path, retain_until, hold)
+        legs_digest = None
+        if legs_file is not None:
+            legs_digest, _ = _store_verified(store, legs_key, legs_file.path, retain_until, hold)
+        return Processed(
+            storage_key=key,
+            legs_key=legs_key if legs_file is not None else None,
+            codec=section.codec,
+            size_bytes=size,
+            sha256=digest,
+            legs_sha256=legs_digest,
+            duration_s=info.duration_s,
+            repaired=repaired,
+            checks=checks,
+            raw_files=(mix, *[p for p in legs if p.exists()]),
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def remove_raw(paths: tuple[Path, ...]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

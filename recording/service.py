@@ -1,0 +1,270 @@
+"""The recordings' service in the engine: performs the core's commands on
+the catalog (in call order, retried while PostgreSQL is away), keeps the
+post-processing workers running, raises the store alarms, and runs the
+retention job. The heavy work (audio, hashing, transcripts) is the
+workers', in their own processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from acd.alarms import CLEARED, RAISED, Alarm
+from common.backoff import Backoff
+from common.call_changes import CallChange
+
+from .catalog import Catalog
+from .config import RecordingConfig
+from .core import Close, Command, Discard, Open, RecordingCore, RecordingFiles
+from .jobs import CHANNEL
+from .pipeline import remove_raw
+from .worker import worker_settings
+
+__all__ = ["RECORDING_EVENT", "RecordingService", "WorkerPool"]
+
+log = logging.getLogger(__name__)
+
+RECORDING_EVENT = "HotlineRecording"
+"""The dialplan's report that MixMonitor started on a caller's channel."""
+ALARM_STORE = "RECORDING_STORE"
+ALARM_FAILED = "RECORDING_FAILED"
+ALARM_POLL_S = 5.0
+COMMAND_BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
+
+
+class WorkerPool:
+    """The worker processes this engine runs (``[recording] workers``),
+    started when the first job appears, restarted if one dies."""
+
+    def __init__(self, settings: Callable[[str], bytes], count: int) -> None:
+        self._settings = settings
+        self._count = count
+        self._tasks: list[asyncio.Task[None]] = []
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._stopping = False
+
+    @property
+    def started(self) -> bool:
+        return bool(self._tasks)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs.values() if p.returncode is None]
+
+    def ensure_started(self) -> None:
+        if self._tasks or self._stopping or self._count == 0:
+            return
+        self._tasks = [
+            asyncio.create_task(self._keep(n), name=f"recording worker {n}")
+            for n in range(self._count)
+        ]
+
+    async def _keep(self, n: int) -> None:
+        failures = 0
+        while not self._stopping:
+            started = time.monotonic()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "recording.worker",
+                stdin=asyncio.subprocess.PIPE,
+            )
+            self._procs[n] = proc
+            assert proc.stdin is not None
+            proc.stdin.write(self._settings(f"worker-{n}-{proc.pid}"))
+            proc.stdin.close()
+            code = await proc.wait()
+            if self._stopping:
+                return
+            failures = 0 if time.monotonic() - started > 60 else failures + 1
+            delay = COMMAND_BACKOFF.compute(max(failures, 1))
+            log.error("recording worker %d exited with %s; restarting in %.1f s", n, code, delay)
+            await asyncio.sleep(delay)
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping = True
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+        for proc in self._procs.values():
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await proc.wait()
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class RecordingService:
+    def __init__(
+        self,
+        *,
+        section: RecordingConfig,
+        catalog: Catalog,
+        pool: Any,
+        workers: WorkerPool,
+        publish: Callable[[Any], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.section = section
+        self.catalog = catalog
+        self.pool = pool
+        self.workers = workers
+        self.core = RecordingCore()
+        self._publish = publish
+        self._clock = clock
+        self._commands: asyncio.Queue[Command] = asyncio.Queue()
+        self._alarms: dict[str, Alarm] = {}
+        self.performed = 0
+        self.command_errors = 0
+
+    # -- ingest path (synchronous, cheap) ---------------------------------
+    def on_change(self, change: CallChange) -> None:
+        for command in self.core.apply(change):
+            self._commands.put_nowait(command)
+
+    def on_recording_event(self, event: Mapping[str, Any]) -> None:
+        call_id = event.get("CallId") or ""
+        mix = event.get("File") or ""
+        if not call_id or not mix:
+            log.warning("HotlineRecording without CallId/File: %r", dict(event))
+            return
+        files = RecordingFiles(mix, event.get("CallerLeg") or "", event.get("AgentsLeg") or "")
+        for command in self.core.armed(call_id, files):
+            self._commands.put_nowait(command)
+
+    # -- the command loop ---------------------------------------------------
+    @property
+    def backlog(self) -> int:
+        return self._commands.qsize()
+
+    async def perform_forever(self) -> None:
+        while True:
+            command = await self._commands.get()
+            failures = 0
+            while True:
+                try:
+                    await self._perform(command)
+                    break
+                except (TimeoutError, OSError) as exc:
+                    failures += 1
+                    self.command_errors += 1
+                    delay = COMMAND_BACKOFF.compute(failures)
+                    log.warning(
+                        "recording: %s for call %s not written (%s); retrying in %.1f s",
+                        type(command).__name__,
+                        command.call_id,
+                        exc,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                except Exception as exc:
+                    if type(exc).__module__.startswith("asyncpg") and _transient(exc):
+                        failures += 1
+                        self.command_errors += 1
+                        await asyncio.sleep(COMMAND_BACKOFF.compute(failures))
+                        continue
+                    log.exception("recording: %s for call %s failed", command, command.call_id)
+                    break
+            self.performed += 1
+            self._commands.task_done()
+
+    async def idle(self) -> None:
+        """Until every command given so far is performed (tests, stop)."""
+        await self._commands.join()
+
+    async def _perform(self, command: Command) -> None:
+        if isinstance(command, Open):
+            await self.catalog.open(command)
+            if command.files is None:
+                log.error("call %s answered but the switch started no recording", command.call_id)
+        elif isinstance(command, Close):
+            if await self.catalog.close(command):
+                await self.pool.execute(f"NOTIFY {CHANNEL}")
+                self.workers.ensure_started()
+        elif isinstance(command, Discard):
+            paths = tuple(
+                self.section.local_path(p)
+                for p in (command.files.mix, command.files.caller, command.files.agents)
+                if p
+            )
+            await asyncio.to_thread(remove_raw, paths)
+
+    # -- alarms ---------------------------------------------------------------
+    async def watch_forever(self) -> None:
+        if await self.pool.fetchval("SELECT count(*) FROM recording_job"):
+            self.workers.ensure_started()
+        while True:
+            with contextlib.suppress(OSError, asyncio.TimeoutError):
+                try:
+                    await self.check_alarms()
+                except Exception as exc:
+                    if not type(exc).__module__.startswith("asyncpg"):
+                        raise
+            await asyncio.sleep(ALARM_POLL_S)
+
+    async def check_alarms(self) -> list[Alarm]:
+        """Raise or clear the store and failure alarms from the job table."""
+        problems = await self.catalog.job_problems()
+        store = [p for p in problems if p["error_kind"] in ("store_full", "store_unavailable")]
+        failed = [p for p in problems if p["state"] == "failed"]
+        wanted = {
+            ALARM_STORE: (
+                f"recordings cannot be stored ({store[0]['error_kind']}: {store[0]['last_error']});"
+                f" {len(store)} waiting, raw files kept, retrying"
+                if store
+                else None
+            ),
+            ALARM_FAILED: (
+                f"{len(failed)} recording job(s) failed, e.g. call {failed[0]['call_id']}:"
+                f" {failed[0]['last_error']}; retry with hotline recordings retry"
+                if failed
+                else None
+            ),
+        }
+        changed = []
+        for kind, message in wanted.items():
+            active = self._alarms.get(kind)
+            if message and active is None:
+                alarm = Alarm(kind, RAISED, "all", None, None, 0.0, self._clock(), message)
+                self._alarms[kind] = alarm
+                changed.append(alarm)
+            elif not message and active is not None:
+                del self._alarms[kind]
+                changed.append(
+                    Alarm(kind, CLEARED, "all", None, None, 0.0, self._clock(), "recovered")
+                )
+        for alarm in changed:
+            self._publish(alarm)
+        return changed
+
+    @property
+    def active_alarms(self) -> list[Alarm]:
+        return list(self._alarms.values())
+
+
+def _transient(exc: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(
+        exc,
+        asyncpg.exceptions.ConnectionDoesNotExistError
+        | asyncpg.exceptions.CannotConnectNowError
+        | asyncpg.exceptions.TooManyConnectionsError
+        | asyncpg.exceptions.InterfaceError,
+    )
+
+
+def settings_for(dsn: str, data_dir: str, section: RecordingConfig) -> Callable[[str], bytes]:
+    return lambda name: worker_settings(dsn, data_dir, section, name)
