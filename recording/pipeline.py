@@ -144,6 +144,7 @@ def process_recording(
         if not settled:
             raise NotReady(f"{mix} not there yet")
         raise RawMissing(f"{mix}: no raw recording on disk and nothing stored under {key}")
+    store.check()  # a full or unreachable store: retry later, before any work
     repaired = False
     for path in [mix, *[p for p in legs if p.exists()]]:
         info = wav_info(path)
@@ -177,7 +178,6 @@ def process_recording(
             )
         retain_until = record["retain_until"]
         hold = bool(record["legal_hold"])
-        store.check()
         digest, size = _store_verified(store, key, encoded.path, retain_until, hold)
         legs_digest = None
         if legs_file is not None:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import asyncpg
+
 from acd.alarms import CLEARED, RAISED, Alarm
 from common.backoff import Backoff
 from common.call_changes import CallChange
@@ -203,15 +205,18 @@ class RecordingService:
 
     # -- alarms ---------------------------------------------------------------
     async def watch_forever(self) -> None:
-        if await self.pool.fetchval("SELECT count(*) FROM recording_job"):
-            self.workers.ensure_started()
+        """Start the workers if jobs are waiting (left by an earlier run),
+        then keep the alarms in step with the job table."""
+        started = False
         while True:
-            with contextlib.suppress(OSError, asyncio.TimeoutError):
-                try:
-                    await self.check_alarms()
-                except Exception as exc:
-                    if not type(exc).__module__.startswith("asyncpg"):
-                        raise
+            try:
+                if not started:
+                    if await self.pool.fetchval("SELECT count(*) FROM recording_job"):
+                        self.workers.ensure_started()
+                    started = True
+                await self.check_alarms()
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("recording: cannot read the job table (%s); retrying", exc)
             await asyncio.sleep(ALARM_POLL_S)
 
     async def check_alarms(self) -> list[Alarm]:

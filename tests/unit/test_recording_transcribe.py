@@ -4,11 +4,15 @@ dependency) on Korean speech synthesised by espeak-ng, at the recordings'
 
 from __future__ import annotations
 
+import random
 import subprocess
+import sys
 import wave
+from array import array
 from pathlib import Path
 
 import pytest
+import vosk
 
 from recording.transcribe import (
     Transcriber,
@@ -39,7 +43,17 @@ def _speech_8k(text: str, workdir: Path) -> bytes:
 
 
 def _silence(seconds: float) -> bytes:
+    """Digital silence (all zeros)."""
     return bytes(int(RATE * seconds) * 2)
+
+
+def _noise_floor(seconds: float, seed: int = 1) -> bytes:
+    """A quiet line (about -60 dBFS of white noise): what a pause sounds like."""
+    rng = random.Random(seed)
+    samples = array("h", (rng.randint(-30, 30) for _ in range(int(RATE * seconds))))
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples.tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -80,23 +94,35 @@ def test_korean_speech_at_8khz_gives_words_with_timestamps(transcriber, tmp_path
     }
 
 
-def test_words_of_every_utterance_are_kept(transcriber, tmp_path):
-    # A 2 s pause makes vosk's endpointer close the first utterance (a Result
-    # mid-stream); the second only comes out of FinalResult.
+def test_words_of_every_utterance_are_kept(transcriber, tmp_path, monkeypatch):
+    # A 3 s pause makes vosk's endpointer close the first utterance (a Result
+    # mid-stream); the second only comes out of FinalResult. The pause is a
+    # noise floor: over digital zeros the endpointer fires only now and then.
+    mid_stream_results: list[str] = []
+    result = vosk.KaldiRecognizer.Result
+
+    def spied_result(recognizer: vosk.KaldiRecognizer) -> str:
+        mid_stream_results.append(result(recognizer))
+        return mid_stream_results[-1]
+
+    monkeypatch.setattr(vosk.KaldiRecognizer, "Result", spied_result)
     first = _speech_8k(UTTERANCE, tmp_path)
     second = _speech_8k(SECOND_UTTERANCE, tmp_path)
-    pause_s = 2.0
-    second_starts_s = (len(first) / 2 / RATE) + pause_s
+    pause_s = 3.0
+    first_ends_s = len(first) / 2 / RATE
+    second_starts_s = first_ends_s + pause_s
 
-    transcript = transcriber.transcribe_pcm(first + _silence(pause_s) + second, RATE)
+    transcript = transcriber.transcribe_pcm(first + _noise_floor(pause_s) + second, RATE)
 
+    assert mid_stream_results, "the pause closed no utterance: FinalResult alone was tested"
     _assert_words_in_time_order(transcript)
-    assert any(word.end_s <= second_starts_s - pause_s + 0.1 for word in transcript.words)
+    assert any(word.end_s <= first_ends_s + 0.1 for word in transcript.words)
     assert any(word.start_s >= second_starts_s - 0.1 for word in transcript.words)
 
 
-def test_silence_gives_no_words(transcriber):
-    transcript = transcriber.transcribe_pcm(_silence(3.0), RATE)
+@pytest.mark.parametrize("silence", [_silence, _noise_floor], ids=["zeros", "noise-floor"])
+def test_silence_gives_no_words(transcriber, silence):
+    transcript = transcriber.transcribe_pcm(silence(3.0), RATE)
 
     assert transcript.text == ""
     assert transcript.words == ()
