@@ -411,7 +411,8 @@ async def test_playback_roles_ranges_and_audit(http: Http, tmp_path: Path) -> No
     ]
     detail = json.loads(
         await http.pool.fetchval(
-            "SELECT detail FROM audit_log WHERE action = 'recording_play' ORDER BY id LIMIT 1 OFFSET 1"
+            "SELECT detail FROM audit_log WHERE action = 'recording_play'"
+            " ORDER BY id LIMIT 1 OFFSET 1"
         )
     )
     assert detail["range"] == [100, 199]
