@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +21,7 @@ from . import http
 from .catalog import Catalog
 from .cli import add_commands
 from .config import RecordingConfig, validate_recording
-from .pipeline import open_store
+from .pipeline import StoreOpener
 from .retention import run_retention
 from .service import RECORDING_EVENT, RecordingService, WorkerPool, settings_for
 
@@ -29,12 +31,14 @@ if TYPE_CHECKING:
 
 __all__ = ["FEATURE"]
 
+log = logging.getLogger(__name__)
+
 
 @contextlib.asynccontextmanager
 async def run(runtime: Runtime, section: RecordingConfig) -> AsyncIterator[None]:
     config = runtime.config
     catalog = Catalog(runtime.pool, retention_days=section.retention_days)
-    store = await asyncio.to_thread(open_store, section, config.data_dir)
+    stores = StoreOpener(section, config.data_dir)
     workers = WorkerPool(
         settings_for(config.database_dsn, config.data_dir, section), section.workers
     )
@@ -46,7 +50,7 @@ async def run(runtime: Runtime, section: RecordingConfig) -> AsyncIterator[None]
         publish=runtime.bus.publish,
         clock=runtime.clock,
     )
-    runtime.app[http.RECORDINGS] = http.RecordingAccess(catalog=catalog, store=store)
+    runtime.app[http.RECORDINGS] = http.RecordingAccess(catalog=catalog, stores=stores)
     runtime.services["recording"] = service
     runtime.bus.subscribe(CallChange, service.on_change, name="recording")
     runtime.bus.subscribe(
@@ -56,15 +60,27 @@ async def run(runtime: Runtime, section: RecordingConfig) -> AsyncIterator[None]
     async def retention_forever() -> None:
         while True:
             await asyncio.sleep(section.retention_every_s)
-            with contextlib.suppress(Exception):
-                await run_retention(
+            try:
+                report = await run_retention(
                     runtime.pool,
-                    store,
-                    now=_now(runtime),
+                    await asyncio.to_thread(stores),
+                    now=datetime.fromtimestamp(runtime.clock(), UTC),
                     audit=lambda action, subject, detail: runtime.audit.record(
                         "system", action, subject=subject, detail=detail
                     ),
                     batch=section.retention_batch,
+                )
+            except Exception:  # the store or the database away: next period
+                log.exception(
+                    "recording retention did not run; next try in %.0f s", section.retention_every_s
+                )
+                continue
+            if report.deleted or report.refused:
+                log.info(
+                    "recording retention: %d deleted, %d refused, %d kept on legal hold",
+                    len(report.deleted),
+                    len(report.refused),
+                    len(report.held),
                 )
 
     tasks = [
@@ -83,12 +99,6 @@ async def run(runtime: Runtime, section: RecordingConfig) -> AsyncIterator[None]
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await workers.stop()
-
-
-def _now(runtime: Runtime):  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(runtime.clock(), UTC)
 
 
 def dialplan(section: RecordingConfig, config: EngineConfig) -> str:

@@ -10,6 +10,7 @@ legal hold.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -51,10 +52,14 @@ PAGE_HEADERS = {
 
 @dataclass
 class RecordingAccess:
-    """What the routes need: the catalog and the store."""
+    """What the routes need: the catalog and the store (opened on demand:
+    a store unreachable at start-up answers 503 until it is back)."""
 
     catalog: Catalog
-    store: Store
+    stores: Callable[[], Store]
+
+    async def store(self) -> Store:
+        return await asyncio.to_thread(self.stores)
 
 
 RECORDINGS = web.AppKey("recordings", RecordingAccess)
@@ -128,7 +133,8 @@ async def _audio(request: web.Request, *, download: bool) -> web.StreamResponse:
         )
     key = record["storage_key"]
     try:
-        stat = await asyncio.to_thread(access.store.stat, key)
+        store = await access.store()
+        stat = await asyncio.to_thread(store.stat, key)
         wanted = parse_range(request.headers.get("Range"), stat.size)
     except ObjectMissing:
         return error_response(
@@ -163,7 +169,7 @@ async def _audio(request: web.Request, *, download: bool) -> web.StreamResponse:
     response = web.StreamResponse(status=206 if wanted else 200, headers=headers)
     await response.prepare(request)
     done = object()
-    with await asyncio.to_thread(access.store.open_stream, key, start, end) as chunks:
+    with await asyncio.to_thread(store.open_stream, key, start, end) as chunks:
         while (chunk := await asyncio.to_thread(next, chunks, done)) is not done:
             await response.write(chunk)  # type: ignore[arg-type]
     await response.write_eof()
@@ -197,9 +203,10 @@ async def legal_hold(request: web.Request) -> web.StreamResponse:
     if record is None:
         return error_response(404, f"no recording {recording_id}")
     try:
+        store = await access.store()
         for key in (record["storage_key"], record["legs_key"]):
             if key:
-                await asyncio.to_thread(access.store.set_legal_hold, key, body.on)
+                await asyncio.to_thread(store.set_legal_hold, key, body.on)
     except StoreError as exc:
         return error_response(503, f"the store did not take the legal hold: {exc}")
     record = await access.catalog.set_legal_hold(recording_id, body.on)

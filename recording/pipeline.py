@@ -24,6 +24,7 @@ from .transcode import merge_legs, transcode
 from .wav import WavError, repair_wav_header, wav_info
 
 __all__ = [
+    "StoreOpener",
     "NotReady",
     "Processed",
     "RawMissing",
@@ -82,6 +83,22 @@ def open_store(section: RecordingConfig, data_dir: str) -> Store:
         root = Path(data_dir) / "recordings"
         root.mkdir(parents=True, exist_ok=True)
     return LocalStore(root, min_free_bytes=section.min_free_mb * 1024 * 1024)
+
+
+class StoreOpener:
+    """The configured store, opened on first use and again after a failed
+    opening: a store unreachable when a process starts is an alarm and a
+    retry, not a crash."""
+
+    def __init__(self, section: RecordingConfig, data_dir: str) -> None:
+        self._section = section
+        self._data_dir = data_dir
+        self._store: Store | None = None
+
+    def __call__(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self._section, self._data_dir)
+        return self._store
 
 
 def sha256_file(path: Path) -> str:

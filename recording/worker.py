@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from common.backoff import Backoff
 from .catalog import save_transcripts
 from .config import RecordingConfig
 from .jobs import CHANNEL, Job, JobQueue
-from .pipeline import NotReady, RawMissing, open_store, process_recording, remove_raw
+from .pipeline import NotReady, RawMissing, StoreOpener, process_recording, remove_raw
 from .store import Store, StoreFull, StoreUnavailable
 
 __all__ = ["Worker", "main", "worker_settings"]
@@ -53,14 +54,15 @@ class Worker:
         self,
         conn: Any,
         section: RecordingConfig,
-        store: Store,
+        stores: Callable[[], Store],
         *,
         name: str,
         kinds: tuple[str, ...] = ("process", "transcribe"),
     ) -> None:
         self.conn = conn
         self.section = section
-        self.store = store
+        self.stores = stores
+        """The store, opened (again) on demand: may raise StoreUnavailable."""
         self.name = name
         self.kinds = kinds
         self.queue = JobQueue(conn, worker=name, lease_s=section.lease_s)
@@ -118,7 +120,8 @@ class Worker:
         return RETRY_BACKOFF.compute(max(job.attempts, 1))
 
     async def _process(self, job: Job, record: dict[str, Any]) -> None:
-        result = await asyncio.to_thread(process_recording, record, self.section, self.store)
+        store = await asyncio.to_thread(self.stores)
+        result = await asyncio.to_thread(process_recording, record, self.section, store)
         wants_transcript = self._model_path() is not None
         async with self.conn.transaction():
             await self.conn.execute(
@@ -174,7 +177,10 @@ class Worker:
 
             self._transcriber = await asyncio.to_thread(Transcriber, Path(model))
         results = await asyncio.to_thread(
-            transcribe_legs, self.store, record["legs_key"], self._transcriber
+            transcribe_legs,
+            await asyncio.to_thread(self.stores),
+            record["legs_key"],
+            self._transcriber,
         )
         async with self.conn.transaction():
             await save_transcripts(
@@ -185,9 +191,9 @@ class Worker:
 
 async def serve(settings: dict[str, Any]) -> None:
     section = RecordingConfig(**settings["section"])
-    store = await asyncio.to_thread(open_store, section, settings["data_dir"])
+    stores = StoreOpener(section, settings["data_dir"])
     conn = await asyncpg.connect(settings["dsn"])
-    worker = Worker(conn, section, store, name=settings.get("name") or f"worker-{os.getpid()}")
+    worker = Worker(conn, section, stores, name=settings.get("name") or f"worker-{os.getpid()}")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)

@@ -38,6 +38,7 @@ from recording.config import RecordingConfig
 from recording.core import Close, Open, RecordingFiles
 from recording.feature import FEATURE
 from recording.http import RECORDINGS, RecordingAccess
+from recording.pipeline import StoreOpener
 from recording.retention import audit_integrity, run_retention
 from recording.service import RecordingService, WorkerPool
 from recording.store_local import LocalStore
@@ -152,7 +153,7 @@ async def test_a_full_store_raises_an_alarm_keeps_the_raw_file_and_retries(
     )
     full = LocalStore(tmp_path / "store", min_free_bytes=1 << 60)  # more than any disk
     async with pool.acquire() as conn:
-        assert await Worker(conn, section, full, name="w-full").run_once()
+        assert await Worker(conn, section, lambda: full, name="w-full").run_once()
     job = await pool.fetchrow("SELECT state, error_kind, attempts, last_error FROM recording_job")
     assert (job["state"], job["error_kind"]) == ("pending", "store_full")
     assert mix.exists() and caller.exists() and agents.exists()
@@ -166,7 +167,7 @@ async def test_a_full_store_raises_an_alarm_keeps_the_raw_file_and_retries(
     await pool.execute("UPDATE recording_job SET not_before = now()")
     ok = LocalStore(tmp_path / "store", min_free_bytes=0)
     async with pool.acquire() as conn:
-        assert await Worker(conn, section, ok, name="w-ok").run_once()
+        assert await Worker(conn, section, lambda: ok, name="w-ok").run_once()
     row = await catalog.by_call("c1")
     assert row["state"] == "stored" and row["repaired"] is True
     assert row["duration_s"] == pytest.approx(3.0, abs=0.01)
@@ -191,7 +192,7 @@ async def test_the_worker_transcribes_both_directions_with_vosk(
     catalog = await closed_call(pool, raw, "c2", caller=caller, agents=agents)
     store = LocalStore(tmp_path / "store", min_free_bytes=0)
     async with pool.acquire() as conn:
-        worker = Worker(conn, section, store, name="w")
+        worker = Worker(conn, section, lambda: store, name="w")
         assert await worker.run_once()  # process
         assert await worker.run_once()  # transcribe
         assert not await worker.run_once()
@@ -359,7 +360,7 @@ async def http(pool: Any, tmp_path: Path) -> AsyncIterator[Http]:
         sessions=SessionTable(ttl_s=3600, clock=time.time),
         features=[FEATURE],
     )
-    app[RECORDINGS] = RecordingAccess(Catalog(pool, retention_days=365), store)
+    app[RECORDINGS] = RecordingAccess(Catalog(pool, retention_days=365), lambda: store)
     async with TestClient(TestServer(app)) as client:
         yield Http(client, pool, key)
 
@@ -432,3 +433,86 @@ async def test_legal_hold_is_for_admins_with_a_reason_and_audited(http: Http) ->
     assert done.status == 200 and (await done.json())["legal_hold"] is True
     assert await http.pool.fetchval("SELECT legal_hold FROM recording WHERE id = $1", row_id)
     assert ("admin", "recording_legal_hold_on", "played") in await http.audit()
+
+
+async def test_an_unreachable_store_at_start_is_an_alarm_and_a_retry_not_a_crash(
+    pool: Any, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    section = RecordingConfig(
+        store="s3",
+        s3_endpoint=f"http://127.0.0.1:{port}",
+        s3_access_key="ak",
+        s3_secret_key="sk",
+        settle_s=0.0,
+        lease_s=30.0,
+    )
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    caller = tone_wav(raw / "c3-caller.wav", 2.0)
+    agents = tone_wav(raw / "c3-agents.wav", 2.0)
+    catalog = await closed_call(pool, raw, "c3", caller=caller, agents=agents)
+    stores = StoreOpener(section, str(tmp_path))
+    async with pool.acquire() as conn:
+        assert await Worker(conn, section, stores, name="w").run_once()
+    job = await pool.fetchrow("SELECT state, error_kind, last_error FROM recording_job")
+    assert (job["state"], job["error_kind"]) == ("pending", "store_unavailable")
+    assert f"127.0.0.1:{port}" in job["last_error"]
+    assert (raw / "c3.wav").exists() and caller.exists()
+    published: list[Any] = []
+    service = RecordingService(
+        section=section,
+        catalog=catalog,
+        pool=pool,
+        workers=WorkerPool(lambda name: b"", 0),
+        publish=published.append,
+    )
+    (alarm,) = await service.check_alarms()
+    assert (alarm.kind, alarm.state) == ("RECORDING_STORE", RAISED)
+    assert "store_unavailable" in alarm.message
+
+
+async def _cli(*argv: str, env: dict[str, str]) -> tuple[int, str]:
+    done = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cti.cli", "recordings", *argv, env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out = (await done.communicate())[0].decode()
+    return done.returncode or 0, out
+
+
+async def test_the_retention_and_search_commands(pool: Any, dsn: str, tmp_path: Path) -> None:
+    root = tmp_path / "recordings"
+    root.mkdir()
+    clock = Clock(datetime.now(UTC) - timedelta(days=400))
+    store = LocalStore(root, clock=clock, min_free_bytes=0)
+    old = await _stored_row(pool, store, "old", clock.now)
+    await _stored_row(pool, store, "new", datetime.now(UTC) - timedelta(days=1))
+    env = {"HOTLINE_PG_DSN": dsn, "HOTLINE_DATA_DIR": str(tmp_path)}
+
+    code, out = await _cli("retention", "--dry-run", env=env)
+    assert code == 0, out
+    assert "would delete 1 recording(s)" in out and "WOULD DELETE old" in out
+    assert (root / old).exists()
+
+    code, out = await _cli("search", "--agent", "1001", env=env)
+    assert code == 0 and "2 recording(s)" in out
+    assert "138****8000" in out and "13800138000" not in out  # masked by default
+    code, out = await _cli("search", "--agent", "1999", env=env)
+    assert code == 1 and "0 recording(s)" in out
+
+    code, out = await _cli("retention", env=env)
+    assert code == 0, out
+    assert "deleted 1 recording(s)" in out and "DELETED old" in out
+    assert not (root / old).exists()
+    assert [r["call_id"] for r in await pool.fetch("SELECT call_id FROM recording")] == ["new"]
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'recording_deleted' AND subject = 'old'"
+        )
+        == 1
+    )
