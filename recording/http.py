@@ -65,8 +65,16 @@ class RecordingAccess:
 RECORDINGS = web.AppKey("recordings", RecordingAccess)
 
 
-def _number_for(role: Role, number: str) -> str:
-    return mask_number(number, visible=role in INSPECTORS)
+def _number_for(role: Role, number: str, *, reveal: bool) -> str:
+    """Masked, unless a supervisor or admin asked to see it (audited)."""
+    return mask_number(number, visible=reveal and role in INSPECTORS)
+
+
+def _reveal(request: web.Request) -> bool:
+    value = request.query.get("reveal", "")
+    if value not in ("", "0", "1", "true", "false"):
+        raise PayloadError("reveal", "expected 1 or 0")
+    return value in ("1", "true")
 
 
 def _id(request: web.Request) -> int:
@@ -78,29 +86,36 @@ def _id(request: web.Request) -> int:
 
 @requires(*INSPECTORS)
 async def search(request: web.Request) -> web.StreamResponse:
-    """Search the catalog; the numbers shown are audited."""
+    """Search the catalog. Numbers are masked unless ``reveal=1``; a search
+    that reveals a number (``reveal=1``, or one by the caller's number) is
+    audited."""
     session = request[SESSION_OF]
     try:
-        query = parse_search(request.query)
+        reveal = _reveal(request)
+        query = parse_search({k: v for k, v in request.query.items() if k != "reveal"})
     except PayloadError as exc:
         return error_response(400, str(exc), field=exc.field)
     access = request.app[RECORDINGS]
     total, rows = await access.catalog.search(query)
-    await request.app[AUDIT].record(
-        session.username,
-        "recording_search",
-        remote=remote_of(request),
-        detail={
-            "query": dict(request.query),
-            "results": len(rows),
-            "call_ids": [r["call_id"] for r in rows],
-        },
-    )
+    if reveal or query.reveals_number():
+        await request.app[AUDIT].record(
+            session.username,
+            "recording_search",
+            remote=remote_of(request),
+            detail={
+                "query": dict(request.query),
+                "results": len(rows),
+                "call_ids": [r["call_id"] for r in rows],
+            },
+        )
     return json_response(
         {
             "total": total,
             "recordings": [
-                public_fields(r, number=_number_for(session.role, r["caller_number"])) for r in rows
+                public_fields(
+                    r, number=_number_for(session.role, r["caller_number"], reveal=reveal)
+                )
+                for r in rows
             ],
         }
     )
@@ -109,14 +124,23 @@ async def search(request: web.Request) -> web.StreamResponse:
 @requires(*INSPECTORS)
 async def details(request: web.Request) -> web.StreamResponse:
     session = request[SESSION_OF]
+    try:
+        reveal = _reveal(request)
+    except PayloadError as exc:
+        return error_response(400, str(exc), field=exc.field)
     access = request.app[RECORDINGS]
     record = await access.catalog.get(_id(request))
     if record is None:
         return error_response(404, f"no recording {request.match_info['id']}")
     await request.app[AUDIT].record(
-        session.username, "recording_view", subject=record["call_id"], remote=remote_of(request)
+        session.username,
+        "recording_view",
+        subject=record["call_id"],
+        remote=remote_of(request),
+        detail={"reveal": reveal},
     )
-    out = public_fields(record, number=_number_for(session.role, record["caller_number"]))
+    number = _number_for(session.role, record["caller_number"], reveal=reveal)
+    out = public_fields(record, number=number)
     out["transcripts"] = await access.catalog.transcripts(record["id"])
     return json_response(out)
 
@@ -219,7 +243,9 @@ async def legal_hold(request: web.Request) -> web.StreamResponse:
         detail={"reason": body.reason},
     )
     return json_response(
-        public_fields(record, number=_number_for(session.role, record["caller_number"]))
+        public_fields(
+            record, number=_number_for(session.role, record["caller_number"], reveal=False)
+        )
     )
 
 
@@ -299,13 +325,15 @@ def openapi() -> dict[str, Any]:
                     _query("min_duration", "seconds", "number"),
                     _query("max_duration", "seconds", "number"),
                     _query("text", "words in either direction's transcript"),
+                    _query("reveal", "1: callers' numbers unmasked (audited)"),
                     _query("limit", "1-200 (default 50)", "integer"),
                     _query("offset", "for paging", "integer"),
                 ],
             ),
             "/api/v1/recordings/{id}": _get(
                 "One recording: catalog, automatic checks, transcripts with word times. Audited.",
-                {"200": {"description": "the recording"}, **error_responses(401, 403, 404)},
+                {"200": {"description": "the recording"}, **error_responses(400, 401, 403, 404)},
+                [path_param("id"), _query("reveal", "1: the caller's number unmasked")],
             ),
             "/api/v1/recordings/{id}/audio": _get(
                 "Play the recording (Range requests supported). Audited.", audio

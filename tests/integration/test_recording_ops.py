@@ -396,9 +396,13 @@ async def test_playback_roles_ranges_and_audit(http: Http, tmp_path: Path) -> No
     assert download.headers["Content-Disposition"] == 'attachment; filename="played.opus"'
     assert await download.read() == stored
 
+    listed = await http.client.get("/api/v1/recordings", headers=sup)  # masked: not audited
+    assert (await listed.json())["recordings"][0]["caller_number"] == "138****8000"
     found = await http.client.get("/api/v1/recordings?caller=13800138000", headers=sup)
     body = await found.json()
-    assert body["total"] == 1 and body["recordings"][0]["caller_number"] == "13800138000"
+    assert body["total"] == 1 and body["recordings"][0]["caller_number"] == "138****8000"
+    revealed = await http.client.get("/api/v1/recordings?reveal=1", headers=sup)
+    assert (await revealed.json())["recordings"][0]["caller_number"] == "13800138000"
     bad_query = await http.client.get("/api/v1/recordings?caller=abc", headers=sup)
     assert bad_query.status == 400 and (await bad_query.json())["field"] == "caller"
     assert (await http.client.get("/api/v1/recordings/999/audio", headers=sup)).status == 404
@@ -408,7 +412,8 @@ async def test_playback_roles_ranges_and_audit(http: Http, tmp_path: Path) -> No
         ("sup", "recording_play", "played"),
         ("sup", "recording_play", "played"),
         ("sup", "recording_download", "played"),
-        ("sup", "recording_search", ""),
+        ("sup", "recording_search", ""),  # by the caller's number
+        ("sup", "recording_search", ""),  # reveal=1
     ]
     detail = json.loads(
         await http.pool.fetchval(
