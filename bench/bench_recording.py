@@ -546,6 +546,8 @@ async def verify_stored(
     for row in rows:
         call = placed[row["call_id"]]
         what = f"{row['call_id']} ({'cut off' if call.cut else 'closed'})"
+        if row["state"] != "stored":
+            raise HarnessFailed(f"{what}: state {row['state']!r} after the run")
         if row["repaired"] != call.cut:
             raise HarnessFailed(f"{what}: repaired is {row['repaired']}, expected {call.cut}")
         if not row["legs_key"] or not row["checked"]:

@@ -39,6 +39,9 @@ class RecordingConfig:
     codec: str = "opus"
     """Stored format: ``opus`` (default, about 10x smaller than the WAV) or ``mp3``."""
     bitrate_kbps: int = 12
+    """Opus bitrate of the mix (the legs get twice this, for two streams)."""
+    mp3_bitrate_kbps: int = 24
+    """MP3 bitrate of the mix (``codec = "mp3"``; MP3 needs more than Opus)."""
     asterisk_dir: str = ""
     """Where Asterisk writes the raw files, as Asterisk sees it; empty: the
     stack's ``HOTLINE_RECORDING_DIR``."""
@@ -66,6 +69,10 @@ class RecordingConfig:
     ``hotline recordings retention`` from cron instead)."""
     retention_batch: int = 500
 
+    @property
+    def mix_bitrate_kbps(self) -> int:
+        return self.bitrate_kbps if self.codec == "opus" else self.mp3_bitrate_kbps
+
     def local_path(self, asterisk_path: str) -> Path:
         """A raw file's path as Asterisk reported it, as the workers see it."""
         if self.local_dir and self.asterisk_dir and asterisk_path.startswith(self.asterisk_dir):
@@ -92,6 +99,11 @@ def validate_recording(section: RecordingConfig) -> None:
     if not 6 <= section.bitrate_kbps <= 128:
         raise ConfigError(
             "recording.bitrate_kbps", f"must be between 6 and 128, got {section.bitrate_kbps!r}"
+        )
+    if not 16 <= section.mp3_bitrate_kbps <= 320:
+        raise ConfigError(
+            "recording.mp3_bitrate_kbps",
+            f"must be between 16 and 320, got {section.mp3_bitrate_kbps!r}",
         )
     if section.store == "s3":
         for key in ("s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key"):

@@ -73,9 +73,10 @@ class JobQueue:
         async with self._conn.transaction():
             await self._conn.execute(
                 "UPDATE recording_job SET state = 'failed', lease_until = NULL,"
-                " error_kind = 'failed', last_error = $2 WHERE id = $1",
+                " error_kind = 'failed', last_error = $2 WHERE id = $1 AND worker = $3",
                 job.id,
                 error,
+                self._worker,
             )
             if job.kind == "transcribe":
                 await self._conn.execute(
@@ -90,8 +91,24 @@ class JobQueue:
                     error,
                 )
 
-    async def done(self, job: Job) -> None:
-        await self._conn.execute("DELETE FROM recording_job WHERE id = $1", job.id)
+    async def done(self, job: Job) -> bool:
+        """Remove the finished job; False if it is no longer this worker's
+        (its lease ran out and another worker took it)."""
+        gone = await self._conn.execute(
+            "DELETE FROM recording_job WHERE id = $1 AND worker = $2", job.id, self._worker
+        )
+        return gone.endswith(" 1")
+
+    async def extend(self, job: Job) -> bool:
+        """Renew the lease of a job still running; False if it was lost."""
+        renewed = await self._conn.execute(
+            "UPDATE recording_job SET lease_until = now() + make_interval(secs => $3)"
+            " WHERE id = $1 AND worker = $2 AND state = 'running'",
+            job.id,
+            self._worker,
+            self._lease_s,
+        )
+        return renewed.endswith(" 1")
 
 
 async def retry_failed(conn: Any, call_id: str | None = None) -> int:

@@ -176,7 +176,7 @@ def process_recording(
     try:
         ext = "opus" if section.codec == "opus" else "mp3"
         encoded = transcode(
-            mix, work / f"mix.{ext}", codec=section.codec, bitrate_kbps=section.bitrate_kbps
+            mix, work / f"mix.{ext}", codec=section.codec, bitrate_kbps=section.mix_bitrate_kbps
         )
         checks = None
         legs_file = None
@@ -191,7 +191,7 @@ def process_recording(
                 legs[1],
                 work / f"legs.{ext}",
                 codec=section.codec,
-                bitrate_kbps=section.bitrate_kbps * 2,
+                bitrate_kbps=section.mix_bitrate_kbps * 2,
             )
         retain_until = record["retain_until"]
         hold = bool(record["legal_hold"])
@@ -209,7 +209,8 @@ def process_recording(
             duration_s=info.duration_s,
             repaired=repaired,
             checks=checks,
-            raw_files=(mix, *[p for p in legs if p.exists()]),
+            # A lone leg (its pair missing) was not stored: it stays on disk.
+            raw_files=(mix, *legs) if legs_file is not None else (mix,),
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

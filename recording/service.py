@@ -78,6 +78,10 @@ class WorkerPool:
                 stdin=asyncio.subprocess.PIPE,
             )
             self._procs[n] = proc
+            if self._stopping:  # stop() ran while this one was starting
+                proc.terminate()
+                await proc.wait()
+                return
             assert proc.stdin is not None
             proc.stdin.write(self._settings(f"worker-{n}-{proc.pid}"))
             proc.stdin.close()

@@ -39,6 +39,7 @@ __all__ = ["Worker", "main", "worker_settings"]
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 1.0
+WORKER_NICENESS = 10
 RETRY_BACKOFF = Backoff(base_s=2.0, cap_s=300.0)
 NOT_READY_DELAY_S = 1.0
 
@@ -47,6 +48,11 @@ def worker_settings(dsn: str, data_dir: str, section: RecordingConfig, name: str
     return json.dumps(
         {"dsn": dsn, "data_dir": data_dir, "section": asdict(section), "name": name}
     ).encode()
+
+
+class LeaseLost(Exception):
+    """The job's lease ran out and another worker took it: this worker's
+    result is dropped (the other one stores the same recording)."""
 
 
 class Worker:
@@ -99,6 +105,10 @@ class Worker:
                 await self._transcribe(job, record)
         except NotReady:
             await self.queue.later(job, NOT_READY_DELAY_S, counts=False)
+        except LeaseLost:
+            log.warning(
+                "recording %s: job %d finished by another worker", record["call_id"], job.id
+            )
         except (StoreFull, StoreUnavailable) as exc:
             # The raw file stays; retried without end, with an alarm raised
             # by the engine from error_kind.
@@ -116,14 +126,39 @@ class Worker:
                 await self.queue.later(job, self._delay(job), error_kind="retrying", error=message)
         return True
 
+    async def _leased(self, job: Job, work: Callable[[], Any]) -> Any:
+        """Run blocking *work* in a thread while renewing the job's lease
+        (every third of it), so a long job is not taken by another worker.
+        The renewal shares the worker's connection: it never runs at the same
+        time as another query, since the worker waits for *work* meanwhile."""
+        finished = asyncio.Event()
+
+        async def renew() -> None:
+            while not finished.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finished.wait(), self.section.lease_s / 3)
+                    return
+                if not await self.queue.extend(job):
+                    log.warning("job %d: lease lost to another worker", job.id)
+                    return
+
+        renewing = asyncio.create_task(renew())
+        try:
+            return await asyncio.to_thread(work)
+        finally:
+            finished.set()
+            await renewing
+
     def _delay(self, job: Job) -> float:
         return RETRY_BACKOFF.compute(max(job.attempts, 1))
 
     async def _process(self, job: Job, record: dict[str, Any]) -> None:
         store = await asyncio.to_thread(self.stores)
-        result = await asyncio.to_thread(process_recording, record, self.section, store)
+        result = await self._leased(job, lambda: process_recording(record, self.section, store))
         wants_transcript = self._model_path() is not None
         async with self.conn.transaction():
+            if not await self.queue.done(job):
+                raise LeaseLost(job.id)
             await self.conn.execute(
                 "UPDATE recording SET state = 'stored', storage_key = $2, legs_key = $3,"
                 " codec = $4, size_bytes = $5, sha256 = $6, legs_sha256 = $7, duration_s = $8,"
@@ -148,7 +183,6 @@ class Worker:
                     record["id"],
                 )
                 await self.conn.execute(f"NOTIFY {CHANNEL}")
-            await self.queue.done(job)
         remove_raw(result.raw_files)
         log.info(
             "recording %s stored as %s (%d bytes, %.1f s%s)",
@@ -186,7 +220,6 @@ class Worker:
             await save_transcripts(
                 self.conn, record["id"], results, os.path.basename(model.rstrip("/"))
             )
-            await self.queue.done(job)
 
 
 async def serve(settings: dict[str, Any]) -> None:
@@ -213,6 +246,9 @@ def main() -> int:
     if not settings.get("dsn"):
         print("recording worker: no settings on stdin (dsn, data_dir, section)", file=sys.stderr)
         return 2
+    # Beside the engine on the same cores, the workers yield: the engine's
+    # event loop (routing, the 15 s clock) must not wait for a transcode.
+    os.nice(WORKER_NICENESS)
     started = time.monotonic()
     asyncio.run(serve(settings))
     log.info("worker stopped after %.0f s", time.monotonic() - started)

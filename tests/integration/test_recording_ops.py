@@ -521,3 +521,32 @@ async def test_the_retention_and_search_commands(pool: Any, dsn: str, tmp_path: 
         )
         == 1
     )
+
+
+async def test_a_dead_workers_job_is_taken_again_when_its_lease_runs_out(
+    pool: Any, tmp_path: Path, section: RecordingConfig
+) -> None:
+    from recording.jobs import JobQueue
+
+    section = replace(section, lease_s=1.0)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (tmp_path / "store").mkdir()
+    caller = tone_wav(raw / "c4-caller.wav", 2.0)
+    agents = tone_wav(raw / "c4-agents.wav", 2.0)
+    catalog = await closed_call(pool, raw, "c4", caller=caller, agents=agents)
+    store = LocalStore(tmp_path / "store", min_free_bytes=0)
+    async with pool.acquire() as dead_conn, pool.acquire() as conn:
+        dead = JobQueue(dead_conn, worker="dead", lease_s=1.0)
+        taken = await dead.take(("process",))
+        assert taken is not None  # ... and the worker dies holding it
+        live = Worker(conn, section, lambda: store, name="live")
+        assert await live.queue.take(("process",)) is None  # leased: not taken twice
+        async with asyncio.timeout(10):  # until the lease runs out (the point of the test)
+            while not await live.run_once():
+                await asyncio.sleep(0.1)
+        assert not await dead.done(taken)  # the dead worker's late finish is refused
+    row = await catalog.by_call("c4")
+    assert row["state"] == "stored"
+    assert store.hash(row["storage_key"]) == row["sha256"]
+    assert await pool.fetchval("SELECT count(*) FROM recording_job") == 0
