@@ -28,8 +28,11 @@
     if (objectUrl) URL.revokeObjectURL(objectUrl);
     objectUrl = URL.createObjectURL(blob);
     const audio = document.getElementById("audio");
+    delete audio.dataset.duration;
+    audio.onloadedmetadata = () => { audio.dataset.duration = String(audio.duration); };
     audio.src = objectUrl;
-    document.getElementById("playing").textContent = rec.caller_number + " · " + rec.started_at;
+    document.getElementById("playing").textContent =
+      rec.caller_number + " · " + new Date(rec.started_at).toLocaleString("zh-CN", { hour12: false });
     document.getElementById("player").classList.remove("hidden");
     const detail = await Hotline.api("GET", "/api/v1/recordings/" + rec.id);
     document.getElementById("checks").textContent = checksText(detail.checks);
