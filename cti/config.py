@@ -261,6 +261,7 @@ _NON_NEGATIVE = (
     "priority",
     "min_outcomes",
     "workers",
+    "retention_every_s",
 )
 
 

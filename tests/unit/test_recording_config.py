@@ -24,6 +24,16 @@ def test_the_default_keeps_recordings_a_year(tmp_path: Path) -> None:
     assert section.codec == "opus" and section.store == "local"
 
 
+def test_zero_workers_and_no_retention_loop_are_allowed(tmp_path: Path) -> None:
+    section = _load(tmp_path, "workers = 0\nretention_every_s = 0\n")
+    assert (section.workers, section.retention_every_s) == (0, 0)
+
+
+def test_the_example_file_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "hotline.example.toml"
+    assert load_config(example).section("recording", RecordingConfig) == RecordingConfig()
+
+
 def test_retention_of_365_days_or_more_is_taken(tmp_path: Path) -> None:
     assert _load(tmp_path, "retention_days = 365\n").retention_days == 365
     assert _load(tmp_path, "retention_days = 1095\n").retention_days == 1095
