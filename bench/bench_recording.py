@@ -82,7 +82,7 @@ from cti.stack.postgres import PostgresNotAvailable, PrivatePostgres  # noqa: E4
 from recording.checks import analyse  # noqa: E402
 from recording.config import RecordingConfig  # noqa: E402
 from recording.feature import FEATURE  # noqa: E402
-from recording.pipeline import sha256_file  # noqa: E402
+from recording.store import file_sha256  # noqa: E402
 from recording.store_local import LocalStore  # noqa: E402
 from recording.transcode import (  # noqa: E402
     Codec,
@@ -321,7 +321,7 @@ def repair_transcode_hash(mix: Path, out: Path, section: RecordingConfig) -> Non
         raise HarnessFailed(f"{mix}: the zeroed header was not repaired")
     codec = cast(Codec, section.codec)
     encoded = transcode(mix, out, codec=codec, bitrate_kbps=section.bitrate_kbps)
-    sha256_file(encoded.path)
+    file_sha256(encoded.path)
 
 
 def run_checks(sample: RawCall, section: RecordingConfig) -> None:

@@ -176,6 +176,14 @@ def queue_pause(queue: str, interface: str, *, paused: bool, reason: str = "") -
     }
 
 
+def getvar(variable: str, channel: str | None = None) -> Action:
+    """A channel's variable, or without *channel* a global one."""
+    action: Action = {"Action": "Getvar", "Variable": variable}
+    if channel is not None:
+        action["Channel"] = channel
+    return action
+
+
 def core_show_channels() -> Action:
     """Every live channel, one CoreShowChannel event each."""
     return {"Action": "CoreShowChannels"}

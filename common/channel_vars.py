@@ -6,6 +6,9 @@ from __future__ import annotations
 __all__ = [
     "AGENT",
     "CALL_ID",
+    "RECORDING",
+    "RECORDING_AT",
+    "RECORDING_DIR",
     "CONSULT_DIAL",
     "CONSULT_TARGET",
     "ENQUEUED_AT",
@@ -16,6 +19,9 @@ __all__ = [
 ]
 
 CALL_ID = "HOTLINE_CALL_ID"  # the call's id, set at intake (recording file name)
+RECORDING = "HOTLINE_RECORDING"  # the call's raw recording (the mix), on the caller
+RECORDING_AT = "HOTLINE_RECORDING_AT"  # when MixMonitor started on the caller (epoch s)
+RECORDING_DIR = "HOTLINE_RECORDING_DIR"  # global: where the stack's Asterisk records
 LINE = "HOTLINE_LINE"  # the hotline line (DID) the caller dialled
 QUEUE = "HOTLINE_QUEUE"  # the queue the caller waits in (the engine moves it)
 ENQUEUED_AT = "HOTLINE_ENQUEUED_AT"  # first queue entry (epoch s): the 15 s clock

@@ -15,7 +15,8 @@ __all__ = ["Catalog", "SearchFilter", "public_fields", "save_transcripts"]
 
 _COLUMNS = (
     "id, call_id, linkedid, line, queue, caller_number, agents, agent_spans, started_at,"
-    " ended_at, duration_s, work_order_ids, state, raw_path, legs_paths, repaired, storage_key,"
+    " ended_at, file_started_at, duration_s, work_order_ids, state, raw_path, legs_paths,"
+    " repaired, storage_key,"
     " legs_key, codec, size_bytes, sha256, legs_sha256, retain_until, legal_hold,"
     " transcript_state, checks, error"
 )
@@ -56,21 +57,25 @@ class Catalog:
         started = _ts(command.at)
         await self._pool.execute(
             "INSERT INTO recording (call_id, linkedid, line, queue, caller_number, agents,"
-            " agent_spans, started_at, raw_path, legs_paths, retain_until, state, error)"
-            " VALUES ($1, $1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12)"
+            " agent_spans, started_at, raw_path, legs_paths, retain_until, state, error,"
+            " file_started_at)"
+            " VALUES ($1, $1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13)"
             " ON CONFLICT (call_id) DO NOTHING",
             command.call_id,
             command.line,
             command.queue,
             command.caller_number,
-            [command.agent],
-            json.dumps([AgentSpan(command.agent, command.at, None).as_dict()]),
+            [command.agent] if command.agent else [],
+            json.dumps(
+                [AgentSpan(command.agent, command.at, None).as_dict()] if command.agent else []
+            ),
             started,
             files.mix if files else "",
             [files.caller, files.agents] if files else [],
             started + self._retention,
             "recording" if files else "failed",
             None if files else "the switch reported no recording for this answered call",
+            _ts(files.started_at) if files and files.started_at is not None else None,
         )
 
     async def close(self, command: Close) -> bool:

@@ -203,9 +203,7 @@ async def _retention(
         pool,
         store,
         now=datetime.now(UTC),
-        audit=lambda action, subject, detail: audit.record(
-            operator, action, subject=subject, detail=detail
-        ),
+        operator=operator,
         dry_run=args.dry_run,
         batch=section.retention_batch,
     )

@@ -41,11 +41,20 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class RecordingFiles:
-    """Where Asterisk writes a call's recording: the mix and the two legs."""
+    """Where Asterisk writes a call's recording: the mix and the two legs,
+    and when it started writing them (the stored file is cut at the first
+    answer: what comes before is ringing and hold music)."""
 
     mix: str
     caller: str
     agents: str
+    started_at: float | None = None
+
+    @classmethod
+    def beside(cls, mix: str, started_at: float | None = None) -> RecordingFiles:
+        """The legs named as the dialplan names them, beside *mix*."""
+        stem = mix[: -len(".wav")] if mix.endswith(".wav") else mix
+        return cls(mix, f"{stem}-caller.wav", f"{stem}-agents.wav", started_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +136,25 @@ class RecordingCore:
             call.files = files
         return []
 
+    def adopt(
+        self,
+        call_id: str,
+        *,
+        answered_at: float,
+        agent: str,
+        line: str | None,
+        queue: str | None,
+        caller_number: str,
+    ) -> list[Command]:
+        """A call found answered by a resync (the engine was away when it
+        was answered): its recording opens now, as from its answer."""
+        call = self._calls.setdefault(call_id, _Call())
+        if call.opened:
+            return []
+        call.line, call.queue = call.line or line, call.queue or queue
+        call.caller_number = call.caller_number or caller_number
+        return self._open(call_id, call, agent, answered_at)
+
     def apply(self, change: CallChange) -> list[Command]:
         if isinstance(change, CallArrived):
             call = self._calls.setdefault(change.call_id, _Call())
@@ -144,19 +172,7 @@ class RecordingCore:
                 call = self._calls[change.call_id] = _Call()
             if call.opened:
                 return self._join(call, change.agent, change.at)
-            call.opened = True
-            call.spans.append(AgentSpan(change.agent, change.at, None))
-            return [
-                Open(
-                    call_id=change.call_id,
-                    at=change.at,
-                    line=call.line,
-                    queue=call.queue,
-                    caller_number=call.caller_number,
-                    agent=change.agent,
-                    files=call.files,
-                )
-            ]
+            return self._open(change.call_id, call, change.agent, change.at)
         if call is None:
             return []
         if isinstance(change, AgentConnected) and call.opened:
@@ -170,9 +186,33 @@ class RecordingCore:
                 for span in [s for s in call.spans if s.end is None]:
                     self._leave(call, span.agent, change.at)
                 return [Close(change.call_id, change.at, tuple(call.spans))]
-            if call.files is not None:
-                return [Discard(change.call_id, call.files)]
+            if call.files is None:
+                return []
+            if isinstance(change, CallLost) and call.files.started_at is not None:
+                # Gone while the engine was away: whether it was answered is
+                # not known, so the audio is kept (catalogued from the file's
+                # start) rather than risk deleting a conversation.
+                opened = self._open(change.call_id, call, "", call.files.started_at)
+                return [*opened, Close(change.call_id, change.at, ())]
+            return [Discard(change.call_id, call.files)]
         return []
+
+    @staticmethod
+    def _open(call_id: str, call: _Call, agent: str, at: float) -> list[Command]:
+        call.opened = True
+        if agent:
+            call.spans.append(AgentSpan(agent, at, None))
+        return [
+            Open(
+                call_id=call_id,
+                at=at,
+                line=call.line,
+                queue=call.queue,
+                caller_number=call.caller_number,
+                agent=agent,
+                files=call.files,
+            )
+        ]
 
     @staticmethod
     def _join(call: _Call, agent: str, at: float) -> list[Command]:

@@ -12,8 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common import ami_actions
+from common import channel_vars as var
 from common.call_changes import CallChange
+from cti import events
 from cti.bus import ami
+from cti.engine import Resynced
 from cti.feature import ConfigSection, Feature
 from cti.stack.render import render
 
@@ -21,9 +25,10 @@ from . import http
 from .catalog import Catalog
 from .cli import add_commands
 from .config import RecordingConfig, validate_recording
+from .core import RecordingFiles
 from .pipeline import StoreOpener
 from .retention import run_retention
-from .service import RECORDING_EVENT, RecordingService, WorkerPool, settings_for
+from .service import RECORDING_EVENT, RecordingService, WorkerPool, epoch_or_none, settings_for
 
 if TYPE_CHECKING:
     from cti.config import EngineConfig
@@ -65,9 +70,7 @@ async def run(runtime: Runtime, section: RecordingConfig) -> AsyncIterator[None]
                     runtime.pool,
                     await asyncio.to_thread(stores),
                     now=datetime.fromtimestamp(runtime.clock(), UTC),
-                    audit=lambda action, subject, detail: runtime.audit.record(
-                        "system", action, subject=subject, detail=detail
-                    ),
+                    operator="system",
                     batch=section.retention_batch,
                 )
             except Exception:  # the store or the database away: next period
@@ -83,6 +86,42 @@ async def run(runtime: Runtime, section: RecordingConfig) -> AsyncIterator[None]
                     len(report.held),
                 )
 
+    async def reconcile() -> None:
+        """After each (re)connect: the recordings the switch is making, calls
+        answered while the engine was away, rows whose call is gone, and raw
+        files nobody reported (see RecordingService)."""
+        try:
+            reply = await runtime.link.send_action(
+                ami_actions.status([var.CALL_ID, var.RECORDING, var.RECORDING_AT])
+            )
+            armed = {}
+            for row in reply if isinstance(reply, list) else [reply]:
+                values = events.status_variables(row) if events.event_name(row) == "Status" else {}
+                if values.get(var.RECORDING) and values.get(var.CALL_ID):
+                    armed[values[var.CALL_ID]] = RecordingFiles.beside(
+                        values[var.RECORDING], epoch_or_none(values.get(var.RECORDING_AT))
+                    )
+            service.adopt(armed, runtime.model.calls)
+            if not section.asterisk_dir:
+                found = await runtime.link.send_action(ami_actions.getvar(var.RECORDING_DIR))
+                directory = events.header(found, "Value") if isinstance(found, dict) else ""
+                if directory:
+                    service.note_raw_dir(directory)
+            live = set(runtime.model.calls)
+            await service.close_stale(live)
+            await service.sweep(service.raw_dirs, live)
+        except Exception:  # the link dropped again, or the database is away
+            log.exception("recording: reconcile after the resync did not finish")
+
+    reconciling: set[asyncio.Task[None]] = set()
+
+    def resynced(_: Resynced) -> None:
+        task = asyncio.create_task(reconcile(), name="recording: reconcile")
+        reconciling.add(task)
+        task.add_done_callback(reconciling.discard)
+
+    runtime.bus.subscribe(Resynced, resynced, name="recording: resync")
+
     tasks = [
         asyncio.create_task(service.perform_forever(), name="recording: catalog"),
         asyncio.create_task(service.watch_forever(), name="recording: alarms"),
@@ -95,9 +134,9 @@ async def run(runtime: Runtime, section: RecordingConfig) -> AsyncIterator[None]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await service.idle()
-        for task in tasks:
+        for task in [*tasks, *reconciling]:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *reconciling, return_exceptions=True)
         await workers.stop()
 
 

@@ -222,19 +222,11 @@ async def legal_hold(request: web.Request) -> web.StreamResponse:
     except PayloadError as exc:
         return error_response(400, str(exc), field=exc.field)
     access = request.app[RECORDINGS]
-    recording_id = _id(request)
-    record = await access.catalog.get(recording_id)
+    # The catalog first: retention honours it at once, and a worker storing
+    # this recording right now reads it when it commits (row lock).
+    record = await access.catalog.set_legal_hold(_id(request), body.on)
     if record is None:
-        return error_response(404, f"no recording {recording_id}")
-    try:
-        store = await access.store()
-        for key in (record["storage_key"], record["legs_key"]):
-            if key:
-                await asyncio.to_thread(store.set_legal_hold, key, body.on)
-    except StoreError as exc:
-        return error_response(503, f"the store did not take the legal hold: {exc}")
-    record = await access.catalog.set_legal_hold(recording_id, body.on)
-    assert record is not None
+        return error_response(404, f"no recording {request.match_info['id']}")
     await request.app[AUDIT].record(
         session.username,
         "recording_legal_hold_on" if body.on else "recording_legal_hold_off",
@@ -242,6 +234,17 @@ async def legal_hold(request: web.Request) -> web.StreamResponse:
         remote=remote_of(request),
         detail={"reason": body.reason},
     )
+    try:
+        store = await access.store()
+        for key in (record["storage_key"], record["legs_key"]):
+            if key:
+                await asyncio.to_thread(store.set_legal_hold, key, body.on)
+    except StoreError as exc:
+        return error_response(
+            503,
+            f"legal hold recorded in the catalog, but the store did not take it: {exc};"
+            " send it again",
+        )
     return json_response(
         public_fields(
             record, number=_number_for(session.role, record["caller_number"], reveal=False)

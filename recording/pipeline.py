@@ -7,7 +7,7 @@ holds the verified result.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import errno
 import shutil
 import tempfile
 import time
@@ -19,7 +19,7 @@ from typing import Any
 
 from .checks import analyse
 from .config import RecordingConfig
-from .store import ObjectMissing, Store, StoreError
+from .store import ObjectMissing, Store, StoreError, StoreFull, file_sha256
 from .transcode import merge_legs, transcode
 from .wav import WavError, repair_wav_header, wav_info
 
@@ -30,11 +30,8 @@ __all__ = [
     "RawMissing",
     "open_store",
     "process_recording",
-    "sha256_file",
     "storage_keys",
 ]
-
-HASH_CHUNK = 1 << 20
 
 
 class NotReady(Exception):
@@ -101,16 +98,12 @@ class StoreOpener:
         return self._store
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def extension(codec: str) -> str:
+    return "opus" if codec == "opus" else "mp3"
 
 
 def storage_keys(call_id: str, started_at: datetime, codec: str) -> tuple[str, str]:
-    ext = "opus" if codec == "opus" else "mp3"
+    ext = extension(codec)
     day = started_at.astimezone(UTC).strftime("%Y/%m/%d")
     safe = call_id.replace("/", "_")
     return f"{day}/{safe}.{ext}", f"{day}/{safe}.legs.{ext}"
@@ -125,7 +118,7 @@ def _store_verified(
     store: Store, key: str, source: Path, retain_until: datetime, legal_hold: bool
 ) -> tuple[str, int]:
     """Put *source* under *key* and read it back: (sha256, size)."""
-    digest = sha256_file(source)
+    digest = file_sha256(source)
     try:
         existing = store.stat(key)
     except ObjectMissing:
@@ -148,9 +141,67 @@ def process_recording(
     now = time.time() if now is None else now
     mix = section.local_path(record["raw_path"])
     legs = [section.local_path(p) for p in record["legs_paths"]]
+    key, legs_key = storage_keys(record["call_id"], record["started_at"], section.codec)
+    store.check()  # a full or unreachable store: retry later, before any work
+    repaired = _ready(mix, legs, key, store, record, section, now)
+    info = wav_info(mix)
+    cut_s = min(_before_answer_s(record), info.duration_s)
+    if info.data_bytes == 0 or cut_s >= info.duration_s:
+        raise WavError(f"{mix}: no audio after the answer ({info.duration_s:.1f} s in all)")
+    has_legs = len(legs) == 2 and all(p.exists() for p in legs)
+    try:
+        work = Path(tempfile.mkdtemp(prefix="hotline-recording-"))
+    except OSError as exc:
+        raise StoreFull(f"no room for the workers' temporary files: {exc}") from exc
+    try:
+        encoded, legs_file, checks = _encode(mix, legs if has_legs else [], work, cut_s, section)
+        retain_until, hold = record["retain_until"], bool(record["legal_hold"])
+        digest, size = _store_verified(store, key, encoded, retain_until, hold)
+        legs_digest = None
+        if legs_file is not None:
+            legs_digest, _ = _store_verified(store, legs_key, legs_file, retain_until, hold)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StoreFull(f"no room for the workers' temporary files: {exc}") from exc
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return Processed(
+        storage_key=key,
+        legs_key=legs_key if legs_file is not None else None,
+        codec=section.codec,
+        size_bytes=size,
+        sha256=digest,
+        legs_sha256=legs_digest,
+        duration_s=info.duration_s - cut_s,
+        repaired=repaired,
+        checks=checks,
+        # A lone leg (its pair missing) was not stored: it stays on disk.
+        raw_files=(mix, *legs) if legs_file is not None else (mix,),
+    )
+
+
+def _before_answer_s(record: dict[str, Any]) -> float:
+    """Seconds of the raw file before the first answer (ringing, music)."""
+    started, answered = record.get("file_started_at"), record["started_at"]
+    if started is None or answered <= started:
+        return 0.0
+    return float((answered - started).total_seconds())
+
+
+def _ready(
+    mix: Path,
+    legs: list[Path],
+    key: str,
+    store: Store,
+    record: dict[str, Any],
+    section: RecordingConfig,
+    now: float,
+) -> bool:
+    """The raw files closed, or repaired if Asterisk died writing them
+    (True); NotReady while they may still be written."""
     ended = record["ended_at"].timestamp() if record["ended_at"] else now
     settled = now - ended >= section.settle_s
-    key, legs_key = storage_keys(record["call_id"], record["started_at"], section.codec)
     if not mix.exists():
         with contextlib.suppress(ObjectMissing):
             found = store.stat(key)
@@ -161,59 +212,41 @@ def process_recording(
         if not settled:
             raise NotReady(f"{mix} not there yet")
         raise RawMissing(f"{mix}: no raw recording on disk and nothing stored under {key}")
-    store.check()  # a full or unreachable store: retry later, before any work
     repaired = False
     for path in [mix, *[p for p in legs if p.exists()]]:
-        info = wav_info(path)
-        if not info.header_ok:
+        if not wav_info(path).header_ok:
             if not settled:
                 raise NotReady(f"{path}: WAV header not closed yet")
             repaired = repair_wav_header(path).repaired or repaired
-    info = wav_info(mix)
-    if info.data_bytes == 0:
-        raise WavError(f"{mix}: no audio at all (the call was answered but nothing was bridged)")
-    work = Path(tempfile.mkdtemp(prefix=".work-", dir=mix.parent))
-    try:
-        ext = "opus" if section.codec == "opus" else "mp3"
-        encoded = transcode(
-            mix, work / f"mix.{ext}", codec=section.codec, bitrate_kbps=section.mix_bitrate_kbps
-        )
-        checks = None
-        legs_file = None
-        if len(legs) == 2 and all(p.exists() for p in legs):
-            caller_pcm, rate = _pcm(legs[0])
-            agents_pcm, _ = _pcm(legs[1])
-            checks = analyse(
-                caller_pcm, agents_pcm, sample_rate=rate, target_s=section.duration_target_s
-            ).as_dict()
-            legs_file = merge_legs(
-                legs[0],
-                legs[1],
-                work / f"legs.{ext}",
-                codec=section.codec,
-                bitrate_kbps=section.mix_bitrate_kbps * 2,
-            )
-        retain_until = record["retain_until"]
-        hold = bool(record["legal_hold"])
-        digest, size = _store_verified(store, key, encoded.path, retain_until, hold)
-        legs_digest = None
-        if legs_file is not None:
-            legs_digest, _ = _store_verified(store, legs_key, legs_file.path, retain_until, hold)
-        return Processed(
-            storage_key=key,
-            legs_key=legs_key if legs_file is not None else None,
-            codec=section.codec,
-            size_bytes=size,
-            sha256=digest,
-            legs_sha256=legs_digest,
-            duration_s=info.duration_s,
-            repaired=repaired,
-            checks=checks,
-            # A lone leg (its pair missing) was not stored: it stays on disk.
-            raw_files=(mix, *legs) if legs_file is not None else (mix,),
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return repaired
+
+
+def _encode(
+    mix: Path, legs: list[Path], work: Path, cut_s: float, section: RecordingConfig
+) -> tuple[Path, Path | None, dict[str, Any] | None]:
+    """The stored mix, the stored legs and the checks, from the answer on."""
+    ext = extension(section.codec)
+    kbps = section.mix_bitrate_kbps
+    encoded = transcode(
+        mix, work / f"mix.{ext}", codec=section.codec, bitrate_kbps=kbps, start_s=cut_s
+    )
+    if not legs:
+        return encoded.path, None, None
+    caller_pcm, rate = _pcm(legs[0])
+    agents_pcm, _ = _pcm(legs[1])
+    skip = int(cut_s * rate) * 2
+    checks = analyse(
+        caller_pcm[skip:], agents_pcm[skip:], sample_rate=rate, target_s=section.duration_target_s
+    ).as_dict()
+    merged = merge_legs(
+        legs[0],
+        legs[1],
+        work / f"legs.{ext}",
+        codec=section.codec,
+        bitrate_kbps=kbps * 2,
+        start_s=cut_s,
+    )
+    return encoded.path, merged.path, checks
 
 
 def remove_raw(paths: tuple[Path, ...]) -> None:

@@ -14,7 +14,7 @@ not know).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,9 +22,6 @@ from typing import Any
 from .store import ObjectMissing, RetentionLocked, Store, StoreError
 
 __all__ = ["IntegrityReport", "RetentionReport", "audit_integrity", "run_retention"]
-
-Audit = Callable[[str, str, dict[str, Any]], Awaitable[None]]
-"""(action, subject, detail) -> written to the audit log."""
 
 
 @dataclass
@@ -61,10 +58,14 @@ async def run_retention(
     store: Store,
     *,
     now: datetime,
-    audit: Audit,
+    operator: str,
     dry_run: bool = False,
     batch: int = 500,
 ) -> RetentionReport:
+    """Delete what is past ``retain_until`` and not on legal hold. For each
+    recording: every stored object is checked before any is deleted (never
+    half a recording), then the objects go, then the catalog row and its
+    audit-log row in one transaction (never a deletion without its audit)."""
     report = RetentionReport(dry_run=dry_run)
     report.held = [
         r["call_id"]
@@ -73,44 +74,65 @@ async def run_retention(
         )
     ]
     after = 0
-    while True:
-        rows = await pool.fetch(
-            "SELECT id, call_id, storage_key, legs_key, sha256, retain_until FROM recording"
-            " WHERE retain_until < $1 AND NOT legal_hold AND state IN ('stored', 'failed')"
-            " AND id > $2 ORDER BY id LIMIT $3",
-            now,
-            after,
-            batch,
-        )
-        if not rows:
-            return report
+    while rows := await pool.fetch(
+        "SELECT id, call_id, storage_key, legs_key, sha256, retain_until FROM recording"
+        " WHERE retain_until < $1 AND NOT legal_hold AND state IN ('stored', 'failed')"
+        " AND id > $2 ORDER BY id LIMIT $3",
+        now,
+        after,
+        batch,
+    ):
         for row in rows:
             after = row["id"]
-            keys = [k for k in (row["storage_key"], row["legs_key"]) if k]
             if dry_run:
                 report.deleted.append(row["call_id"])
                 continue
+            keys = [k for k in (row["storage_key"], row["legs_key"]) if k]
             try:
-                for key in keys:
-                    try:
-                        await asyncio.to_thread(store.delete, key)
-                    except ObjectMissing:
-                        pass
-            except (RetentionLocked, StoreError) as exc:
+                await asyncio.to_thread(_delete_all, store, keys, now)
+            except StoreError as exc:
                 report.refused.append((row["call_id"], str(exc)))
                 continue
-            await pool.execute("DELETE FROM recording WHERE id = $1", row["id"])
-            await audit(
-                "recording_deleted",
-                row["call_id"],
-                {
-                    "keys": keys,
-                    "sha256": row["sha256"],
-                    "retain_until": row["retain_until"].isoformat(),
-                    "reason": "retention",
-                },
-            )
+            await _forget(pool, row, keys, operator)
             report.deleted.append(row["call_id"])
+    return report
+
+
+def _delete_all(store: Store, keys: list[str], now: datetime) -> None:
+    """Delete *keys*, or none of them: each is checked first."""
+    present = []
+    for key in keys:
+        try:
+            found = store.stat(key)
+        except ObjectMissing:
+            continue
+        if found.legal_hold or found.retain_until > now:
+            raise RetentionLocked(
+                f"{key}: the store keeps it until {found.retain_until.isoformat()}"
+                f"{' and it is on legal hold' if found.legal_hold else ''}; the catalog says"
+                " otherwise: check the store's lock and the catalog (hotline recordings audit)"
+            )
+        present.append(key)
+    for key in present:
+        store.delete(key)
+
+
+async def _forget(pool: Any, row: Any, keys: list[str], operator: str) -> None:
+    detail = {
+        "keys": keys,
+        "sha256": row["sha256"],
+        "retain_until": row["retain_until"].isoformat(),
+        "reason": "retention",
+    }
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM recording WHERE id = $1", row["id"])
+        await conn.execute(
+            "INSERT INTO audit_log (username, action, subject, remote, detail)"
+            " VALUES ($1, 'recording_deleted', $2, '', $3::jsonb)",
+            operator,
+            row["call_id"],
+            json.dumps(detail),
+        )
 
 
 async def audit_integrity(pool: Any, store: Store) -> IntegrityReport:

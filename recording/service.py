@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -38,6 +41,8 @@ ALARM_STORE = "RECORDING_STORE"
 ALARM_FAILED = "RECORDING_FAILED"
 ALARM_POLL_S = 5.0
 COMMAND_BACKOFF = Backoff(base_s=0.5, cap_s=10.0)
+WAV_HEADER_BYTES = 44
+WAV_BYTES_PER_S = 16_000  # MixMonitor's .wav: 8 kHz, 16-bit, mono
 
 
 class WorkerPool:
@@ -132,6 +137,7 @@ class RecordingService:
         self._clock = clock
         self._commands: asyncio.Queue[Command] = asyncio.Queue()
         self._alarms: dict[str, Alarm] = {}
+        self._raw_dirs: set[Path] = set()
         self.performed = 0
         self.command_errors = 0
 
@@ -141,14 +147,92 @@ class RecordingService:
             self._commands.put_nowait(command)
 
     def on_recording_event(self, event: Mapping[str, Any]) -> None:
-        call_id = event.get("CallId") or ""
-        mix = event.get("File") or ""
+        call_id = str(event.get("CallId") or "")
+        mix = str(event.get("File") or "")
         if not call_id or not mix:
-            log.warning("HotlineRecording without CallId/File: %r", dict(event))
+            # Only the names: the event's other headers carry the caller's number.
+            log.warning("HotlineRecording without CallId or File (call %r)", call_id)
             return
-        files = RecordingFiles(mix, event.get("CallerLeg") or "", event.get("AgentsLeg") or "")
+        files = RecordingFiles.beside(mix, epoch_or_none(event.get("StartedAt")))
+        self._note_dir(mix)
         for command in self.core.armed(call_id, files):
             self._commands.put_nowait(command)
+
+    def note_raw_dir(self, directory: str) -> None:
+        """A directory Asterisk writes raw recordings to (as Asterisk names it)."""
+        self._raw_dirs.add(self.section.local_path(directory))
+
+    def _note_dir(self, mix: str) -> None:
+        self._raw_dirs.add(self.section.local_path(mix).parent)
+
+    def adopt(self, armed: Mapping[str, RecordingFiles], calls: Mapping[str, Any]) -> int:
+        """After a resync: the recordings the switch is making (from its
+        channel variables) and, for calls answered while the engine was away,
+        their opening. Returns how many recordings were opened."""
+        opened = 0
+        for call_id, files in armed.items():
+            self._note_dir(files.mix)
+            self.core.armed(call_id, files)
+            call = calls.get(call_id)
+            if call is None or call.answered_at is None or self.core.is_open(call_id):
+                continue
+            for command in self.core.adopt(
+                call_id,
+                answered_at=call.answered_at,
+                agent=call.agent or "",
+                line=call.line,
+                queue=call.queue,
+                caller_number=call.caller_number,
+            ):
+                self._commands.put_nowait(command)
+                opened += 1
+        return opened
+
+    async def close_stale(self, live: Collection[str]) -> list[str]:
+        """Close the recordings still open in the catalog whose call is gone
+        (it ended while the engine was away, or its Close was never written):
+        their raw files are then processed like any other."""
+        stale = [
+            r["call_id"]
+            for r in await self.pool.fetch(
+                "SELECT call_id FROM recording WHERE state = 'recording'"
+            )
+            if r["call_id"] not in live and not self.core.is_open(r["call_id"])
+        ]
+        for call_id in stale:
+            self._commands.put_nowait(Close(call_id, self._clock(), ()))
+        return stale
+
+    async def sweep(self, raw_dirs: Collection[Path], live: Collection[str]) -> list[str]:
+        """Catalog the raw recordings nobody told the engine about (calls
+        made entirely while it was away, e.g. on the dialplan's fallback):
+        every mix in *raw_dirs* not being written (older than ``settle_s``),
+        not live and not catalogued. Returns their call ids."""
+        now = time.time()
+        found = await asyncio.to_thread(_raw_mixes, raw_dirs, now - max(self.section.settle_s, 60))
+        if not found:
+            return []
+        known = {
+            r["call_id"]
+            for r in await self.pool.fetch(
+                "SELECT call_id FROM recording WHERE call_id = ANY($1)", [f.call_id for f in found]
+            )
+        }
+        recovered = []
+        for raw in found:
+            if raw.call_id in known or raw.call_id in live or self.core.is_open(raw.call_id):
+                continue
+            files = RecordingFiles.beside(raw.mix, raw.started_at)
+            self._commands.put_nowait(Open(raw.call_id, raw.started_at, None, None, "", "", files))
+            self._commands.put_nowait(Close(raw.call_id, raw.ended_at, ()))
+            recovered.append(raw.call_id)
+        if recovered:
+            log.warning(
+                "recording: %d raw recording(s) nobody reported, catalogued: %s",
+                len(recovered),
+                ", ".join(recovered[:10]),
+            )
+        return recovered
 
     # -- the command loop ---------------------------------------------------
     @property
@@ -156,6 +240,8 @@ class RecordingService:
         return self._commands.qsize()
 
     async def perform_forever(self) -> None:
+        """Perform the commands in call order; a database that is away is
+        waited for (the command is retried, never dropped)."""
         while True:
             command = await self._commands.get()
             failures = 0
@@ -163,7 +249,7 @@ class RecordingService:
                 try:
                     await self._perform(command)
                     break
-                except (TimeoutError, OSError) as exc:
+                except _DATABASE_AWAY as exc:
                     failures += 1
                     self.command_errors += 1
                     delay = COMMAND_BACKOFF.compute(failures)
@@ -175,13 +261,11 @@ class RecordingService:
                         delay,
                     )
                     await asyncio.sleep(delay)
-                except Exception as exc:
-                    if type(exc).__module__.startswith("asyncpg") and _transient(exc):
-                        failures += 1
-                        self.command_errors += 1
-                        await asyncio.sleep(COMMAND_BACKOFF.compute(failures))
-                        continue
-                    log.exception("recording: %s for call %s failed", command, command.call_id)
+                except Exception:
+                    self.command_errors += 1
+                    log.exception(
+                        "recording: %s for call %s failed", type(command).__name__, command.call_id
+                    )
                     break
             self.performed += 1
             self._commands.task_done()
@@ -208,6 +292,17 @@ class RecordingService:
             await asyncio.to_thread(remove_raw, paths)
 
     # -- alarms ---------------------------------------------------------------
+    @property
+    def raw_dirs(self) -> set[Path]:
+        """Where the raw recordings are, as far as this engine knows: the
+        configured directory and those of the files reported so far (the
+        stack's ``HOTLINE_RECORDING_DIR`` is learnt from the switch at each
+        resync, see the feature)."""
+        dirs = set(self._raw_dirs)
+        if self.section.asterisk_dir:
+            dirs.add(self.section.local_path(self.section.asterisk_dir))
+        return dirs
+
     async def watch_forever(self) -> None:
         """Start the workers if jobs are waiting (left by an earlier run),
         then keep the alarms in step with the job table."""
@@ -263,16 +358,56 @@ class RecordingService:
         return list(self._alarms.values())
 
 
-def _transient(exc: BaseException) -> bool:
-    import asyncpg
+_DATABASE_AWAY = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+"""Errors after which the same write can succeed later."""
 
-    return isinstance(
-        exc,
-        asyncpg.exceptions.ConnectionDoesNotExistError
-        | asyncpg.exceptions.CannotConnectNowError
-        | asyncpg.exceptions.TooManyConnectionsError
-        | asyncpg.exceptions.InterfaceError,
-    )
+
+def epoch_or_none(value: Any) -> float | None:
+    try:
+        return float(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class RawMix:
+    call_id: str
+    mix: str
+    started_at: float
+    ended_at: float
+
+
+def _raw_mixes(dirs: Collection[Path], older_than: float) -> list[RawMix]:
+    """The mixes (not legs) in *dirs* last written before *older_than*."""
+    found = []
+    for directory in dirs:
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(".wav") or name.endswith(("-caller.wav", "-agents.wav")):
+                continue
+            try:
+                info = entry.stat()
+            except OSError:
+                continue
+            if info.st_mtime >= older_than:
+                continue
+            seconds = max(info.st_size - WAV_HEADER_BYTES, 0) / WAV_BYTES_PER_S
+            found.append(
+                RawMix(name[: -len(".wav")], entry.path, info.st_mtime - seconds, info.st_mtime)
+            )
+    return found
 
 
 def settings_for(dsn: str, data_dir: str, section: RecordingConfig) -> Callable[[str], bytes]:

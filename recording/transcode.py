@@ -76,8 +76,10 @@ def transcode(
     *,
     codec: Codec = "opus",
     bitrate_kbps: int | None = None,
+    start_s: float = 0.0,
 ) -> AudioFile:
-    """Encode *src_wav* as mono *codec* at *dst*, atomically.
+    """Encode *src_wav* as mono *codec* at *dst*, atomically, from *start_s*
+    seconds into it (the part before is left out).
 
     Opus goes in an Ogg container (name the file ``.opus``), MP3 as plain MP3.
     ffmpeg writes a temporary file next to *dst*, which is fsync'd and renamed
@@ -88,13 +90,13 @@ def transcode(
     source = _pcm_wav(src)
     kbps = _bitrate(codec, bitrate_kbps, channels=1)
     return _encode(
-        ["-threads", "1", "-i", str(src)],
+        [*_seek(start_s), "-threads", "1", "-i", str(src)],
         [],
         Path(dst),
         codec=codec,
         kbps=kbps,
         channels=1,
-        duration_s=source.duration_s,
+        duration_s=max(source.duration_s - start_s, 0.0),
         what=str(src),
     )
 
@@ -106,8 +108,10 @@ def merge_legs(
     *,
     codec: Codec = "opus",
     bitrate_kbps: int | None = None,
+    start_s: float = 0.0,
 ) -> AudioFile:
-    """One stereo file of a call's two directions: left the caller, right the agents.
+    """One stereo file of a call's two directions: left the caller, right the
+    agents, from *start_s* seconds into them.
 
     The shorter leg is padded with silence to the longer one's length.
     *bitrate_kbps* is the whole file's (both legs; by default twice
@@ -120,8 +124,9 @@ def merge_legs(
     reason. Written atomically, as :func:`transcode` does.
     """
     caller, agents = _existing(caller_wav), _existing(agents_wav)
-    duration_s = max(_pcm_wav(caller).duration_s, _pcm_wav(agents).duration_s)
-    inputs = ["-threads", "1", "-i", str(caller), "-threads", "1", "-i", str(agents)]
+    duration_s = max(_pcm_wav(caller).duration_s, _pcm_wav(agents).duration_s) - start_s
+    seek = _seek(start_s)
+    inputs = [*seek, "-threads", "1", "-i", str(caller), *seek, "-threads", "1", "-i", str(agents)]
     # amix of two half-silent stereo streams rather than amerge/join: those stop
     # at the shorter input, amix pads it (normalize=0 keeps the levels exact).
     graph = (
@@ -138,7 +143,7 @@ def merge_legs(
         codec=codec,
         kbps=kbps,
         channels=2,
-        duration_s=duration_s,
+        duration_s=max(duration_s, 0.0),
         what=f"{caller} + {agents}",
     )
 
@@ -172,6 +177,16 @@ def probe_duration(path: str | os.PathLike[str]) -> float:
 
 
 _QUIET = ("-nostdin", "-hide_banner", "-loglevel", "error")
+_BITEXACT = ("-fflags", "+bitexact", "-flags:a", "+bitexact")
+"""The same input gives the same bytes (no random Ogg serial, no encoder
+version tag): a retried job produces the very file an earlier attempt may
+already have stored, which the store accepts instead of refusing a change."""
+
+
+def _seek(start_s: float) -> list[str]:
+    if start_s < 0:
+        raise ValueError(f"start_s must be >= 0, got {start_s}")
+    return ["-ss", f"{start_s:.3f}"] if start_s > 0 else []
 
 
 def _bitrate(codec: Codec, given: int | None, *, channels: int) -> int:
@@ -223,7 +238,8 @@ def _encode(
         raise TranscodeError(f"{dst}: no such directory {dst.parent}")
     part = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:12]}.part")
     argv = [_tool("ffmpeg"), *_QUIET, *inputs, *mixing]
-    argv += ["-ac", str(channels), "-map_metadata", "-1", "-threads", "1", *encoder, str(part)]
+    argv += ["-ac", str(channels), "-map_metadata", "-1", "-threads", "1", *_BITEXACT]
+    argv += [*encoder, str(part)]
     try:
         _run(argv, what=what)
         with part.open("rb") as written:

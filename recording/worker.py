@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +92,13 @@ class Worker:
         job = await self.queue.take(self.kinds)
         if job is None:
             return False
+        if job.attempts > self.section.max_attempts:
+            # Taken again after its lease ran out, more often than failures
+            # are allowed: its worker dies on it (memory, a crashing codec).
+            await self.queue.fail(
+                job, f"taken {job.attempts - 1} times by workers that never finished it"
+            )
+            return True
         record = await self.conn.fetchrow("SELECT * FROM recording WHERE id = $1", job.recording_id)
         if record is None:
             await self.queue.done(job)
@@ -159,6 +165,14 @@ class Worker:
         async with self.conn.transaction():
             if not await self.queue.done(job):
                 raise LeaseLost(job.id)
+            # A legal hold put on while this job ran reached only the
+            # catalog (nothing was stored yet): it goes on the objects now.
+            held = await self.conn.fetchval(
+                "SELECT legal_hold FROM recording WHERE id = $1 FOR UPDATE", record["id"]
+            )
+            if held and not record["legal_hold"]:
+                keys = [k for k in (result.storage_key, result.legs_key) if k]
+                await asyncio.to_thread(lambda: [store.set_legal_hold(k, True) for k in keys])
             await self.conn.execute(
                 "UPDATE recording SET state = 'stored', storage_key = $2, legs_key = $3,"
                 " codec = $4, size_bytes = $5, sha256 = $6, legs_sha256 = $7, duration_s = $8,"
@@ -210,13 +224,14 @@ class Worker:
             from .transcribe import Transcriber
 
             self._transcriber = await asyncio.to_thread(Transcriber, Path(model))
-        results = await asyncio.to_thread(
-            transcribe_legs,
-            await asyncio.to_thread(self.stores),
-            record["legs_key"],
-            self._transcriber,
+        store = await asyncio.to_thread(self.stores)
+        transcriber = self._transcriber
+        results = await self._leased(
+            job, lambda: transcribe_legs(store, record["legs_key"], transcriber)
         )
         async with self.conn.transaction():
+            if not await self.queue.done(job):
+                raise LeaseLost(job.id)
             await save_transcripts(
                 self.conn, record["id"], results, os.path.basename(model.rstrip("/"))
             )
@@ -253,10 +268,6 @@ def main() -> int:
     asyncio.run(serve(settings))
     log.info("worker stopped after %.0f s", time.monotonic() - started)
     return 0
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ CREATE TABLE recording (
     caller_number   text NOT NULL DEFAULT '',
     agents          text[] NOT NULL DEFAULT '{}',
     agent_spans     jsonb NOT NULL DEFAULT '[]',   -- [{"agent", "from", "to"}] (epoch s)
-    started_at      timestamptz NOT NULL,
+    started_at      timestamptz NOT NULL,              -- the first answer
+    file_started_at timestamptz,                       -- MixMonitor's start (cut before answer)
     ended_at        timestamptz,
     duration_s      double precision,              -- of the stored audio
     work_order_ids  text[] NOT NULL DEFAULT '{}',

@@ -39,6 +39,7 @@ def _toml(info: StackInfo, config: EngineConfig) -> str:
 engine_id = "restart-test"
 database_dsn = "{info.database_dsn}"
 redis_url = "{info.redis_url}"
+data_dir = "{info.data_dir}"
 ring_timeout_s = {config.ring_timeout_s}
 
 [ami]

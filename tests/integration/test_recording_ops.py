@@ -210,6 +210,7 @@ async def test_the_worker_transcribes_both_directions_with_vosk(
     total, found = await catalog.search(SearchFilter(text=word))
     assert total == 1 and found[0]["call_id"] == "c2"
     assert (await catalog.search(SearchFilter(text="없는말입니다")))[0] == 0
+    assert await pool.fetchval("SELECT count(*) FROM recording_job") == 0  # both jobs done
 
     # The operator's command transcribes again on demand, or says why not.
     config = tmp_path / "hotline.toml"
@@ -268,23 +269,42 @@ async def test_retention_deletes_past_retain_until_keeps_the_rest(
         "held": await _stored_row(pool, store, "held", now - timedelta(days=366), hold=True),
     }
     clock.now = now
-    audited: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def audit(action: str, subject: str, detail: dict[str, Any]) -> None:
-        audited.append((action, subject, detail))
-
-    dry = await run_retention(pool, store, now=now, audit=audit, dry_run=True)
-    assert dry.deleted == ["day366"] and dry.held == ["held"] and audited == []
+    dry = await run_retention(pool, store, now=now, operator="tester", dry_run=True)
+    assert dry.deleted == ["day366"] and dry.held == ["held"]
     assert await pool.fetchval("SELECT count(*) FROM recording") == 3
+    assert await pool.fetchval("SELECT count(*) FROM audit_log") == 0
 
-    report = await run_retention(pool, store, now=now, audit=audit)
+    report = await run_retention(pool, store, now=now, operator="tester")
     assert report.deleted == ["day366"] and report.held == ["held"] and report.ok
     left = {r["call_id"] for r in await pool.fetch("SELECT call_id FROM recording")}
     assert left == {"day364", "held"}
     assert sorted(store.keys()) == sorted([keys["day364"], keys["held"]])
-    ((action, subject, detail),) = audited
-    assert (action, subject) == ("recording_deleted", "day366")
+    (audited,) = await pool.fetch("SELECT username, action, subject, detail FROM audit_log")
+    assert (audited["username"], audited["action"], audited["subject"]) == (
+        "tester",
+        "recording_deleted",
+        "day366",
+    )
+    detail = json.loads(audited["detail"])
     assert detail["keys"] == [keys["day366"]] and detail["reason"] == "retention"
+
+
+async def test_retention_never_deletes_what_the_store_still_locks(
+    pool: Any, tmp_path: Path
+) -> None:
+    """A catalog that says "past retention" while the store's lock says
+    otherwise (a wrong clock, an edited row): nothing is deleted, half or whole."""
+    clock = Clock(T0)
+    (tmp_path / "store").mkdir()
+    store = LocalStore(tmp_path / "store", clock=clock, min_free_bytes=0)
+    key = await _stored_row(pool, store, "early", T0)
+    await pool.execute("UPDATE recording SET retain_until = $1", T0 + timedelta(days=9))
+    clock.now = T0 + timedelta(days=10)
+    report = await run_retention(pool, store, now=clock.now, operator="tester")
+    assert report.deleted == [] and [c for c, _ in report.refused] == ["early"]
+    assert list(store.keys()) == [key]
+    assert await pool.fetchval("SELECT count(*) FROM recording") == 1
 
 
 async def test_integrity_audit_finds_a_flipped_byte_a_missing_file_and_an_orphan(
@@ -347,6 +367,7 @@ class Http:
     client: TestClient
     pool: Any
     key: str
+    store: LocalStore
 
     async def login(self, username: str) -> dict[str, str]:
         response = await self.client.post(
@@ -378,7 +399,7 @@ async def http(pool: Any, tmp_path: Path) -> AsyncIterator[Http]:
     )
     app[RECORDINGS] = RecordingAccess(Catalog(pool, retention_days=365), lambda: store)
     async with TestClient(TestServer(app)) as client:
-        yield Http(client, pool, key)
+        yield Http(client, pool, key, store)
 
 
 async def test_playback_roles_ranges_and_audit(http: Http, tmp_path: Path) -> None:
@@ -453,6 +474,7 @@ async def test_legal_hold_is_for_admins_with_a_reason_and_audited(http: Http) ->
     done = await http.client.put(path, json={"on": True, "reason": "投诉 2026-001"}, headers=admin)
     assert done.status == 200 and (await done.json())["legal_hold"] is True
     assert await http.pool.fetchval("SELECT legal_hold FROM recording WHERE id = $1", row_id)
+    assert http.store.stat(http.key).legal_hold is True  # on the object, not only the catalog
     assert ("admin", "recording_legal_hold_on", "played") in await http.audit()
 
 

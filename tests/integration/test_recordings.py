@@ -9,21 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import time
+import wave
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cti.calls import AgentConnected, AgentLeft, CallAnswered, CallEnded, CallLost
+from cti.calls import (
+    AgentConnected,
+    AgentLeft,
+    AgentRinging,
+    CallAnswered,
+    CallEnded,
+    CallLost,
+)
 from cti.control.core import Target, TargetKind
+from cti.stack.private import engine_config_for
 from recording.catalog import SearchFilter
 from recording.transcode import decode_pcm, probe_duration
+from softphone_bridge.robot_agent import AgentBehaviour
 from softphone_bridge.sipp_citizen import CitizenCall
 from softphone_bridge.sipp_far_end import SippFarEnd
 
 from .ami_watch import AmiWatch
-from .conftest import cancel_and_wait
+from .conftest import ChangeLog, cancel_and_wait, running
 
 pytestmark = [pytest.mark.integration]
 
@@ -127,15 +139,20 @@ async def test_a_call_gives_one_catalogued_verified_recording(
 
 
 @pytest.mark.stack(agents=2)
+@pytest.mark.robots(a1001=AgentBehaviour(answers=False))
 async def test_an_unanswered_call_leaves_nothing(engine, robots, citizens, stack) -> None:
+    """The caller rings an agent who does not answer, then hangs up: the
+    recording MixMonitor started for the ring is deleted, nothing catalogued."""
     eng, changes = engine
     _, info = stack
-    eng.logout("1001")
     eng.logout("1002")
-    call = await citizens.call(CitizenCall("12345", "13900001111", "李四", hold_s=3.0))
-    assert call.exit_code == 0
+    task = asyncio.create_task(citizens.call(CitizenCall("12345", "13900001111", "李四", 6.0)))
+    rang = (await changes.wait_for(lambda c: isinstance(c, AgentRinging)))[0]
+    files = eng.runtime.services["recording"].core.files_of(rang.call_id)
+    assert files is not None, "MixMonitor started before the agent rang"
+    await task
     ended = (await changes.wait_for(lambda c: isinstance(c, CallEnded)))[0]
-    assert ended.abandoned
+    assert ended.abandoned and ended.call_id == rang.call_id
     service = eng.runtime.services["recording"]
     await service.idle()
     assert await service.catalog.by_call(ended.call_id) is None
@@ -177,9 +194,12 @@ async def test_blind_transfer_then_three_way_call_is_still_one_recording(
     catalog = eng.runtime.services["recording"].catalog
     total, rows = await catalog.search(SearchFilter(agent="1002"))
     assert [r["call_id"] for r in rows] == [answered.call_id] and total == 1
-    # Bridged time only (a transfer's re-ring is not conversation): less
-    # than the whole call, more than the part with 1002 alone.
-    assert 1.0 < row["duration_s"] <= ended.at - answered.at + 1.0
+    # One continuous file from the first answer to the hangup: the
+    # transfer's re-ring and the three-way call are in it.
+    assert row["duration_s"] == pytest.approx(ended.at - answered.at, abs=1.0)
+    assert probe_duration(store_root(eng) / row["storage_key"]) == pytest.approx(
+        ended.at - answered.at, abs=1.0
+    )
     assert len(list(store_root(eng).rglob("*.opus"))) == 2
 
 
@@ -198,10 +218,12 @@ async def test_asterisk_killed_mid_call_the_recording_is_repaired_and_stored(
     private, info = stack
     eng, changes = engine
     task, answered = await _answered(eng, changes, citizens, hold_s=90.0)
-    mix = Path(eng.runtime.services["recording"].core.files_of(answered.call_id).mix)
-    # Let some audio reach the file, then crash the switch.
+    files = eng.runtime.services["recording"].core.files_of(answered.call_id)
+    mix = Path(files.mix)
+    # Let 3 s of the answered call reach the file, then crash the switch.
+    wanted = 44 + int((answered.at - files.started_at + 3.0) * 16000)
     async with asyncio.timeout(15):
-        while not mix.exists() or mix.stat().st_size < 44 + 3 * 16000:
+        while not mix.exists() or mix.stat().st_size < wanted:
             await asyncio.sleep(0.1)  # the file is all there is to watch
     private.asterisk.kill()
     await private.asterisk.process.wait()
@@ -213,9 +235,59 @@ async def test_asterisk_killed_mid_call_the_recording_is_repaired_and_stored(
     assert lost.call_id == answered.call_id
     row = await stored(eng, answered.call_id, timeout_s=60)
     stored_mix = check_stored(eng, row)
-    recorded_s = (on_disk - 44) / 16000
+    # What was recorded from the answer on (the ring before it is cut).
+    before_answer_s = (row["started_at"] - row["file_started_at"]).total_seconds()
+    assert 0 <= before_answer_s < 10
+    recorded_s = (on_disk - 44) / 16000 - before_answer_s
     assert row["repaired"] is True
     assert row["duration_s"] == pytest.approx(recorded_s, abs=0.05)
     assert probe_duration(stored_mix) == pytest.approx(recorded_s, abs=1.0)
     assert recorded_s >= 3.0
     assert not mix.exists()
+
+
+@pytest.mark.stack(agents=2)
+async def test_an_engine_restart_mid_call_loses_no_recording(robots, citizens, stack) -> None:
+    """The engine stops during an answered call; while it is away a call it
+    never hears of leaves its raw files (as on the dialplan's fallback). The
+    next engine adopts the live call from the switch's channel variables and
+    catalogues the unreported files: both end up stored."""
+    private, info = stack
+    config = engine_config_for(private.config, info)
+    async with running(config, serve_http=False) as first:
+        log = ChangeLog()
+        first.add_listener(log)
+        first.login("1001")
+        task = asyncio.create_task(
+            citizens.call(CitizenCall("12345", "13800138000", "张三", hold_s=12.0))
+        )
+        answered = (await log.wait_for(lambda c: isinstance(c, CallAnswered)))[0]
+        service = first.runtime.services["recording"]
+        await service.idle()
+        row = await service.catalog.by_call(answered.call_id)
+        assert row["state"] == "recording"
+    # The engine is away. A call it never sees leaves its files behind.
+    orphan = "1796000000.77"
+    for suffix in (".wav", *LEG_SUFFIXES):
+        path = info.recording_dir / f"{orphan}{suffix}"
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
+            w.writeframes(bytes(16000 * 4))  # 4 s
+        os.utime(path, (time.time() - 120, time.time() - 120))
+    try:
+        async with running(config, serve_http=False) as second:
+            log = ChangeLog()
+            second.add_listener(log)  # 1001 is restored from the event log, on the call
+            service = second.runtime.services["recording"]
+            await task
+            await log.wait_for(lambda c: isinstance(c, CallEnded))
+            row = await stored(second, answered.call_id)
+            assert row["agents"] == ["1001"]
+            assert row["started_at"].timestamp() == pytest.approx(answered.at, abs=1.0)
+            check_stored(second, row)
+            recovered = await stored(second, orphan)
+            assert recovered["duration_s"] == pytest.approx(4.0, abs=0.01)
+            assert recovered["caller_number"] == "" and recovered["agents"] == []
+            check_stored(second, recovered)
+    finally:
+        await cancel_and_wait(task)
