@@ -2,16 +2,20 @@
 started" report in, catalog commands out.
 
 A call's recording is *armed* when the dialplan starts MixMonitor on the
-caller's channel (``UserEvent(HotlineRecording)``: the file and its two
-direction legs, as Asterisk names them). MixMonitor saves audio only while
-the caller is bridged, so the recording *opens* at the call's first answer
-(:class:`CallAnswered`) and covers every later agent (transfers, three-way
-calls) in the same file. It *closes* at the caller's hangup
-(:class:`CallEnded`), or when the call vanished with the switch
-(:class:`CallLost`, found by the resync after a crash): Asterisk sends no
-MixMonitorStop for a channel that simply hangs up, so nothing waits for
-one. An armed call that was never answered has no recording: its raw files
-(normally none, since nothing was bridged) are discarded.
+caller's channel, just before the caller is first offered to an agent
+(``UserEvent(HotlineRecording)``: the file, and when it started). It *opens*
+at the call's first answer (:class:`CallAnswered`); the workers cut what
+the file holds before that moment (ringing, hold music). It covers every
+later agent (transfers, three-way calls), hold and the after-call step in
+the same file, and *closes* at the caller's hangup (:class:`CallEnded`), or
+when the call vanished with the switch (:class:`CallLost`, found by the
+resync after a crash). Asterisk sends no MixMonitorStop for a channel that
+simply hangs up, so nothing waits for one.
+
+An armed call that ended unanswered has no recording: its raw files are
+discarded. One *lost* with the switch while the engine was away may have
+been answered unseen: its audio is kept and catalogued from the file's
+start, since deleting a conversation is worse than keeping a ring.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The recordings' service in the engine: performs the core's commands on
 the catalog (in call order, retried while PostgreSQL is away), keeps the
-post-processing workers running, raises the store alarms, and runs the
-retention job. The heavy work (audio, hashing, transcripts) is the
-workers', in their own processes.
+post-processing workers running, raises the store alarms, and after each
+resync adopts the recordings the switch is making, closes rows whose call
+is gone and catalogues raw files nobody reported. The heavy work (audio,
+hashing, transcripts) is the workers', in their own processes; the
+retention loop is the feature's (``recording/feature.py``).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class WorkerPool:
             asyncio.create_task(self._keep(n), name=f"recording worker {n}")
             for n in range(self._count)
         ]
+        for task in self._tasks:
+            task.add_done_callback(_log_failure)
 
     async def _keep(self, n: int) -> None:
         failures = 0
@@ -368,6 +372,11 @@ _DATABASE_AWAY = (
     asyncpg.exceptions.TooManyConnectionsError,
 )
 """Errors after which the same write can succeed later."""
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: %r", task.get_name(), task.exception())
 
 
 def epoch_or_none(value: Any) -> float | None:
