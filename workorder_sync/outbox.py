@@ -1,0 +1,293 @@
+"""Delivery of the outbox to the city: any number of workers, in any
+number of processes or machines, each message delivered in order per order
+and, as far as the city can tell, exactly once.
+
+How the known failure modes of PostgreSQL queues are avoided:
+
+* **two workers breaking one order's sequence**: workers take *orders*, not
+  messages (``workorder_outbox_order``, ``FOR UPDATE SKIP LOCKED`` then a
+  lease), and deliver that order's messages in ``seq`` order; nobody else
+  touches the order while the lease holds;
+* **a crashed worker's message stuck in flight**: the lease expires and the
+  order is taken again; the message goes again with the same idempotency key
+  (the city answers "duplicate"), and a CREATE older than the city's
+  de-duplication window is looked up before it is sent again;
+* **one poison message blocking everything**: a refusal (4xx) or a message
+  failing for longer than ``dead_after_s`` becomes a dead letter that blocks
+  its own order only (later messages of that order must not overtake it);
+  an alarm is raised and ``retry_dead`` sends it again;
+* **unbounded growth**: delivered messages are purged after
+  ``keep_delivered_s``; an order's head row goes when it has nothing left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from common.backoff import Backoff
+
+from .city.base import CityAdapter, CityEvent, CityRejected, CityUnavailable
+
+__all__ = ["DeliveryWorker", "OutboxStats", "outbox_stats", "purge_delivered", "retry_dead"]
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "workorder_outbox"
+BATCH = 50
+IDLE_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    lease_s: float = 30.0
+    dead_after_s: float = 3 * 24 * 3600.0
+    """A message failing this long (the city down for days) becomes dead."""
+    dedup_window_s: float = 24 * 3600.0
+    """The city's de-duplication window: a CREATE first tried longer ago than
+    this is looked up before it is sent again."""
+    backoff: Backoff = Backoff(base_s=1.0, cap_s=300.0)
+
+
+class LeaseLost(Exception):
+    """Another worker took the order (this one was too slow): stop here."""
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        pool: Any,
+        adapter: CityAdapter,
+        *,
+        name: str,
+        settings: DeliverySettings = DeliverySettings(),
+        on_dead: Callable[[str, str], None] = lambda order_no, reason: None,
+    ) -> None:
+        self.pool = pool
+        self.adapter = adapter
+        self.name = name
+        self.settings = settings
+        self.on_dead = on_dead
+        self.delivered = 0
+        self.failures = 0
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                busy = await self.run_once()
+            except (OSError, TimeoutError) as exc:  # the database is away
+                log.warning("outbox worker %s: %s; retrying", self.name, exc)
+                busy = False
+            if not busy:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
+
+    async def run_once(self) -> bool:
+        """Take one order with messages due and deliver them; False if none."""
+        claimed = await self.pool.fetchrow(
+            "UPDATE workorder_outbox_order o SET lease_until = now() + make_interval(secs => $2),"
+            " worker = $1 WHERE o.order_no = (SELECT order_no FROM workorder_outbox_order"
+            "   WHERE pending > 0 AND NOT blocked AND next_at <= now()"
+            "     AND (lease_until IS NULL OR lease_until < now())"
+            "   ORDER BY next_at LIMIT 1 FOR UPDATE SKIP LOCKED)"
+            " RETURNING o.order_no, o.failures",
+            self.name,
+            self.settings.lease_s,
+        )
+        if claimed is None:
+            return False
+        order_no = claimed["order_no"]
+        try:
+            await self._deliver_order(order_no, claimed["failures"])
+        except LeaseLost:
+            log.warning("outbox worker %s: lost order %s to another worker", self.name, order_no)
+        return True
+
+    async def _deliver_order(self, order_no: str, failures: int) -> None:
+        messages = await self.pool.fetch(
+            "SELECT id, seq, kind, idempotency_key, payload, attempts, first_attempt_at,"
+            " created_at FROM workorder_outbox WHERE order_no = $1 AND state = 'pending'"
+            " ORDER BY seq LIMIT $2",
+            order_no,
+            BATCH,
+        )
+        for message in messages:
+            city_no = await self.pool.fetchval(
+                "SELECT city_order_no FROM work_order WHERE order_no = $1", order_no
+            )
+            try:
+                city_no = await self._deliver(message, order_no, city_no)
+            except CityRejected as exc:
+                await self._dead(message, order_no, f"refused by the city: {exc}")
+                return
+            except (CityUnavailable, ValueError) as exc:
+                await self._later(message, order_no, failures + 1, str(exc))
+                return
+            await self._done(message, order_no, city_no)
+        await self._release(order_no)
+
+    async def _deliver(self, message: Any, order_no: str, city_no: str | None) -> str | None:
+        kind = message["kind"]
+        first = message["first_attempt_at"]
+        if first is None:
+            await self.pool.execute(
+                "UPDATE workorder_outbox SET first_attempt_at = now() WHERE id = $1", message["id"]
+            )
+        elif kind == "CREATE" and (
+            datetime.now(UTC) - first > timedelta(seconds=self.settings.dedup_window_s)
+        ):
+            # The city may have forgotten the key: ask before creating again.
+            found = await self.adapter.lookup(order_no)
+            if found:
+                return found
+        if kind != "CREATE" and not city_no:
+            raise ValueError(f"{order_no}: no city number yet for {kind} (CREATE not answered)")
+        event = CityEvent(
+            order_no=order_no,
+            seq=message["seq"],
+            kind=kind,
+            idempotency_key=message["idempotency_key"],
+            payload=json.loads(message["payload"]),
+            city_order_no=city_no,
+            created_at=message["created_at"],
+        )
+        delivered = await self.adapter.deliver(event)
+        return delivered.city_order_no or city_no
+
+    async def _done(self, message: Any, order_no: str, city_no: str | None) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            owned = await conn.execute(
+                "UPDATE workorder_outbox_order SET pending = pending - 1, failures = 0"
+                " WHERE order_no = $1 AND worker = $2 AND lease_until > now()",
+                order_no,
+                self.name,
+            )
+            if not owned.endswith(" 1"):
+                raise LeaseLost(order_no)
+            await conn.execute(
+                "UPDATE workorder_outbox SET state = 'delivered', delivered_at = now(),"
+                " attempts = attempts + 1, last_error = NULL WHERE id = $1",
+                message["id"],
+            )
+            if message["kind"] == "CREATE" and city_no:
+                await conn.execute(
+                    "UPDATE work_order SET city_order_no = $2,"
+                    " doc = jsonb_set(doc, '{city_order_no}', to_jsonb($2::text))"
+                    " WHERE order_no = $1 AND city_order_no IS NULL",
+                    order_no,
+                    city_no,
+                )
+        self.delivered += 1
+
+    async def _later(self, message: Any, order_no: str, failures: int, error: str) -> None:
+        self.failures += 1
+        first = message["first_attempt_at"] or datetime.now(UTC)
+        if datetime.now(UTC) - first > timedelta(seconds=self.settings.dead_after_s):
+            await self._dead(message, order_no, f"failing since {first.isoformat()}: {error}")
+            return
+        delay = self.settings.backoff.compute(failures)
+        await self.pool.execute(
+            "UPDATE workorder_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+            message["id"],
+            error,
+        )
+        await self.pool.execute(
+            "UPDATE workorder_outbox_order SET failures = $3, lease_until = NULL, worker = NULL,"
+            " next_at = now() + make_interval(secs => $4) WHERE order_no = $1 AND worker = $2",
+            order_no,
+            self.name,
+            failures,
+            delay,
+        )
+
+    async def _dead(self, message: Any, order_no: str, reason: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE workorder_outbox SET state = 'dead', attempts = attempts + 1,"
+                " last_error = $2 WHERE id = $1",
+                message["id"],
+                reason,
+            )
+            await conn.execute(
+                "UPDATE workorder_outbox_order SET blocked = true, lease_until = NULL,"
+                " worker = NULL WHERE order_no = $1",
+                order_no,
+            )
+        log.error("outbox: %s message %d dead: %s", order_no, message["id"], reason)
+        self.on_dead(order_no, reason)
+
+    async def _release(self, order_no: str) -> None:
+        await self.pool.execute(
+            "UPDATE workorder_outbox_order SET lease_until = NULL, worker = NULL"
+            " WHERE order_no = $1 AND worker = $2",
+            order_no,
+            self.name,
+        )
+        await self.pool.execute(
+            "DELETE FROM workorder_outbox_order WHERE order_no = $1 AND pending = 0"
+            " AND NOT blocked AND worker IS NULL",
+            order_no,
+        )
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    depth: int
+    oldest_age_s: float | None
+    dead: list[dict[str, Any]]
+
+
+async def outbox_stats(pool: Any) -> OutboxStats:
+    row = await pool.fetchrow(
+        "SELECT count(*) AS depth, min(created_at) AS oldest FROM workorder_outbox"
+        " WHERE state = 'pending'"
+    )
+    dead = await pool.fetch(
+        "SELECT id, order_no, seq, kind, attempts, last_error, created_at"
+        " FROM workorder_outbox WHERE state = 'dead' ORDER BY id"
+    )
+    oldest = row["oldest"]
+    return OutboxStats(
+        depth=int(row["depth"]),
+        oldest_age_s=(datetime.now(UTC) - oldest).total_seconds() if oldest else None,
+        dead=[dict(r) for r in dead],
+    )
+
+
+async def retry_dead(pool: Any, message_id: int) -> bool:
+    """Send a dead letter again (an operator fixed the cause)."""
+    async with pool.acquire() as conn, conn.transaction():
+        order_no = await conn.fetchval(
+            "UPDATE workorder_outbox SET state = 'pending', first_attempt_at = NULL,"
+            " last_error = NULL WHERE id = $1 AND state = 'dead' RETURNING order_no",
+            message_id,
+        )
+        if order_no is None:
+            return False
+        await conn.execute(
+            "UPDATE workorder_outbox_order SET blocked = false, failures = 0, next_at = now()"
+            " WHERE order_no = $1",
+            order_no,
+        )
+        await conn.execute(f"NOTIFY {CHANNEL}")
+    return True
+
+
+async def purge_delivered(pool: Any, *, older_than_s: float) -> int:
+    done = await pool.execute(
+        "DELETE FROM workorder_outbox WHERE state = 'delivered'"
+        " AND delivered_at < now() - make_interval(secs => $1)",
+        older_than_s,
+    )
+    return int(done.split()[-1])
