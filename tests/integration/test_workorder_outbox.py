@@ -7,7 +7,9 @@ dead-letters without holding up the other orders, and is sent again by hand."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
@@ -42,19 +44,26 @@ FAST = DeliverySettings(lease_s=10.0, backoff=Backoff(base_s=0.05, cap_s=0.5))
 
 
 @pytest_asyncio.fixture
-async def pool() -> AsyncIterator[asyncpg.Pool]:
+async def dsn() -> AsyncIterator[str]:
     run_dir = Path(tempfile.mkdtemp(prefix="hotline-wo-"))
     run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
     server = PrivatePostgres(run_dir / "pg")
     await server.start()
     try:
-        pool = await asyncpg.create_pool(server.dsn, min_size=2, max_size=12)
-        await migrate_all(pool, [(FEATURE.name, FEATURE.migrations)])
-        yield pool
-        await pool.close()
+        yield server.dsn
     finally:
         await server.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest_asyncio.fixture
+async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=12)
+    try:
+        await migrate_all(pool, [(FEATURE.name, FEATURE.migrations)])
+        yield pool
+    finally:
+        await pool.close()
 
 
 @pytest_asyncio.fixture
@@ -182,5 +191,49 @@ async def test_a_poison_message_dead_letters_without_blocking_the_others(
         assert await retry_dead(pool, stats.dead[0]["id"])
         while await worker.run_once():
             pass
+    assert_exactly_once_in_order(sim, numbers)
+    assert (await outbox_stats(pool)).depth == 0
+
+
+async def test_a_worker_killed_mid_delivery_loses_and_doubles_nothing(
+    pool: Any, dsn: str, city: tuple[CitySimulator, str]
+) -> None:
+    sim, url = city
+    numbers = await make_orders(OrderStore(pool, prefix="GD"), 200)
+    sim.set_faults(slow_ms=20, lost_ack_rate=0.05)
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workorder_sync.deliver", stdin=asyncio.subprocess.PIPE
+    )
+    assert worker.stdin is not None
+    worker.stdin.write(
+        json.dumps(
+            {
+                "dsn": dsn,
+                "city_url": url,
+                "app_key": "district",
+                "secret": "district-secret",
+                "name": "doomed",
+                "lease_s": 2,
+                "timeout_s": 1,
+            }
+        ).encode()
+    )
+    worker.stdin.close()
+    try:
+        async with asyncio.timeout(60):  # until it is well into the work: polled
+            while (await outbox_stats(pool)).depth > 400:
+                await asyncio.sleep(0.02)
+    finally:
+        worker.kill()  # SIGKILL, mid-request: its lease is left behind
+        await worker.wait()
+    left = (await outbox_stats(pool)).depth
+    assert 0 < left < 600
+    held = await pool.fetchval(
+        "SELECT count(*) FROM workorder_outbox_order WHERE worker = 'doomed'"
+    )
+    assert held == 1  # the order it was delivering, leased to a dead worker
+    async with aiohttp.ClientSession() as session:
+        adapter = RestCityAdapter(url, "district", b"district-secret", session, timeout_s=1.0)
+        await deliver_all(pool, adapter, 1)
     assert_exactly_once_in_order(sim, numbers)
     assert (await outbox_stats(pool)).depth == 0
