@@ -162,7 +162,7 @@ def rtp_ports_needed(agents: int) -> int:
     return agents * CALLS_PER_AGENT * RTP_PORTS_PER_CALL
 
 
-DEFAULT_FEATURES = ("agents", "control", "screenpop", "console", "recording")
+DEFAULT_FEATURES = ("agents", "control", "screenpop", "console", "recording", "workorders")
 
 
 def _default_lines() -> tuple[LineSpec, ...]:

@@ -29,6 +29,7 @@ _BUILTIN = {
     "screenpop": "cti.screenpop.feature:FEATURE",
     "console": "cti.console.feature:FEATURE",
     "recording": "recording.feature:FEATURE",
+    "workorders": "workorder_sync.feature:FEATURE",
 }
 
 

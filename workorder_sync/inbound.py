@@ -363,7 +363,7 @@ def order_events(
             (),
             tuple(waiting),
             gap,
-            f"city_seq {new.city_seq} waits: missing {gap.start}..{gap.stop - 1}",
+            f"city_seq {new.city_seq} waits: missing {_span(gap)}",
         )
     ready = [new]
     rest: list[StatusEvent] = []
@@ -380,6 +380,10 @@ def order_events(
         f"city_seq {new.city_seq} is next"
         + (f", then {len(ready) - 1} waiting" if len(ready) > 1 else ""),
     )
+
+
+def _span(seqs: range) -> str:
+    return str(seqs.start) if len(seqs) == 1 else f"{seqs.start}..{seqs[-1]}"
 
 
 # -- applying a run -------------------------------------------------------------------------

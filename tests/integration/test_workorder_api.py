@@ -1,0 +1,302 @@
+"""Work orders over HTTP on a real PostgreSQL, with the city simulator as a
+real HTTP server on both sides: an agent makes an order from a call (a draft
+that survives a reload), accepts it and sends it to dispatch; the outbox
+delivers it; the city pushes "dispatched" back through the signed webhook.
+Forged, stale, replayed and malformed webhooks are refused with the reason
+and change nothing; status events out of order wait for the missing one."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+from common.backoff import Backoff
+from common.db import migrate_all
+from cti.api.accounts import AccountStore, AuditLog
+from cti.api.http import build_app
+from cti.api.roles import Role
+from cti.api.sessions import SessionTable
+from cti.stack.postgres import PrivatePostgres
+from workorder_sync.city.base import StatusEvent
+from workorder_sync.city.rest import RestCityAdapter, webhook_body
+from workorder_sync.city.signing import Verifier, new_nonce, signed_headers
+from workorder_sync.city.simulator import SIMULATOR, CitySimulator, SimulatorConfig, build_simulator
+from workorder_sync.config import WorkOrderConfig
+from workorder_sync.feature import FEATURE
+from workorder_sync.http import WORKORDERS, WebhookGate
+from workorder_sync.nonces import PgNonceStore
+from workorder_sync.outbox import DeliverySettings, DeliveryWorker
+from workorder_sync.service import CallFacts, WorkOrderService
+from workorder_sync.store import OrderStore
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "correct horse 1"
+CITY_KEY, CITY_SECRET = "city12345", b"city-secret"
+WEBHOOK = "/api/v1/city/webhook"
+FORM = {
+    "title": "小区路灯不亮",
+    "appeal_type": "HELP",
+    "content": "幸福路 12 号门口路灯坏了三天",
+    "disposition": "DISPATCH",
+    "division_code": "440304",
+    "address": "幸福路 12 号",
+}
+
+
+@dataclass
+class Desk:
+    client: TestClient
+    pool: Any
+    sim: CitySimulator
+    adapter: RestCityAdapter
+
+    async def login(self, username: str) -> dict[str, str]:
+        response = await self.client.post(
+            "/api/v1/sessions", json={"username": username, "password": PASSWORD}
+        )
+        assert response.status == 201, await response.text()
+        return {"Authorization": f"Bearer {(await response.json())['token']}"}
+
+    async def deliver(self) -> None:
+        worker = DeliveryWorker(
+            self.pool,
+            self.adapter,
+            name="w",
+            settings=DeliverySettings(backoff=Backoff(base_s=0.01, cap_s=0.05)),
+        )
+        while await worker.run_once():
+            pass
+
+    async def order(self, order_no: str) -> dict[str, Any]:
+        row = await self.pool.fetchrow(
+            "SELECT status, version, city_order_no, city_seq FROM work_order WHERE order_no = $1",
+            order_no,
+        )
+        return dict(row)
+
+
+@pytest_asyncio.fixture
+async def desk() -> AsyncIterator[Desk]:
+    run_dir = Path(tempfile.mkdtemp(prefix="hotline-woapi-"))
+    run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    server = PrivatePostgres(run_dir / "pg")
+    await server.start()
+    pool = await asyncpg.create_pool(server.dsn, min_size=1, max_size=8)
+    try:
+        await migrate_all(pool, [(FEATURE.name, FEATURE.migrations)])
+        accounts = AccountStore(pool)
+        await accounts.add("a1001", Role.AGENT, PASSWORD, agent="1001")
+        await accounts.add("a1002", Role.AGENT, PASSWORD, agent="1002")
+        await accounts.add("sup", Role.SUPERVISOR, PASSWORD)
+        section = WorkOrderConfig()
+        calls = {"c1": CallFacts("c1", "13800138000", "12345", ("2", "1"), "c1")}
+        service = WorkOrderService(
+            store=OrderStore(pool, prefix="GD"),
+            pool=pool,
+            calendar=section.calendar(),
+            rules=section.rules(),
+            near_hours=24.0,
+            call_facts=calls.get,
+        )
+        app = build_app(
+            accounts=accounts,
+            audit=AuditLog(pool),
+            sessions=SessionTable(ttl_s=3600, clock=time.time),
+            features=[FEATURE],
+        )
+        app[WORKORDERS] = WebhookGate(
+            service=service, verifier=Verifier({CITY_KEY: CITY_SECRET}, nonces=PgNonceStore(pool))
+        )
+        city_app = build_simulator(SimulatorConfig(auto_progress=False))
+        async with (
+            TestClient(TestServer(app)) as client,
+            TestServer(city_app) as city,
+            aiohttp.ClientSession() as session,
+        ):
+            sim = city_app[SIMULATOR]
+            sim.set_webhook(str(client.make_url(WEBHOOK)))
+            adapter = RestCityAdapter(
+                str(city.make_url("/")), "district", b"district-secret", session
+            )
+            yield Desk(client, pool, sim, adapter)
+    finally:
+        await pool.close()
+        await server.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+async def _dispatched_order(desk: Desk) -> tuple[str, str, dict[str, str]]:
+    agent = await desk.login("a1001")
+    made = await desk.client.post("/api/v1/workorders", json={"call_id": "c1"}, headers=agent)
+    assert made.status == 201, await made.text()
+    order_no = (await made.json())["order_no"]
+    saved = await desk.client.patch(f"/api/v1/workorders/{order_no}", json=FORM, headers=agent)
+    assert saved.status == 200, await saved.text()
+    for action in ("ACCEPT", "SEND_TO_DISPATCH"):
+        done = await desk.client.post(
+            f"/api/v1/workorders/{order_no}/actions", json={"action": action}, headers=agent
+        )
+        assert done.status == 200, await done.text()
+    await desk.deliver()
+    city_no = (await desk.order(order_no))["city_order_no"]
+    assert city_no and desk.sim.created_count(order_no) == 1
+    return order_no, city_no, agent
+
+
+async def test_an_order_from_a_call_goes_to_the_city_and_comes_back_dispatched(
+    desk: Desk,
+) -> None:
+    agent = await desk.login("a1001")
+    made = await desk.client.post("/api/v1/workorders", json={"call_id": "c1"}, headers=agent)
+    draft = await made.json()
+    assert draft["status"] == "DRAFT" and draft["call_id"] == "c1"
+    assert draft["channel"] == "PHONE_12345" and draft["ivr_choices"] == ["2", "1"]
+    assert draft["caller_number"] == "138****8000"  # masked for the agent
+    assert draft["recording_id"] == "c1"
+    order_no = draft["order_no"]
+    assert order_no.startswith("GD") and len(order_no) == len("GD20261207000001")
+
+    # Typed and saved, then the page reloads: the draft is still there.
+    await desk.client.patch(f"/api/v1/workorders/{order_no}", json=FORM, headers=agent)
+    again = await (await desk.client.get(f"/api/v1/workorders/{order_no}", headers=agent)).json()
+    assert (again["title"], again["status"]) == (FORM["title"], "DRAFT")
+    other = await desk.login("a1002")
+    assert (await desk.client.get(f"/api/v1/workorders/{order_no}", headers=other)).status == 403
+
+    illegal = await desk.client.post(
+        f"/api/v1/workorders/{order_no}/actions", json={"action": "CLOSE"}, headers=agent
+    )
+    assert illegal.status == 409 and "DRAFT" in (await illegal.json())["error"]
+    assert (await desk.order(order_no))["status"] == "DRAFT"
+
+    for action in ("ACCEPT", "SEND_TO_DISPATCH"):
+        done = await desk.client.post(
+            f"/api/v1/workorders/{order_no}/actions", json={"action": action}, headers=agent
+        )
+        assert done.status == 200
+    accepted = await done.json()
+    assert accepted["status"] == "PENDING_DISPATCH" and accepted["deadline"]
+    await desk.deliver()
+    row = await desk.order(order_no)
+    assert row["city_order_no"] and desk.sim.created_count(order_no) == 1
+
+    # The city dispatches: its signed webhook brings the order to DISPATCHED.
+    desk.sim.emit_status(row["city_order_no"], "DISPATCHED", {"units": ["福田区城管局"]})
+    async with asyncio.timeout(10):  # the city's push, in its own task: polled
+        while (await desk.order(order_no))["status"] != "DISPATCHED":
+            await asyncio.sleep(0.05)
+    order = await (await desk.client.get(f"/api/v1/workorders/{order_no}", headers=agent)).json()
+    assert order["status"] == "DISPATCHED"
+    assert order["assignments"][0]["unit"] == "福田区城管局"
+    assert order["history"][-1]["origin"] == "city"
+    assert (await desk.order(order_no))["city_seq"] == 1
+
+    sup = await desk.login("sup")
+    listed = await (await desk.client.get("/api/v1/workorders", headers=sup)).json()
+    assert [o["order_no"] for o in listed["orders"]] == [order_no]
+    assert listed["orders"][0]["caller_number"] == "13800138000"
+    assert listed["orders"][0]["due"] == "ON_TIME"
+
+
+def _event(city_no: str, order_no: str, seq: int, kind: str, data: dict[str, Any]) -> StatusEvent:
+    from datetime import UTC, datetime
+
+    return StatusEvent(
+        city_order_no=city_no,
+        order_no=order_no,
+        city_seq=seq,
+        kind=kind,
+        at=datetime.now(UTC),
+        data=data,
+        event_id=f"{city_no}-{seq}",
+    )
+
+
+async def _push(desk: Desk, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    response = await desk.client.post(WEBHOOK, data=body, headers=headers)
+    return response.status, await response.json()
+
+
+def _signed(body: bytes, *, secret: bytes = CITY_SECRET, at: int | None = None) -> dict[str, str]:
+    return dict(
+        signed_headers(
+            CITY_KEY,
+            secret,
+            "POST",
+            WEBHOOK,
+            body,
+            now=int(time.time()) if at is None else at,
+            nonce=new_nonce(),
+        ),
+        **{"Content-Type": "application/json"},
+    )
+
+
+async def test_forged_stale_replayed_and_malformed_webhooks_change_nothing(desk: Desk) -> None:
+    order_no, city_no, _ = await _dispatched_order(desk)
+    before = await desk.order(order_no)
+    body = webhook_body([_event(city_no, order_no, 1, "DISPATCHED", {"units": ["某局"]})])
+
+    assert (await _push(desk, body, {"Content-Type": "application/json"}))[0] == 401
+    status, answer = await _push(desk, body, _signed(body, secret=b"not-the-secret"))
+    assert status == 401 and answer["code"] == "bad_signature"
+    status, answer = await _push(desk, body, _signed(body, at=int(time.time()) - 3600))
+    assert status == 401 and answer["code"] == "stale_timestamp"
+    tampered = _signed(body)
+    status, answer = await _push(desk, body.replace(b"DISPATCHED", b"SIGNED"), tampered)
+    assert status == 401 and answer["code"] == "bad_signature"
+    headers = _signed(b"{not json")
+    status, answer = await _push(desk, b"{not json", headers)
+    assert status == 400 and "malformed" in answer["error"]
+    assert await desk.order(order_no) == before
+    assert await desk.pool.fetchval("SELECT count(*) FROM workorder_inbound") == 0
+
+    good = _signed(body)
+    status, answer = await _push(desk, body, good)
+    assert status == 200 and answer["results"][0]["result"] == "applied"
+    status, answer = await _push(desk, body, good)  # the same request again: a replay
+    assert status == 401 and answer["code"] == "reused_nonce"
+    status, answer = await _push(desk, body, _signed(body))  # re-sent, freshly signed
+    assert status == 200 and answer["results"][0]["result"] == "duplicate"
+    after = await desk.order(order_no)
+    assert (after["status"], after["city_seq"]) == ("DISPATCHED", 1)
+    assert after["version"] == before["version"] + 1
+
+
+async def test_status_events_out_of_order_wait_for_the_missing_one(desk: Desk) -> None:
+    order_no, city_no, _ = await _dispatched_order(desk)
+    signed = _event(city_no, order_no, 2, "SIGNED", {"unit": "某局"})
+    dispatched = _event(city_no, order_no, 1, "DISPATCHED", {"units": ["某局"]})
+    body = webhook_body([signed])
+    status, answer = await _push(desk, body, _signed(body))
+    assert status == 200 and answer["results"][0]["result"] == "waiting"
+    assert (await desk.order(order_no))["status"] == "PENDING_DISPATCH"
+    body = webhook_body([dispatched])
+    status, answer = await _push(desk, body, _signed(body))
+    assert answer["results"][0]["result"] == "applied"
+    row = await desk.order(order_no)
+    assert (row["status"], row["city_seq"]) == ("SIGNED", 2)
+    states = await desk.pool.fetch(
+        "SELECT event_id, state FROM workorder_inbound ORDER BY city_seq"
+    )
+    assert [tuple(r) for r in states] == [(f"{city_no}-1", "applied"), (f"{city_no}-2", "applied")]
+
+    refused = _event(city_no, order_no, 3, "REOPENED", {})
+    body = webhook_body([refused])
+    status, answer = await _push(desk, body, _signed(body))
+    assert answer["results"][0]["result"] == "refused"
+    assert "SIGNED" in answer["results"][0]["reason"]
+    assert (await desk.order(order_no))["status"] == "SIGNED"
