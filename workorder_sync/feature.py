@@ -21,6 +21,7 @@ from common.call_changes import CallArrived, CallChange
 from cti.feature import ConfigSection, Feature
 
 from . import http
+from .calendar import DueState
 from .city.signing import Verifier
 from .cli import add_commands
 from .config import WorkOrderConfig, validate_workorders
@@ -80,18 +81,35 @@ class RecentCalls:
 
 
 class SyncMonitor:
-    """Alarms from the outbox: dead letters, and a city that has not taken
-    our messages for a while."""
+    """Alarms: orders past (超期) or near (临期) their deadline, dead letters
+    in the outbox, and a city that has not taken our messages for a while.
+    Each is raised once and cleared when it no longer holds."""
 
-    def __init__(self, pool: Any, publish: Any, *, lag_alarm_s: float = 300.0) -> None:
+    def __init__(
+        self, pool: Any, publish: Any, service: WorkOrderService, *, lag_alarm_s: float = 300.0
+    ) -> None:
         self._pool = pool
         self._publish = publish
+        self._service = service
         self._lag_alarm_s = lag_alarm_s
         self._active: dict[str, Alarm] = {}
 
     async def check(self) -> list[Alarm]:
         stats = await outbox_stats(self._pool)
+        due = await self._service.due()
+        overdue = [o.order_no for o, state in due if state is DueState.OVERDUE]
+        near = [o.order_no for o, state in due if state is DueState.NEAR]
         wanted = {
+            "WORKORDER_OVERDUE": (
+                f"{len(overdue)} work order(s) past their deadline (超期), e.g. {overdue[0]}"
+                if overdue
+                else None
+            ),
+            "WORKORDER_NEAR_DUE": (
+                f"{len(near)} work order(s) near their deadline (临期), e.g. {near[0]}"
+                if near
+                else None
+            ),
             "WORKORDER_DEAD_LETTER": (
                 f"{len(stats.dead)} work-order message(s) dead-lettered, e.g. "
                 f"{stats.dead[0]['order_no']} {stats.dead[0]['kind']}: "
@@ -141,7 +159,7 @@ async def run(runtime: Runtime, section: WorkOrderConfig) -> AsyncIterator[None]
         service=service, verifier=Verifier(secrets, nonces=PgNonceStore(runtime.pool))
     )
     runtime.services["workorders"] = service
-    monitor = SyncMonitor(runtime.pool, runtime.bus.publish)
+    monitor = SyncMonitor(runtime.pool, runtime.bus.publish, service)
     async with contextlib.AsyncExitStack() as stack:
         tasks: list[asyncio.Task[None]] = []
         workers: list[DeliveryWorker] = []

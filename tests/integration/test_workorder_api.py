@@ -62,6 +62,8 @@ class Desk:
     pool: Any
     sim: CitySimulator
     adapter: RestCityAdapter
+    dsn: str
+    city_url: str
 
     async def login(self, username: str) -> dict[str, str]:
         response = await self.client.post(
@@ -131,7 +133,7 @@ async def desk() -> AsyncIterator[Desk]:
             adapter = RestCityAdapter(
                 str(city.make_url("/")), "district", b"district-secret", session
             )
-            yield Desk(client, pool, sim, adapter)
+            yield Desk(client, pool, sim, adapter, server.dsn, str(city.make_url("/")))
     finally:
         await pool.close()
         await server.stop()
@@ -300,3 +302,144 @@ async def test_status_events_out_of_order_wait_for_the_missing_one(desk: Desk) -
     assert answer["results"][0]["result"] == "refused"
     assert "SIGNED" in answer["results"][0]["reason"]
     assert (await desk.order(order_no))["status"] == "SIGNED"
+
+
+async def test_reconciliation_repairs_a_lost_number_and_resends_a_lost_order(
+    desk: Desk,
+) -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from workorder_sync.reconcile import reconcile_day
+
+    lost_number, _, _ = await _dispatched_order(desk)
+    lost_order, _, _ = await _dispatched_order(desk)
+    fine, _, _ = await _dispatched_order(desk)
+    # Our side lost the city's number for one order (its answer never came).
+    await desk.pool.execute(
+        "UPDATE work_order SET city_order_no = NULL WHERE order_no = $1", lost_number
+    )
+    # One order we count as delivered never reached the city: make it so by
+    # creating it here only (its CREATE marked delivered, as after a lost ack).
+    agent = await desk.login("a1001")
+    made = await desk.client.post("/api/v1/workorders", json={"call_id": "c1"}, headers=agent)
+    ghost = (await made.json())["order_no"]
+    await desk.client.patch(f"/api/v1/workorders/{ghost}", json=FORM, headers=agent)
+    for action in ("ACCEPT", "SEND_TO_DISPATCH"):
+        await desk.client.post(
+            f"/api/v1/workorders/{ghost}/actions", json={"action": action}, headers=agent
+        )
+    await desk.pool.execute(
+        "UPDATE workorder_outbox SET state = 'delivered', delivered_at = now() WHERE order_no = $1",
+        ghost,
+    )
+    await desk.pool.execute("DELETE FROM workorder_outbox_order WHERE order_no = $1", ghost)
+    assert desk.sim.created_count(ghost) == 0
+
+    day = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
+    report = await reconcile_day(desk.pool, desk.adapter, day, tz="Asia/Shanghai")
+    assert report.ours == 4 and report.theirs == 3 and report.matched == 2
+    assert [o for o, _ in report.number_repaired] == [lost_number]
+    assert report.resent == [ghost] and not report.ok
+    assert (await desk.order(lost_number))["city_order_no"] == report.number_repaired[0][1]
+    await desk.deliver()
+    assert desk.sim.created_count(ghost) == 1
+    again = await reconcile_day(desk.pool, desk.adapter, day, tz="Asia/Shanghai")
+    assert (again.matched, again.resent, again.number_repaired) == (4, [], [])
+    assert again.ok
+    assert desk.sim.created_count(lost_order) == desk.sim.created_count(fine) == 1
+
+
+async def test_orders_past_or_near_their_deadline_raise_alerts(desk: Desk) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from acd.alarms import CLEARED, RAISED
+    from workorder_sync.feature import SyncMonitor
+
+    order_no, _, _ = await _dispatched_order(desk)
+    deadline = await desk.client.get(
+        f"/api/v1/workorders/{order_no}", headers=await desk.login("sup")
+    )
+    deadline_at = datetime.fromisoformat((await deadline.json())["deadline"])
+    section = WorkOrderConfig()
+    clock = {"now": datetime.now(UTC)}
+    service = WorkOrderService(
+        store=OrderStore(desk.pool, prefix="GD"),
+        pool=desk.pool,
+        calendar=section.calendar(),
+        rules=section.rules(),
+        near_hours=24.0,
+        call_facts=lambda _: None,
+        clock=lambda: clock["now"],
+    )
+    published: list[Any] = []
+    monitor = SyncMonitor(desk.pool, published.append, service)
+    assert await monitor.check() == []
+    clock["now"] = deadline_at - timedelta(hours=2)
+    (near,) = await monitor.check()
+    assert (near.kind, near.state) == ("WORKORDER_NEAR_DUE", RAISED) and order_no in near.message
+    clock["now"] = deadline_at + timedelta(minutes=1)
+    changed = {(a.kind, a.state) for a in await monitor.check()}
+    assert changed == {("WORKORDER_OVERDUE", RAISED), ("WORKORDER_NEAR_DUE", CLEARED)}
+    due = await service.due()
+    assert [(o.order_no, s.value) for o, s in due] == [(order_no, "OVERDUE")]
+    assert len(published) == 3
+
+
+async def _hotline(*argv: str, env: dict[str, str]) -> tuple[int, str]:
+    import os
+    import sys
+
+    done = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cti.cli", *argv, env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out = (await done.communicate())[0].decode()
+    return done.returncode or 0, out
+
+
+async def test_the_outbox_and_reconcile_commands(desk: Desk) -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    env = {
+        "HOTLINE_PG_DSN": desk.dsn,
+        "HOTLINE_CITY_URL": desk.city_url,
+        "HOTLINE_CITY_SECRET": "district-secret",
+    }
+    await _dispatched_order(desk)
+    code, out = await _hotline("workorders", "outbox", env=env)
+    assert (code, out.splitlines()[0]) == (0, "outbox: 0 message(s) to deliver, oldest -; 0 dead")
+
+    desk.sim.set_faults(reject_rate=1.0, reject_pattern=".*", reject_status=422)
+    poisoned, _ = await _accepted_and_sent(desk)
+    await desk.deliver()
+    code, out = await _hotline("workorders", "outbox", env=env)
+    assert code == 1, out
+    (dead,) = [line for line in out.splitlines() if line.startswith("DEAD ")]
+    assert poisoned in dead and "CREATE" in dead and "422" in dead
+    message_id = dead.split()[1]
+    desk.sim.set_faults(reject_rate=0.0)
+    code, out = await _hotline("workorders", "outbox", "--retry", message_id, env=env)
+    assert code == 0 and f"message {message_id} queued again" in out
+    code, _ = await _hotline("workorders", "outbox", "--retry", message_id, env=env)
+    assert code == 1  # no longer dead
+    await desk.deliver()
+    assert desk.sim.created_count(poisoned) == 1
+
+    day = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date()
+    code, out = await _hotline("workorders", "reconcile", "--date", day.isoformat(), env=env)
+    assert code == 0, out
+    assert out.startswith(f"{day}: ours 2, the city's 2, matched 2")
+
+
+async def _accepted_and_sent(desk: Desk) -> tuple[str, dict[str, str]]:
+    agent = await desk.login("a1001")
+    made = await desk.client.post("/api/v1/workorders", json={"call_id": "c1"}, headers=agent)
+    order_no = (await made.json())["order_no"]
+    await desk.client.patch(f"/api/v1/workorders/{order_no}", json=FORM, headers=agent)
+    for action in ("ACCEPT", "SEND_TO_DISPATCH"):
+        await desk.client.post(
+            f"/api/v1/workorders/{order_no}/actions", json={"action": action}, headers=agent
+        )
+    return order_no, agent
