@@ -103,10 +103,23 @@ async def run_demo(
         loop.add_signal_handler(sig, stop.set)
     printer = CallPrinter(out)
     print("hotline demo: starting private Asterisk, PostgreSQL and Redis ...", file=out, flush=True)
-    async with PrivateStack(config) as info:
+    async with PrivateStack(config) as info, AsyncExitStack() as city_stack:
         engine_config = engine_config_for(config, info)
+        city = None
+        if "workorders" in engine_config.features:
+            # The city 12345 platform, simulated, for the work orders' round trip.
+            from workorder_sync.config import WorkOrderConfig
+            from workorder_sync.demo import DemoCity
+
+            city = await city_stack.enter_async_context(DemoCity())
+            sections = dict(engine_config.sections)
+            sections["workorders"] = city.section(
+                engine_config.section("workorders", WorkOrderConfig)
+            )
+            engine_config = replace(engine_config, sections=sections)
         runtime = _runtime(engine_config)
         runtime.bus.subscribe(CallChange, printer, name="call printer")
+        clerk = None
         async with runtime:
             await runtime.engine.wait_resynced()
             tune_gc()
@@ -125,7 +138,18 @@ async def run_demo(
             ticker: asyncio.Task[None] | None = None
             extras = AsyncExitStack()
             try:
-                await _start_desktop(extras, config, info, runtime, out)
+                password = await _start_desktop(extras, config, info, runtime, out)
+                if city is not None:
+                    from workorder_sync.demo import RobotClerk
+
+                    city.push_to(runtime.url)
+                    clerk = RobotClerk(runtime, password, out, rng=rng)
+                    print(
+                        f"hotline demo: city 12345 simulator at {city.url}; robots file a work "
+                        "order for every second answered call",
+                        file=out,
+                        flush=True,
+                    )
                 await asyncio.gather(*(r.start() for r in robots))
                 for robot in robots:
                     runtime.acd.login(robot.extension)
@@ -169,6 +193,13 @@ async def run_demo(
                 await citizens.close()
                 # Bounded: a robot whose pyVoIP phone is stuck is left behind.
                 await asyncio.gather(*(r.stop() for r in robots), return_exceptions=True)
+                if clerk is not None:
+                    await clerk.close()
+                    print(
+                        f"hotline demo: {len(clerk.filed)} work order(s) filed by the robots",
+                        file=out,
+                        flush=True,
+                    )
                 await extras.aclose()
                 print("hotline demo: " + kpi_line(runtime.acd, window="60m"), file=out, flush=True)
     print("hotline demo: " + printer.summary(), file=out, flush=True)
@@ -185,7 +216,7 @@ def _runtime(config: EngineConfig) -> Runtime:
 
 async def _start_desktop(
     stack: AsyncExitStack, config: EngineConfig, info: Any, runtime: Runtime, out: TextIO
-) -> None:
+) -> str:
     """Demo accounts with passwords made for this run (printed once, never a
     fixed default), and the far end of the trunk (the "mobile phones" and
     the city 12345 centre answer there)."""
@@ -212,6 +243,7 @@ async def _start_desktop(
         file=out,
         flush=True,
     )
+    return password
 
 
 async def _print_counts(

@@ -153,6 +153,7 @@ async def run(runtime: Runtime, section: WorkOrderConfig) -> AsyncIterator[None]
         near_hours=section.near_hours,
         call_facts=recent,
         clock=lambda: datetime.fromtimestamp(runtime.clock(), UTC),
+        publish=runtime.bus.publish,
     )
     secrets = {section.city_app_key: section.city_secret.encode()} if section.city_secret else {}
     runtime.app[http.WORKORDERS] = http.WebhookGate(

@@ -19,7 +19,7 @@ from .core import Action, Status, WorkOrder, apply, new_draft
 from .inbound import Verdict, apply_events, order_events
 from .store import OrderStore
 
-__all__ = ["CallFacts", "Received", "WorkOrderService"]
+__all__ = ["CallFacts", "Received", "WorkOrderChanged", "WorkOrderService"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,16 @@ class CallFacts:
     line: str | None
     ivr_choices: tuple[str, ...]
     recording_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkOrderChanged:
+    """Published on the bus after an order changed (desktops, the demo)."""
+
+    order_no: str
+    status: str
+    city_order_no: str | None
+    by: str  # "local" or "city"
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,9 @@ class WorkOrderService:
         near_hours: float,
         call_facts: Callable[[str], CallFacts | None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        publish: Callable[[Any], None] = lambda change: None,
     ) -> None:
+        self.publish = publish
         self.store = store
         self.pool = pool
         self.calendar = calendar
@@ -114,7 +126,11 @@ class WorkOrderService:
                 values["deadline"] = deadline_for(probe, now, self.rules, self.calendar)
             return apply(order, action, actor=actor, at=now, reason=reason, data=values)
 
-        return await self.store.change(order_no, change)
+        order = await self.store.change(order_no, change)
+        self.publish(
+            WorkOrderChanged(order.order_no, order.status.value, order.city_order_no, "local")
+        )
+        return order
 
     async def due(self, *, now: datetime | None = None) -> list[tuple[WorkOrder, DueState]]:
         """Open orders near (临期) or past (超期) their deadline, overdue first."""
@@ -198,6 +214,11 @@ class WorkOrderService:
                 log.warning(
                     "city event %s for %s refused: %s", refused.event_id, row["order_no"], why
                 )
+        if result.applied:
+            order = result.order
+            self.publish(
+                WorkOrderChanged(order.order_no, order.status.value, order.city_order_no, "city")
+            )
         mine = next((why for e, why in result.refused if e.event_id == event.event_id), None)
         if mine is not None:
             return Received(event.event_id, "refused", mine)

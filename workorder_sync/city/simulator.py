@@ -481,7 +481,9 @@ class CitySimulator:
         self._orders[order.city_order_no] = order
         self._by_order_no.setdefault(order_no, []).append(order)
         self.counters["orders_created"] += 1
-        if self.config.auto_progress and self.config.progress:
+        # An order answered on the spot is only filed at the city: nothing to dispatch.
+        answered = payload.get("status") in ("DIRECT_ANSWERED", "ARCHIVED")
+        if self.config.auto_progress and self.config.progress and not answered:
             self._spawn(self._progress(order), name=f"city-sim: progress {order.city_order_no}")
         return order
 

@@ -121,6 +121,8 @@
     $("pop-last").textContent = frame.last_agent || "—";
     $("pop-from").textContent = frame.transferred_from ? "坐席 " + frame.transferred_from : "—";
     $("pop-call").textContent = frame.call_id;
+    // A new tab with an opener gets a copy of this tab's session: no second login.
+    $("pop-order").href = "/workorders/form?call_id=" + encodeURIComponent(frame.call_id);
     const body = $("pop-history");
     body.replaceChildren();
     for (const past of frame.history || []) {
