@@ -230,8 +230,17 @@ async def _wake_on_notify(pool: Any, workers: list[DeliveryWorker]) -> None:
     while True:
         try:
             async with pool.acquire() as conn:
-                await conn.add_listener(CHANNEL, lambda *_: [w.wake() for w in workers])
-                await asyncio.Future()  # until cancelled
+
+                def wake(*_: Any) -> None:
+                    for worker in workers:
+                        worker.wake()
+
+                await conn.add_listener(CHANNEL, wake)
+                try:
+                    await asyncio.Future()  # until cancelled
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.remove_listener(CHANNEL, wake)
         except (OSError, TimeoutError) as exc:
             log.warning("workorders: no NOTIFY listener (%s); workers poll", exc)
             await asyncio.sleep(5.0)

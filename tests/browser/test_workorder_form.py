@@ -28,6 +28,7 @@ from workorder_sync.city.simulator import (
 )
 from workorder_sync.config import WorkOrderConfig
 
+from .cdp import Browser, Page
 from .conftest import PASSWORD
 
 pytestmark = [pytest.mark.integration, pytest.mark.stack(agents=2)]
@@ -69,7 +70,7 @@ async def engine(
         yield eng, log
 
 
-async def _logged_in(browser, url: str, username: str):
+async def _logged_in(browser: Browser, url: str, username: str) -> Page:
     page = await browser.new_page()
     await page.goto(url)
     await page.type("#username", username)

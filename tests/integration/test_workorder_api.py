@@ -209,7 +209,13 @@ async def test_an_order_from_a_call_goes_to_the_city_and_comes_back_dispatched(
     sup = await desk.login("sup")
     listed = await (await desk.client.get("/api/v1/workorders", headers=sup)).json()
     assert [o["order_no"] for o in listed["orders"]] == [order_no]
-    assert listed["orders"][0]["caller_number"] == "13800138000"
+    assert listed["orders"][0]["caller_number"] == "138****8000"  # lists mask for everyone
+    opened = await desk.client.get(f"/api/v1/workorders/{order_no}", headers=sup)
+    assert (await opened.json())["caller_number"] == "13800138000"  # one order, audited
+    audited = await desk.pool.fetch("SELECT username, action, subject FROM audit_log")
+    assert ("sup", "view_work_order", order_no) in [tuple(r) for r in audited]
+    bad = await desk.client.get("/api/v1/workorders?limit=abc", headers=sup)
+    assert bad.status == 400 and (await bad.json())["field"] == "limit"
     assert listed["orders"][0]["due"] == "ON_TIME"
 
 
