@@ -8,7 +8,8 @@ faults, orders left alone with ``auto_progress=False``) served by
 ``run_simulator`` in a child process (``--city child``, the default, so that
 the city does not take the workers' share of this process's core) or in this
 process (``--city inproc``). Every run starts from empty work-order tables and
-a fresh simulator.
+a fresh simulator (whose nonce store holds at most 100,000 nonces for 300 s:
+keep one run under that many requests).
 
 1. **Throughput.** ``--orders`` orders pre-created as an agent leaves them
    (new_draft -> ACCEPT -> SEND_TO_DISPATCH -> EDIT -> EDIT: a CREATE and two
@@ -26,11 +27,14 @@ a fresh simulator.
    at that rate for ``--seconds`` on an open-loop schedule (new_draft ->
    ACCEPT -> SEND_TO_DISPATCH: one CREATE each, in one transaction, at most
    ``--in-flight`` at once) while ``--lag-workers`` workers deliver
-   (``--lag-crew``: in-process tasks as above, or processes). Lag = when the
-   city received the CREATE (the simulator's ``Received.at``) - when
-   ``OrderStore.create`` returned (committed). A rate counts as placed when
-   the producer committed every order at 95 % of the rate or more; a rate not
-   placed is printed as such and its figures claim nothing.
+   (``--lag-crew``: in-process tasks as above, or processes, which have no
+   NOTIFY listener and poll an idle outbox each second). Lag = when the city
+   received the CREATE (the simulator's ``Received.at``, same clock) - when
+   ``OrderStore.create`` returned (committed; it returns after the pool's
+   connection reset, so a lag is understated by up to that round trip). A
+   rate is placed when the producer committed every order at 95 % of the rate
+   or more; it stops when it falls ``GIVE_UP_BEHIND_S`` behind its schedule.
+   A rate not placed is printed as such and its figures claim nothing.
 3. **Checks** after every run: every order created at the city exactly once,
    its messages received in seq order (CREATE, UPDATE, UPDATE; or CREATE), no
    sequence violation at the simulator, nothing pending or dead in the
@@ -43,7 +47,7 @@ check failed, a worker or the city died, the outbox not drained in time, the
 200 orders/s load not placed) prints why, claims nothing and exits 2; a missed
 target exits 1. Run from the repository root::
 
-    .venv/bin/python bench/bench_outbox.py --orders 3000 --workers 1,3,6 --procs 3 \\
+    .venv/bin/python bench/bench_outbox.py --orders 2000 --workers 1,3,6 --procs 3 \\
         --rates 200,400,800 --seconds 30
 
 Results go to docs/benchmarks.md.
@@ -98,18 +102,28 @@ place the load."""
 APP_KEY = "district"
 SECRET = "district-secret"
 """The simulator's default district key (``SimulatorConfig.app_keys``)."""
+DELIVER_MODULE = "workorder_sync.deliver"
 AGENT = "1001"
 PREFIX = "BN"
 CITY_HOST = "127.0.0.1"
-CITY_READY_S = 15.0
+CITY_NONCES = 100_000
+"""The simulator's nonce store refuses requests (503) past this many live nonces."""
+READY_S = 15.0
+"""For the city and the delivery processes to start."""
 POLL_S = 0.1
 STOP_GRACE_S = 10.0
 PRODUCER_HEAD_START_S = 0.2
+GIVE_UP_BEHIND_S = 2.0
+"""A producer this far behind its schedule stops: the rate is not placed."""
 IDLE_SAMPLE_S = 1.0
 CREATE_CONCURRENCY = 8
 """Creators of the pre-created orders (untimed)."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LABEL = 34
+_CLIENTS_SQL = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE backend_type = 'client backend' AND datname = current_database()"
+)
 
 
 class HarnessFailed(Exception):
@@ -124,25 +138,32 @@ class CpuMark:
     at: float
     machine_busy_s: float
     steal_s: float
-    tree_s: float
+    parts: dict[str, float]
 
 
 @dataclass(frozen=True)
 class CpuUse:
     wall_s: float
     machine_busy_s: float
-    tree_s: float
     steal_s: float
+    parts: dict[str, float]
+    """CPU seconds of this process and of each kind of its children."""
+
+    @property
+    def ours_s(self) -> float:
+        return sum(self.parts.values())
 
     @property
     def others_s(self) -> float:
-        return max(0.0, self.machine_busy_s - self.tree_s)
+        return max(0.0, self.machine_busy_s - self.ours_s)
 
     def describe(self) -> str:
         capacity = self.wall_s * (os.cpu_count() or 1)
+        parts = ", ".join(f"{name} {cpu_s:.1f}" for name, cpu_s in self.parts.items() if cpu_s)
+        parts = parts or "ours 0.0"
         return (
-            f"machine {self.machine_busy_s:.1f}/{capacity:.1f} CPU-s busy, ours "
-            f"{self.tree_s:.1f}, others {self.others_s:.1f}, steal {self.steal_s:.1f}"
+            f"machine {self.machine_busy_s:.1f} of {capacity:.1f} CPU-s busy: {parts}; "
+            f"other processes {self.others_s:.1f}; steal {self.steal_s:.1f}"
         )
 
 
@@ -153,11 +174,28 @@ def _machine_cpu() -> tuple[float, float]:
     return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
 
 
-def _tree_cpu() -> float:
-    """CPU seconds of this process and its live descendants, each with the
-    children it reaped (a worker process, PostgreSQL's ended backends)."""
+def _component(pid: int) -> str:
+    """What a child of this process is, from its command line."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "other children"
+    if b"--serve-city" in argv:
+        return "city"
+    if b"workorder_sync.deliver" in argv:
+        return "workers"
+    if argv and argv[0].endswith(b"postgres"):
+        return "PostgreSQL"
+    return "other children"
+
+
+def _parts_cpu() -> dict[str, float]:
+    """CPU seconds of this process (itself) and of each child's process tree
+    (each process with the children it reaped: PostgreSQL's ended backends).
+    The marks bracket runs during which the children live."""
     parent_of: dict[int, int] = {}
-    used: dict[int, float] = {}
+    own: dict[int, float] = {}
+    reaped: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -168,19 +206,23 @@ def _tree_cpu() -> float:
         fields = stat[stat.rindex(")") + 2 :].split()
         pid = int(entry.name)
         parent_of[pid] = int(fields[1])
-        used[pid] = sum(int(f) for f in fields[11:15]) / CLK_TCK
-    ours = {os.getpid()}
-    grew = True
-    while grew:
-        found = {pid for pid, parent in parent_of.items() if parent in ours} - ours
-        ours |= found
-        grew = bool(found)
-    return sum(used.get(pid, 0.0) for pid in ours)
+        own[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        reaped[pid] = (int(fields[13]) + int(fields[14])) / CLK_TCK
+    me = os.getpid()
+    parts = {"this process": own.get(me, 0.0), "city": 0.0, "workers": 0.0, "PostgreSQL": 0.0}
+    for child in [pid for pid, parent in parent_of.items() if parent == me]:
+        tree, frontier = {child}, {child}
+        while frontier:
+            frontier = {pid for pid, parent in parent_of.items() if parent in frontier}
+            tree |= frontier
+        name = _component(child)
+        parts[name] = parts.get(name, 0.0) + sum(own[pid] + reaped[pid] for pid in tree)
+    return parts
 
 
 def cpu_mark() -> CpuMark:
     busy, steal = _machine_cpu()
-    return CpuMark(time.monotonic(), busy, steal, _tree_cpu())
+    return CpuMark(time.monotonic(), busy, steal, _parts_cpu())
 
 
 def cpu_since(mark: CpuMark) -> CpuUse:
@@ -188,8 +230,10 @@ def cpu_since(mark: CpuMark) -> CpuUse:
     return CpuUse(
         wall_s=now.at - mark.at,
         machine_busy_s=now.machine_busy_s - mark.machine_busy_s,
-        tree_s=now.tree_s - mark.tree_s,
         steal_s=now.steal_s - mark.steal_s,
+        parts={
+            name: max(0.0, cpu_s - mark.parts.get(name, 0.0)) for name, cpu_s in now.parts.items()
+        },
     )
 
 
@@ -223,17 +267,17 @@ class City:
 
     async def start(self) -> None:
         if self.where == "child":
+            script = str(Path(__file__).resolve())
             self._child = await asyncio.create_subprocess_exec(
-                sys.executable, str(Path(__file__).resolve()), "--serve-city", str(self.port),
-                cwd=ROOT,
-            )  # fmt: skip
+                sys.executable, script, "--serve-city", str(self.port), cwd=ROOT
+            )
         else:
             self._serving = asyncio.create_task(
                 run_simulator(CITY_HOST, self.port, city_config(), stop=self._stop),
                 name="bench: city simulator",
             )
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + CITY_READY_S
+        deadline = loop.time() + READY_S
         while True:
             self.check_alive()
             with contextlib.suppress(aiohttp.ClientError):
@@ -241,7 +285,7 @@ class City:
                     if response.status == 200:
                         return
             if loop.time() > deadline:
-                raise HarnessFailed(f"the city simulator did not answer within {CITY_READY_S} s")
+                raise HarnessFailed(f"the city simulator did not answer within {READY_S} s")
             await asyncio.sleep(0.05)  # nothing to await before it listens
 
     def check_alive(self) -> None:
@@ -345,17 +389,7 @@ async def reset(pool: Any) -> None:
 # -- delivery crews -------------------------------------------------------------------
 
 
-class Crew:
-    """Delivery workers, started and stopped by the run; ``check_alive``
-    raises when one of them has died."""
-
-    kind: str
-
-    def check_alive(self) -> None:
-        raise NotImplementedError
-
-
-class InProcessCrew(Crew):
+class InProcessCrew:
     """Workers as the engine runs them: tasks sharing the one pool, woken by
     a NOTIFY listener on a connection of that pool."""
 
@@ -399,12 +433,13 @@ class InProcessCrew(Crew):
                 raise HarnessFailed(f"{task.get_name()} stopped: {problem!r}")
 
 
-class ProcessCrew(Crew):
+class ProcessCrew:
     """``python -m workorder_sync.deliver`` processes, settings on stdin."""
 
     kind = "processes (workorder_sync.deliver)"
 
-    def __init__(self, dsn: str, url: str, count: int) -> None:
+    def __init__(self, pool: Any, dsn: str, url: str, count: int) -> None:
+        self._pool = pool
         self._dsn = dsn
         self._url = url
         self._count = count
@@ -412,12 +447,13 @@ class ProcessCrew(Crew):
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[ProcessCrew]:
+        """Started, and connected to PostgreSQL (their imports done)."""
+        connected = await self._pool.fetchval(_CLIENTS_SQL)
         try:
             for n in range(self._count):
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "workorder_sync.deliver",
-                    stdin=asyncio.subprocess.PIPE, cwd=ROOT,
-                )  # fmt: skip
+                    sys.executable, "-m", DELIVER_MODULE, stdin=asyncio.subprocess.PIPE, cwd=ROOT
+                )
                 self._procs.append(proc)
                 assert proc.stdin is not None
                 settings = {
@@ -430,6 +466,13 @@ class ProcessCrew(Crew):
                 proc.stdin.write(json.dumps(settings).encode())
                 await proc.stdin.drain()
                 proc.stdin.close()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + READY_S
+            while await self._pool.fetchval(_CLIENTS_SQL) < connected + self._count:
+                self.check_alive()
+                if loop.time() > deadline:
+                    raise HarnessFailed(f"delivery processes not connected after {READY_S:g} s")
+                await asyncio.sleep(0.02)  # they say nothing when ready: polled
             yield self
         finally:
             codes = await self._stop()
@@ -459,8 +502,11 @@ class ProcessCrew(Crew):
                 raise HarnessFailed(f"delivery process {proc.pid} exited with {proc.returncode}")
 
 
-def crew_for(kind: str, pool: Any, dsn: str, url: str, count: int) -> Any:
-    return InProcessCrew(pool, url, count) if kind == "inproc" else ProcessCrew(dsn, url, count)
+def crew_for(kind: str, pool: Any, dsn: str, url: str, count: int) -> InProcessCrew | ProcessCrew:
+    """Delivery workers of *kind*; ``check_alive`` raises when one has died."""
+    if kind == "inproc":
+        return InProcessCrew(pool, url, count)
+    return ProcessCrew(pool, dsn, url, count)
 
 
 async def wait_drained(
@@ -577,7 +623,7 @@ async def throughput_run(
             await wait_drained(
                 pool, [crew.check_alive, city.check_alive], args.timeout_s, "the workers started"
             )
-        cpu = cpu_since(mark)
+            cpu = cpu_since(mark)
         state = await city.state()
     check_city(state, numbers, ("CREATE", "UPDATE", "UPDATE"))
     retries, first, last = await check_outbox(pool, len(numbers), 3)
@@ -607,6 +653,7 @@ class Produced:
     began: float
     placed: list[Placement] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    gave_up: bool = False
 
     @property
     def achieved(self) -> float:
@@ -619,6 +666,7 @@ class Produced:
         expected = round(self.offered * self.seconds)
         return (
             not self.errors
+            and not self.gave_up
             and len(self.placed) == expected
             and self.achieved >= PLACED_SHARE * self.offered
         )
@@ -626,7 +674,8 @@ class Produced:
 
 async def produce(store: OrderStore, rate: int, seconds: float, in_flight: int) -> Produced:
     """Orders at *rate* per second for *seconds*, each started on schedule
-    unless *in_flight* creations are already under way (then late)."""
+    unless *in_flight* creations are already under way (then late); given up
+    ``GIVE_UP_BEHIND_S`` behind the schedule."""
     loop = asyncio.get_running_loop()
     wall_offset = time.time() - loop.time()
     begin = loop.time() + PRODUCER_HEAD_START_S
@@ -650,6 +699,10 @@ async def produce(store: OrderStore, rate: int, seconds: float, in_flight: int) 
         if due > loop.time():
             await asyncio.sleep(due - loop.time())
         await gate.acquire()
+        if loop.time() - due > GIVE_UP_BEHIND_S:
+            gate.release()
+            produced.gave_up = True
+            break
         task = asyncio.create_task(one(n, due + wall_offset), name=f"bench: order {n}")
         running.add(task)
         task.add_done_callback(running.discard)
@@ -801,20 +854,20 @@ def report(args: argparse.Namespace, results: Results) -> int:
         "",
         f"throughput: {args.orders} orders pre-created (CREATE + 2 UPDATE each), then delivered",
         f"{'crew':<{LABEL}} {'workers':>7} {'events':>7} {'wall s':>7} {'events/s':>9} "
-        f"{'retries':>7}   CPU (machine busy / ours / others / steal)",
+        f"{'retries':>7} {'CPU ms/event':>12}",
     ]
     for run in results.throughput:
-        wall = f"{run.wall_s:7.2f}"
-        note = ""
-        if run.crew.startswith("processes"):
-            note = (
-                f"   from first claim: {run.from_claim_s:.2f} s, "
-                f"{run.events / run.from_claim_s:,.0f}/s"
-            )
         lines.append(
-            f"{run.crew:<{LABEL}} {run.workers:>7} {run.events:>7} {wall} "
-            f"{run.events_per_s:>9,.0f} {run.retries:>7}   {run.cpu.describe()}{note}"
+            f"{run.crew:<{LABEL}} {run.workers:>7} {run.events:>7} {run.wall_s:7.2f} "
+            f"{run.events_per_s:>9,.0f} {run.retries:>7} "
+            f"{run.cpu.ours_s * 1000.0 / run.events:>12.2f}"
         )
+        if run.crew.startswith("processes"):
+            lines.append(
+                f"{'':<4}from the first claim (start-up left out): {run.from_claim_s:.2f} s, "
+                f"{run.events / run.from_claim_s:,.0f} events/s"
+            )
+        lines.append(f"{'':<4}{run.cpu.describe()}")
     failed = False
     at_target = [r for r in results.throughput if r.workers == TARGET_WORKERS]
     if at_target:
@@ -835,8 +888,7 @@ def report(args: argparse.Namespace, results: Results) -> int:
             f"rate for {args.seconds:g} s, {args.lag_workers} {crew} delivering; lag = city "
             "received - committed",
             f"{'offered/s':>9} {'placed/s':>8} {'orders':>6} {'late p95':>8} {'create p50':>10} "
-            f"{'p95':>6} {'lag p50':>8} {'p95':>7} {'p99':>7} {'max ms':>7} {'retries':>7}  "
-            "CPU (machine busy / ours / others / steal)",
+            f"{'p95':>6} {'lag p50':>8} {'p95':>7} {'p99':>7} {'max ms':>7} {'retries':>7}",
         ]
         broke: str | None = None
         for run in results.lag:
@@ -847,12 +899,16 @@ def report(args: argparse.Namespace, results: Results) -> int:
                 f"{_percentile(run.late_ms, 0.95):>8.0f} {_percentile(run.create_ms, 0.50):>10.1f} "
                 f"{_percentile(run.create_ms, 0.95):>6.1f} {_percentile(lags, 0.50):>8.1f} "
                 f"{_percentile(lags, 0.95):>7.1f} {_percentile(lags, 0.99):>7.1f} "
-                f"{max(lags):>7.1f} {run.retries:>7}  {run.cpu.describe()}"
+                f"{max(lags):>7.1f} {run.retries:>7}"
             )
+            lines.append(f"{'':<4}{run.cpu.describe()}")
             if not p.kept:
+                stopped = (
+                    f", and stopped {GIVE_UP_BEHIND_S:g} s behind its schedule" if p.gave_up else ""
+                )
                 lines.append(
                     f"{'':>9} NOT PLACED: the producer committed {p.achieved:.0f} orders/s of "
-                    f"{run.rate} offered; this row's lag claims nothing"
+                    f"{run.rate} offered{stopped}; this row's lag claims nothing"
                 )
             p95 = _percentile(lags, 0.95)
             if broke is None and (not p.kept or p95 >= TARGET_LAG_P95_MS):
@@ -887,7 +943,7 @@ def report(args: argparse.Namespace, results: Results) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orders", type=int, default=3000, help="per throughput run")
+    parser.add_argument("--orders", type=int, default=2000, help="per throughput run")
     parser.add_argument(
         "--workers", type=_ints, default=[1, 3, 6], help="in-process worker counts, e.g. 1,3,6"
     )
@@ -908,6 +964,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.orders < 1 or args.procs < 0 or args.seconds <= 0 or args.lag_workers < 1:
         parser.error("--orders, --seconds and --lag-workers must be positive, --procs >= 0")
+    if max(3 * args.orders, max(args.rates) * args.seconds) >= CITY_NONCES:
+        parser.error(f"a run must send the city fewer than {CITY_NONCES:,} requests (its nonces)")
     if not 1 <= args.in_flight <= POOL_MAX_SIZE - args.lag_workers - 2:
         parser.error(
             f"--in-flight must leave the workers, the listener and the poller a connection "

@@ -24,7 +24,7 @@ import aiohttp
 import asyncpg
 
 from .city.base import CityAdapter
-from .outbox import DeliverySettings, DeliveryWorker
+from .outbox import CHANNEL, DeliverySettings, DeliveryWorker
 
 __all__ = ["adapter_for", "main", "serve"]
 
@@ -65,7 +65,15 @@ async def serve(settings: dict[str, Any]) -> None:
                 settings=DeliverySettings(lease_s=float(settings.get("lease_s", 30.0))),
             )
             running = asyncio.create_task(worker.run())
-            await stop.wait()
+
+            def wake(*_: Any) -> None:
+                worker.wake()
+
+            async with pool.acquire() as listening:
+                # Woken by the engine's NOTIFY at once, not at the next poll.
+                await listening.add_listener(CHANNEL, wake)
+                await stop.wait()
+                await listening.remove_listener(CHANNEL, wake)
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
     finally:

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 RECENT_CALLS = 2000
 MONITOR_EVERY_S = 5.0
 PURGE_EVERY_S = 3600.0
+RECONCILE_AT = (2, 30)
+"""Local time (hour, minute) of the daily reconciliation of the day before."""
 
 
 class RecentCalls:
@@ -194,6 +196,7 @@ async def run(runtime: Runtime, section: WorkOrderConfig) -> AsyncIterator[None]
             ]
             if section.city_adapter == "polling":
                 tasks.append(asyncio.create_task(_poll(runtime, service, adapter, section)))
+            tasks.append(asyncio.create_task(_reconcile_daily(runtime, adapter, section)))
         tasks.append(asyncio.create_task(_wake_on_notify(runtime.pool, workers)))
         tasks.append(asyncio.create_task(_every(MONITOR_EVERY_S, monitor.check)))
         tasks.append(
@@ -244,6 +247,52 @@ async def _wake_on_notify(pool: Any, workers: list[DeliveryWorker]) -> None:
         except (OSError, TimeoutError) as exc:
             log.warning("workorders: no NOTIFY listener (%s); workers poll", exc)
             await asyncio.sleep(5.0)
+
+
+async def _reconcile_daily(runtime: Runtime, adapter: Any, section: WorkOrderConfig) -> None:
+    """Every day at RECONCILE_AT local time: yesterday's orders against the
+    city's list, gaps repaired; an alarm while a gap remains."""
+    from datetime import timedelta
+
+    from .reconcile import reconcile_day
+
+    tz = section.calendar().tz
+    while True:
+        now = datetime.now(tz)
+        run_at = now.replace(hour=RECONCILE_AT[0], minute=RECONCILE_AT[1], second=0, microsecond=0)
+        if run_at <= now:
+            run_at += timedelta(days=1)
+        await asyncio.sleep((run_at - now).total_seconds())
+        day = (run_at - timedelta(days=1)).date()
+        try:
+            report = await reconcile_day(runtime.pool, adapter, day, tz=str(tz))
+        except Exception:
+            log.exception("workorders: reconciliation of %s did not run", day)
+            continue
+        log.warning(
+            "workorders: reconciled %s: ours %d, the city's %d, matched %d, repaired %d,"
+            " resent %d, unknown here %d",
+            day,
+            report.ours,
+            report.theirs,
+            report.matched,
+            len(report.number_repaired),
+            len(report.resent),
+            len(report.unknown_at_ours),
+        )
+        runtime.bus.publish(
+            Alarm(
+                "WORKORDER_RECONCILE",
+                CLEARED if report.ok else RAISED,
+                "all",
+                None,
+                None,
+                0.0,
+                time.time(),
+                f"reconciliation of {day}: {len(report.resent)} resent, "
+                f"{len(report.unknown_at_ours)} unknown here",
+            )
+        )
 
 
 async def _poll(runtime: Runtime, service: WorkOrderService, adapter: Any, section: Any) -> None:

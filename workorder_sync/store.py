@@ -34,8 +34,7 @@ class OrderStore:
         self.prefix = prefix
 
     async def next_order_no(self, conn: Any, day: date) -> str:
-        """The day's next number, allocated in the caller's transaction: a
-        rolled-back order leaves a gap, never a reused number."""
+        """The day's next number (in the caller's transaction, if any)."""
         seq = await conn.fetchval(
             "INSERT INTO work_order_day (prefix, day, last) VALUES ($1, $2, 1)"
             " ON CONFLICT (prefix, day) DO UPDATE SET last = work_order_day.last + 1"
@@ -49,19 +48,28 @@ class OrderStore:
         self, day: date, build: Callable[[str], tuple[WorkOrder, list[OutboxEvent]]]
     ) -> WorkOrder:
         """A new order numbered now; *build* makes it from its number."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            order, events = build(await self.next_order_no(conn, day))
-            await conn.execute(
-                "INSERT INTO work_order (order_no, city_order_no, call_id, channel, caller_number,"
-                " appellant_name, appeal_type, title, status, created_at, updated_at, doc,"
-                " version, agent, deadline)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15)",
-                *_columns(order),
-                order.created_by or None,
-                order.deadline,
-            )
-            await _enqueue(conn, events)
+        async with self._pool.acquire() as conn:
+            # The number in a short transaction of its own: the day's counter
+            # row is not held locked while the order is built and written
+            # (creations would queue behind it). A failed creation leaves a
+            # gap in the day's numbers, never a reused number.
+            order_no = await self.next_order_no(conn, day)
+            async with conn.transaction():
+                order, events = build(order_no)
+                await self._insert(conn, order, events)
         return order
+
+    async def _insert(self, conn: Any, order: WorkOrder, events: Sequence[OutboxEvent]) -> None:
+        await conn.execute(
+            "INSERT INTO work_order (order_no, city_order_no, call_id, channel, caller_number,"
+            " appellant_name, appeal_type, title, status, created_at, updated_at, doc,"
+            " version, agent, deadline)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15)",
+            *_columns(order),
+            order.created_by or None,
+            order.deadline,
+        )
+        await _enqueue(conn, events)
 
     async def get(self, order_no: str) -> WorkOrder:
         row = await self._pool.fetchrow("SELECT doc FROM work_order WHERE order_no = $1", order_no)

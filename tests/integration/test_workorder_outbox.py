@@ -34,7 +34,13 @@ from workorder_sync.city.simulator import (
 )
 from workorder_sync.core import Action, apply, new_draft
 from workorder_sync.feature import FEATURE
-from workorder_sync.outbox import DeliverySettings, DeliveryWorker, outbox_stats, retry_dead
+from workorder_sync.outbox import (
+    DeliverySettings,
+    DeliveryWorker,
+    outbox_stats,
+    purge_delivered,
+    retry_dead,
+)
 from workorder_sync.store import OrderStore
 
 pytestmark = pytest.mark.integration
@@ -160,7 +166,10 @@ async def test_a_thousand_orders_through_a_failing_city_arrive_once_and_in_order
     assert (stats.depth, stats.dead) == (0, [])
     missing = await pool.fetchval("SELECT count(*) FROM work_order WHERE city_order_no IS NULL")
     assert missing == 0
-    assert await pool.fetchval("SELECT count(*) FROM workorder_outbox_order") == 0
+    heads = "SELECT count(*) FROM workorder_outbox_order"
+    assert await pool.fetchval(heads + " WHERE pending > 0 OR lease_until IS NOT NULL") == 0
+    await purge_delivered(pool, older_than_s=3600)  # the periodic purge
+    assert await pool.fetchval(heads) == 0
 
 
 async def test_a_poison_message_dead_letters_without_blocking_the_others(
@@ -237,3 +246,59 @@ async def test_a_worker_killed_mid_delivery_loses_and_doubles_nothing(
         await deliver_all(pool, adapter, 1)
     assert_exactly_once_in_order(sim, numbers)
     assert (await outbox_stats(pool)).depth == 0
+
+
+async def test_a_create_retried_after_the_citys_dedup_window_looks_the_order_up_first(
+    pool: Any,
+) -> None:
+    """The city took the order but its answer was lost; by the time we retry,
+    the city has forgotten the idempotency key (24 h): sending CREATE again
+    would make a second order. The worker asks first and keeps the one."""
+    from datetime import timedelta
+
+    city_now = {"at": datetime.now(UTC)}
+    app = build_simulator(SimulatorConfig(auto_progress=False, clock=lambda: city_now["at"]))
+    sim = app[SIMULATOR]
+    (order_no,) = await make_orders(OrderStore(pool, prefix="GD"), 1)
+    async with TestServer(app) as server, aiohttp.ClientSession() as session:
+        adapter = RestCityAdapter(
+            str(server.make_url("/")), "district", b"district-secret", session, timeout_s=1.0
+        )
+        worker = DeliveryWorker(pool, adapter, name="w", settings=FAST)
+        sim.set_faults(lost_ack_rate=1.0)
+        assert await worker.run_once()
+        assert sim.created_count(order_no) == 1  # created at the city, answer lost
+        assert (
+            await pool.fetchval(
+                "SELECT city_order_no FROM work_order WHERE order_no = $1", order_no
+            )
+            is None
+        )
+        sim.set_faults(lost_ack_rate=0.0)
+        # A day and a half later (the city down meanwhile, say): both clocks move.
+        city_now["at"] += timedelta(hours=36)
+        await pool.execute(
+            "UPDATE workorder_outbox SET first_attempt_at = now() - interval '36 hours'"
+        )
+        await pool.execute("UPDATE workorder_outbox_order SET next_at = now()")
+        while await worker.run_once():
+            pass
+    assert sim.created_count(order_no) == 1
+    (city_no,) = [o.city_order_no for o in sim._by_order_no[order_no]]
+    assert (
+        await pool.fetchval("SELECT city_order_no FROM work_order WHERE order_no = $1", order_no)
+        == city_no
+    )
+    assert [r.kind for r in sim.received(order_no)] == ["CREATE", "UPDATE", "UPDATE"]
+    assert (await outbox_stats(pool)).depth == 0
+
+
+def test_the_outbox_backs_off_exponentially_with_jitter_up_to_its_cap() -> None:
+    settings = DeliverySettings()
+    ceilings = [settings.backoff.ceiling(n) for n in range(1, 12)]
+    assert ceilings[:5] == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert ceilings[-1] == 300.0 and max(ceilings) == 300.0
+    for n in range(1, 12):
+        delays = {settings.backoff.compute(n, rand=lambda r=r: r) for r in (0.0, 0.5, 0.999)}
+        assert all(0.5 * ceilings[n - 1] <= d <= ceilings[n - 1] for d in delays)
+        assert len(delays) == 3  # jittered: retries of many orders spread out
