@@ -299,24 +299,32 @@ async def _poll(runtime: Runtime, service: WorkOrderService, adapter: Any, secti
     """The polling platform's status changes, from the persisted cursor."""
     while True:
         try:
-            cursor = await runtime.pool.fetchval(
-                "SELECT cursor FROM workorder_cursor WHERE adapter = $1", adapter.name
-            )
-            events, cursor = await adapter.pull(cursor, until=datetime.now(UTC))
-            if events:
-                await service.receive(events)
-            if cursor:
-                await runtime.pool.execute(
-                    "INSERT INTO workorder_cursor (adapter, cursor) VALUES ($1, $2)"
-                    " ON CONFLICT (adapter) DO UPDATE SET cursor = $2, updated_at = now()",
-                    adapter.name,
-                    cursor,
-                )
+            await poll_once(runtime.pool, service, adapter)
         except Exception:
             log.exception(
                 "workorders: polling the city failed; next try in %.0f s", section.poll_every_s
             )
         await asyncio.sleep(section.poll_every_s)
+
+
+async def poll_once(pool: Any, service: WorkOrderService, adapter: Any) -> int:
+    """One pull of the city's status changes after the persisted cursor;
+    they are applied, then the cursor is saved (a crash between the two
+    pulls them again, and the event ids make that harmless)."""
+    cursor = await pool.fetchval(
+        "SELECT cursor FROM workorder_cursor WHERE adapter = $1", adapter.name
+    )
+    events, cursor = await adapter.pull(cursor, until=datetime.now(UTC))
+    if events:
+        await service.receive(events)
+    if cursor:
+        await pool.execute(
+            "INSERT INTO workorder_cursor (adapter, cursor) VALUES ($1, $2)"
+            " ON CONFLICT (adapter) DO UPDATE SET cursor = $2, updated_at = now()",
+            adapter.name,
+            cursor,
+        )
+    return len(events)
 
 
 FEATURE = Feature(

@@ -449,3 +449,45 @@ async def _accepted_and_sent(desk: Desk) -> tuple[str, dict[str, str]]:
             f"/api/v1/workorders/{order_no}/actions", json={"action": action}, headers=agent
         )
     return order_no, agent
+
+
+async def test_the_polling_platform_status_is_pulled_once_and_in_order(desk: Desk) -> None:
+    """The second city style: actions one endpoint each, no idempotency keys,
+    status pulled by time range from a cursor kept in PostgreSQL."""
+    from workorder_sync.city.polling import PollingCityAdapter
+    from workorder_sync.feature import poll_once
+
+    section = WorkOrderConfig()
+    service = WorkOrderService(
+        store=OrderStore(desk.pool, prefix="GD"),
+        pool=desk.pool,
+        calendar=section.calendar(),
+        rules=section.rules(),
+        near_hours=24.0,
+        call_facts=lambda _: None,
+    )
+    order_no, _ = await _accepted_and_sent(desk)
+    async with aiohttp.ClientSession() as session:
+        polling = PollingCityAdapter(desk.city_url, "sim-token", session, page_size=2)
+        worker = DeliveryWorker(desk.pool, polling, name="p")
+        while await worker.run_once():
+            pass
+        city_no = (await desk.order(order_no))["city_order_no"]
+        assert city_no and desk.sim.created_count(order_no) == 1
+        desk.sim.emit_status(city_no, "DISPATCHED", {"units": ["某局"]})
+        desk.sim.emit_status(city_no, "SIGNED", {"unit": "某局"})
+        assert await poll_once(desk.pool, service, polling) == 2
+        row = await desk.order(order_no)
+        assert (row["status"], row["city_seq"]) == ("SIGNED", 2)
+        assert await poll_once(desk.pool, service, polling) == 0  # nothing new: cursor kept
+        desk.sim.emit_status(city_no, "REPLIED", {"text": "已修复"})
+        assert await poll_once(desk.pool, service, polling) == 1
+    assert (await desk.order(order_no))["status"] == "REPLIED"
+    cursor = await desk.pool.fetchval(
+        "SELECT cursor FROM workorder_cursor WHERE adapter = 'polling'"
+    )
+    assert cursor
+    assert (
+        await desk.pool.fetchval("SELECT count(*) FROM workorder_inbound WHERE state = 'applied'")
+        == 3
+    )
