@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from cti.api.http import (
 from cti.api.openapi import error_responses, path_param
 from cti.api.roles import Role, mask_number
 from cti.api.schemas import PayloadError
+from cti.web.pages import add_feature_pages
 
 from .catalog import Catalog, public_fields
 from .schemas import LegalHoldRequest, RangeError, parse_range, parse_search
@@ -39,15 +39,6 @@ __all__ = ["RECORDINGS", "RecordingAccess", "add_routes", "openapi"]
 
 INSPECTORS = (Role.SUPERVISOR, Role.ADMIN)
 CONTENT_TYPES = {"opus": "audio/ogg", "mp3": "audio/mpeg"}
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; media-src 'self' blob:; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 
 @dataclass
@@ -252,30 +243,19 @@ async def legal_hold(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _static(name: str) -> Path:
-    return Path(str(resources.files("recording").joinpath("static"))) / name
-
-
-async def page(request: web.Request) -> web.StreamResponse:
-    body = _static("recordings.html").read_text(encoding="utf-8")
-    return web.Response(text=body, content_type="text/html", charset="utf-8", headers=PAGE_HEADERS)
-
-
-async def script(request: web.Request) -> web.StreamResponse:
-    body = _static("recordings.js").read_text(encoding="utf-8")
-    return web.Response(
-        text=body, content_type="application/javascript", charset="utf-8", headers=PAGE_HEADERS
-    )
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/recordings", search)
     app.router.add_get("/api/v1/recordings/{id}", details)
     app.router.add_get("/api/v1/recordings/{id}/audio", play)
     app.router.add_get("/api/v1/recordings/{id}/download", download)
     app.router.add_put("/api/v1/recordings/{id}/legal-hold", legal_hold)
-    app.router.add_get("/recordings", page)
-    app.router.add_get("/recordings/recordings.js", script)
+    add_feature_pages(
+        app,
+        package="recording",
+        pages={"/recordings": "recordings.html"},
+        scripts={"/recordings/recordings.js": "recordings.js"},
+        media_blob=True,  # the player plays the audio it fetched with the session's token
+    )
 
 
 def _get(

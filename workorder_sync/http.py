@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +23,7 @@ from cti.api.http import (
 from cti.api.openapi import error_responses, path_param
 from cti.api.roles import Role, mask_number
 from cti.api.schemas import PayloadError, no_extra, require_object
+from cti.web.pages import add_feature_pages
 
 from .calendar import due_state
 from .city.rest import MalformedWebhook, parse_webhook
@@ -46,18 +45,6 @@ __all__ = ["WORKORDERS", "WebhookGate", "add_routes", "openapi"]
 MAX_WEBHOOK_BYTES = 1 << 20
 ALL = (Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
 SUPERVISORS = (Role.SUPERVISOR, Role.ADMIN)
-# The agent's form and the supervisors' list: this origin only, no inline code.
-PAGES = {"/workorders": "workorders.html", "/workorders/form": "workorder.html"}
-SCRIPTS = ("workorders.js", "workorder.js")
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 
 @dataclass
@@ -277,25 +264,6 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _static(name: str) -> Path:
-    return Path(str(resources.files("workorder_sync").joinpath("static"))) / name
-
-
-async def page(request: web.Request) -> web.StreamResponse:
-    body = _static(PAGES[request.path]).read_text(encoding="utf-8")
-    return web.Response(text=body, content_type="text/html", charset="utf-8", headers=PAGE_HEADERS)
-
-
-async def script(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
-    if name not in SCRIPTS:
-        raise web.HTTPNotFound(text=f"no script {name}")
-    body = _static(name).read_text(encoding="utf-8")
-    return web.Response(
-        text=body, content_type="application/javascript", charset="utf-8", headers=PAGE_HEADERS
-    )
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/workorders", create)
     app.router.add_get("/api/v1/workorders", list_orders)
@@ -304,9 +272,12 @@ def add_routes(app: web.Application) -> None:
     app.router.add_patch("/api/v1/workorders/{order_no}", save)
     app.router.add_post("/api/v1/workorders/{order_no}/actions", act)
     app.router.add_post("/api/v1/city/webhook", webhook)
-    for path in PAGES:
-        app.router.add_get(path, page)
-    app.router.add_get("/workorders/{name:[a-z]+\\.js}", script)
+    add_feature_pages(
+        app,
+        package="workorder_sync",
+        pages={"/workorders": "workorders.html", "/workorders/form": "workorder.html"},
+        scripts={f"/workorders/{name}": name for name in ("workorders.js", "workorder.js")},
+    )
 
 
 def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -60,16 +60,8 @@ class Clock:
 
 
 @pytest_asyncio.fixture
-async def dsn() -> AsyncIterator[str]:
-    run_dir = Path(tempfile.mkdtemp(prefix="hotline-rec-"))
-    run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
-    server = PrivatePostgres(run_dir / "pg")
-    await server.start()
-    try:
-        yield server.dsn
-    finally:
-        await server.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
+async def dsn(private_postgres: PrivatePostgres) -> str:
+    return private_postgres.dsn
 
 
 @pytest_asyncio.fixture

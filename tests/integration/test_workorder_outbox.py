@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import sys
-import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -50,16 +47,8 @@ FAST = DeliverySettings(lease_s=10.0, backoff=Backoff(base_s=0.05, cap_s=0.5))
 
 
 @pytest_asyncio.fixture
-async def dsn() -> AsyncIterator[str]:
-    run_dir = Path(tempfile.mkdtemp(prefix="hotline-wo-"))
-    run_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
-    server = PrivatePostgres(run_dir / "pg")
-    await server.start()
-    try:
-        yield server.dsn
-    finally:
-        await server.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
+async def dsn(private_postgres: PrivatePostgres) -> str:
+    return private_postgres.dsn
 
 
 @pytest_asyncio.fixture
