@@ -156,6 +156,7 @@ async def run(runtime: Runtime, section: WorkOrderConfig) -> AsyncIterator[None]
         call_facts=recent,
         clock=lambda: datetime.fromtimestamp(runtime.clock(), UTC),
         publish=runtime.bus.publish,
+        on_draft=lambda order: _link_recording(runtime, order),
     )
     secrets = {section.city_app_key: section.city_secret.encode()} if section.city_secret else {}
     runtime.app[http.WORKORDERS] = http.WebhookGate(
@@ -210,6 +211,14 @@ async def run(runtime: Runtime, section: WorkOrderConfig) -> AsyncIterator[None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _link_recording(runtime: Runtime, order: Any) -> None:
+    """The call's recording lists the orders made from it (searchable by
+    work order), when the recording feature runs."""
+    recording = runtime.services.get("recording")
+    if recording is not None and order.call_id:
+        await recording.catalog.link_work_order(order.call_id, order.order_no)
 
 
 async def _every(period_s: float, work: Any) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -72,8 +72,11 @@ class WorkOrderService:
         call_facts: Callable[[str], CallFacts | None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         publish: Callable[[Any], None] = lambda change: None,
+        on_draft: Callable[[WorkOrder], Awaitable[None]] | None = None,
     ) -> None:
         self.publish = publish
+        self.on_draft = on_draft
+        """Told of each new draft (the recording's catalog links the order)."""
         self.store = store
         self.pool = pool
         self.calendar = calendar
@@ -104,7 +107,13 @@ class WorkOrderService:
             )
             return draft, []
 
-        return await self.store.create(now.astimezone(self.calendar.tz).date(), build)
+        order = await self.store.create(now.astimezone(self.calendar.tz).date(), build)
+        if self.on_draft is not None:
+            try:
+                await self.on_draft(order)
+            except Exception:  # the link is a convenience: the order stands
+                log.exception("work order %s: linking it to its call failed", order.order_no)
+        return order
 
     async def act(
         self,

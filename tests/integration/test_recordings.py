@@ -136,6 +136,12 @@ async def test_a_call_gives_one_catalogued_verified_recording(
     # Raw files go once the stored copy verified.
     assert raw_files(info) == []
     assert len(list(store_root(eng).rglob("*.opus"))) == 2
+    # A work order made from the call is listed on its recording.
+    order = await eng.runtime.services["workorders"].draft_from_call(answered.call_id, "1001")
+    catalog = eng.runtime.services["recording"].catalog
+    assert (await catalog.by_call(answered.call_id))["work_order_ids"] == [order.order_no]
+    total, found = await catalog.search(SearchFilter(work_order=order.order_no))
+    assert total == 1 and found[0]["call_id"] == answered.call_id
 
 
 @pytest.mark.stack(agents=2)
