@@ -221,6 +221,14 @@ async def test_a_worker_killed_mid_delivery_loses_and_doubles_nothing(
         async with asyncio.timeout(60):  # until it is well into the work: polled
             while (await outbox_stats(pool)).depth > 400:
                 await asyncio.sleep(0.02)
+            # Every answer now takes 0.6 s (under its 1 s timeout): the worker
+            # spends its time inside a request, holding an order's lease.
+            sim.set_faults(slow_ms=600)
+            while not await pool.fetchval(
+                "SELECT count(*) FROM workorder_outbox_order"
+                " WHERE worker = 'doomed' AND lease_until > now()"
+            ):
+                await asyncio.sleep(0.02)
     finally:
         worker.kill()  # SIGKILL, mid-request: its lease is left behind
         await worker.wait()
@@ -230,6 +238,7 @@ async def test_a_worker_killed_mid_delivery_loses_and_doubles_nothing(
         "SELECT count(*) FROM workorder_outbox_order WHERE worker = 'doomed'"
     )
     assert held == 1  # the order it was delivering, leased to a dead worker
+    sim.set_faults(slow_ms=0)
     async with aiohttp.ClientSession() as session:
         adapter = RestCityAdapter(url, "district", b"district-secret", session, timeout_s=1.0)
         await deliver_all(pool, adapter, 1)
