@@ -82,6 +82,7 @@ import asyncpg  # noqa: E402
 
 from bench.provenance import code_version, cpu_model  # noqa: E402
 from common.db import migrate_all  # noqa: E402
+from common.tasks import start_task  # noqa: E402
 from cti.runtime import POOL_MAX_SIZE  # noqa: E402
 from cti.stack.ports import free_tcp_port  # noqa: E402
 from cti.stack.postgres import PostgresNotAvailable, PrivatePostgres  # noqa: E402
@@ -416,7 +417,7 @@ class InProcessCrew:
 
             await listening.add_listener(CHANNEL, wake)
             self._tasks = [
-                asyncio.create_task(w.run(), name=f"bench: deliver {w.name}") for w in self.workers
+                start_task(w.run(), name=f"bench: deliver {w.name}") for w in self.workers
             ]
             try:
                 yield self

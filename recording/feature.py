@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from common import ami_actions
 from common import channel_vars as var
 from common.call_changes import CallChange
+from common.tasks import start_task
 from cti import events
 from cti.bus import ami
 from cti.engine import Resynced
@@ -123,11 +124,11 @@ async def run(runtime: Runtime, section: RecordingConfig) -> AsyncIterator[None]
     runtime.bus.subscribe(Resynced, resynced, name="recording: resync")
 
     tasks = [
-        asyncio.create_task(service.perform_forever(), name="recording: catalog"),
-        asyncio.create_task(service.watch_forever(), name="recording: alarms"),
+        start_task(service.perform_forever(), name="recording: catalog"),
+        start_task(service.watch_forever(), name="recording: alarms"),
     ]
     if section.retention_every_s:
-        tasks.append(asyncio.create_task(retention_forever(), name="recording: retention"))
+        tasks.append(start_task(retention_forever(), name="recording: retention"))
     try:
         yield
     finally:

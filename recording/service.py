@@ -25,6 +25,7 @@ import asyncpg
 from acd.alarms import CLEARED, RAISED, Alarm
 from common.backoff import Backoff
 from common.call_changes import CallChange
+from common.tasks import start_task
 
 from .catalog import Catalog
 from .config import RecordingConfig
@@ -70,11 +71,8 @@ class WorkerPool:
         if self._tasks or self._stopping or self._count == 0:
             return
         self._tasks = [
-            asyncio.create_task(self._keep(n), name=f"recording worker {n}")
-            for n in range(self._count)
+            start_task(self._keep(n), name=f"recording worker {n}") for n in range(self._count)
         ]
-        for task in self._tasks:
-            task.add_done_callback(_log_failure)
 
     async def _keep(self, n: int) -> None:
         failures = 0
@@ -372,11 +370,6 @@ _DATABASE_AWAY = (
     asyncpg.exceptions.TooManyConnectionsError,
 )
 """Errors after which the same write can succeed later."""
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s stopped: %r", task.get_name(), task.exception())
 
 
 def epoch_or_none(value: Any) -> float | None:

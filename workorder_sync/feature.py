@@ -18,6 +18,7 @@ import aiohttp
 
 from acd.alarms import CLEARED, RAISED, Alarm
 from common.call_changes import CallArrived, CallChange
+from common.tasks import start_task
 from cti.feature import ConfigSection, Feature
 
 from . import http
@@ -192,17 +193,23 @@ async def run(runtime: Runtime, section: WorkOrderConfig) -> AsyncIterator[None]
                 for n in range(section.delivery_workers)
             ]
             tasks += [
-                asyncio.create_task(w.run(), name=f"workorders: deliver {n}")
-                for n, w in enumerate(workers)
+                start_task(w.run(), name=f"workorders: deliver {n}") for n, w in enumerate(workers)
             ]
             if section.city_adapter == "polling":
-                tasks.append(asyncio.create_task(_poll(runtime, service, adapter, section)))
-            tasks.append(asyncio.create_task(_reconcile_daily(runtime, adapter, section)))
-        tasks.append(asyncio.create_task(_wake_on_notify(runtime.pool, workers)))
-        tasks.append(asyncio.create_task(_every(MONITOR_EVERY_S, monitor.check)))
+                tasks.append(
+                    start_task(_poll(runtime, service, adapter, section), name="workorders: poll")
+                )
+            tasks.append(
+                start_task(
+                    _reconcile_daily(runtime, adapter, section), name="workorders: reconcile"
+                )
+            )
+        tasks.append(start_task(_wake_on_notify(runtime.pool, workers), name="workorders: notify"))
+        tasks.append(start_task(_every(MONITOR_EVERY_S, monitor.check), name="workorders: alarms"))
         tasks.append(
-            asyncio.create_task(
-                _every(PURGE_EVERY_S, lambda: _purge(runtime.pool, section.keep_delivered_days))
+            start_task(
+                _every(PURGE_EVERY_S, lambda: _purge(runtime.pool, section.keep_delivered_days)),
+                name="workorders: purge",
             )
         )
         try:
